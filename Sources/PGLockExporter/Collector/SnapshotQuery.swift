@@ -1,0 +1,178 @@
+/// The SQL of one collection, shaped for the server's version, and the decoding of its results.
+///
+/// Everything comes back in one round trip: four statements sent as one simple query, so they
+/// share one implicit transaction and `pg_stat_activity` is read once (the server caches the
+/// activity snapshot for the transaction). No statement carries user input.
+public struct SnapshotQuery: Sendable {
+    public let serverVersion: Int
+    /// Characters of query text to read per session; 0 leaves the column out (the exporter never
+    /// reads query text, `check` does).
+    public let queryCharacters: Int
+
+    public init(serverVersion: Int, queryCharacters: Int = 0) {
+        self.serverVersion = serverVersion
+        self.queryCharacters = max(0, queryCharacters)
+    }
+
+    /// `pg_locks.waitstart` exists from PostgreSQL 14.
+    var hasWaitStart: Bool { serverVersion >= 140000 }
+    /// `pg_stat_database` session counters exist from PostgreSQL 14.
+    var hasSessionCounters: Bool { serverVersion >= 140000 }
+    /// `transaction_timeout` exists from PostgreSQL 17.
+    var hasTransactionTimeout: Bool { serverVersion >= 170000 }
+
+    /// The settings reported by `pg_setting_seconds`, all in milliseconds on the server.
+    var timeoutSettings: [String] {
+        var names = ["idle_in_transaction_session_timeout", "lock_timeout", "statement_timeout"]
+        if hasTransactionTimeout { names.append("transaction_timeout") }
+        return names
+    }
+
+    /// The batch, preceded by a `SET statement_timeout` that bounds this collection.
+    public func sql(statementTimeoutMilliseconds: Int) -> String {
+        "SET statement_timeout = \(max(1, statementTimeoutMilliseconds));\n"
+            + [sessionsSQL, locksSQL, databasesSQL, settingsSQL].joined(separator: ";\n")
+    }
+
+    /// Every backend but ours. `pg_blocking_pids()` only for lock waiters: it takes the lock
+    /// manager's partition locks, so calling it for every row would stall the server. The wait
+    /// start comes from one aggregate over `pg_locks` joined by pid, not a per-row subquery.
+    var sessionsSQL: String {
+        let waitSeconds = hasWaitStart ? "extract(epoch FROM now() - w.waitstart)" : "NULL::float8"
+        let waitJoin = hasWaitStart
+            ? "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) w ON w.pid = a.pid"
+            : ""
+        let query = queryCharacters > 0 ? "left(a.query, \(queryCharacters))" : "NULL::text"
+        return """
+            SELECT a.pid, a.datname, a.usename, a.application_name,
+                   coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''),
+                   a.backend_type, a.state,
+                   extract(epoch FROM now() - a.state_change),
+                   extract(epoch FROM now() - a.xact_start),
+                   a.wait_event_type = 'Lock',
+                   CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
+                   \(waitSeconds),
+                   a.backend_start::text, a.state_change::text, \(query)
+            FROM pg_stat_activity a \(waitJoin)
+            WHERE a.pid <> pg_backend_pid()
+            """
+    }
+
+    /// Lock counts; locks without a database (transaction ids) or on shared catalogs get ''.
+    var locksSQL: String {
+        """
+        SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*)
+        FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
+        WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+        GROUP BY 1, 2, 3
+        """
+    }
+
+    var databasesSQL: String {
+        let counters = hasSessionCounters
+            ? "s.idle_in_transaction_time / 1000.0, s.sessions_killed, s.sessions_abandoned"
+            : "NULL::float8, NULL::float8, NULL::float8"
+        return """
+            SELECT d.datname, s.deadlocks, \(counters)
+            FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
+            WHERE d.datallowconn AND NOT d.datistemplate
+            ORDER BY d.datname
+            """
+    }
+
+    /// `reset_val`, not `setting`: the exporter sets its own statement and lock timeouts, and the
+    /// metric must show what other sessions get.
+    var settingsSQL: String {
+        let names = (["max_connections", "server_version"] + timeoutSettings).map { "'\($0)'" }.joined(separator: ", ")
+        return "SELECT name, reset_val FROM pg_settings WHERE name IN (\(names))"
+    }
+
+    /// Builds the snapshot from the batch's results (index 0 is the `SET`).
+    public struct Decoder {
+        let query: SnapshotQuery
+        public private(set) var sessions: [Session] = []
+        public private(set) var locks: [LockCount] = []
+        public private(set) var databases: [DatabaseStats] = []
+        var settings: [String: String] = [:]
+
+        public init(_ query: SnapshotQuery) { self.query = query }
+
+        public mutating func read(_ index: Int, _ result: borrowing PostgresResult) {
+            switch index {
+            case 1: readSessions(result)
+            case 2: readLocks(result)
+            case 3: readDatabases(result)
+            case 4:
+                for row in 0..<result.rowCount {
+                    if let name = result.string(row, 0) { settings[name] = result.string(row, 1) }
+                }
+            default: break
+            }
+        }
+
+        mutating func readSessions(_ r: borrowing PostgresResult) {
+            sessions.reserveCapacity(r.rowCount)
+            for row in 0..<r.rowCount {
+                let waiting = r.bool(row, 9) ?? false
+                var blockers = r.int32Array(row, 10) ?? []
+                if blockers.count > 1 {
+                    // Parallel query repeats the leader's pid once per worker.
+                    var seen = Set<Int32>()
+                    blockers = blockers.filter { seen.insert($0).inserted }
+                }
+                let state = r.string(row, 6)
+                sessions.append(
+                    Session(
+                        pid: Int32(r.int(row, 0) ?? 0),
+                        datname: r.string(row, 1),
+                        usename: r.string(row, 2),
+                        applicationName: r.string(row, 3) ?? "",
+                        clientAddr: r.string(row, 4) ?? "",
+                        backendType: r.string(row, 5),
+                        state: state,
+                        stateSeconds: r.double(row, 7),
+                        transactionSeconds: r.double(row, 8),
+                        waitingOnLock: waiting,
+                        blockedBy: blockers,
+                        // Before 14 the best available is the time since the waiter's state_change.
+                        lockWaitSeconds: waiting ? (r.double(row, 11) ?? r.double(row, 7)) : nil,
+                        backendStart: r.string(row, 12),
+                        stateChange: r.string(row, 13),
+                        query: r.string(row, 14)
+                    ))
+            }
+        }
+
+        mutating func readLocks(_ r: borrowing PostgresResult) {
+            for row in 0..<r.rowCount {
+                locks.append(
+                    LockCount(
+                        datname: r.string(row, 0) ?? "", mode: r.string(row, 1) ?? "",
+                        granted: r.bool(row, 2) ?? false, count: r.int(row, 3) ?? 0))
+            }
+        }
+
+        mutating func readDatabases(_ r: borrowing PostgresResult) {
+            for row in 0..<r.rowCount {
+                databases.append(
+                    DatabaseStats(
+                        datname: r.string(row, 0) ?? "", deadlocks: r.double(row, 1),
+                        idleInTransactionSeconds: r.double(row, 2), sessionsKilled: r.double(row, 3),
+                        sessionsAbandoned: r.double(row, 4)))
+            }
+        }
+
+        public func snapshot() -> ActivitySnapshot {
+            var timeouts: [String: Double] = [:]
+            for name in query.timeoutSettings {
+                timeouts[name] = (settings[name].flatMap(Double.init) ?? 0) / 1000
+            }
+            return ActivitySnapshot(
+                serverVersion: query.serverVersion,
+                serverVersionString: settings["server_version"] ?? "",
+                sessions: sessions, locks: locks, databases: databases,
+                maxConnections: settings["max_connections"].flatMap { Int($0) } ?? 0,
+                timeouts: timeouts)
+        }
+    }
+}

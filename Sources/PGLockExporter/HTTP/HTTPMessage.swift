@@ -1,0 +1,50 @@
+/// One HTTP request as the handler sees it: copied out of libmicrohttpd, safe to keep.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The path without the query string, e.g. `/metrics`.
+    public var path: String
+    /// Query-string arguments (`/probe?target=a`).
+    public var query: [String: String]
+    /// Header names are lower-cased.
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// True when the body was larger than the server's cap; `body` is then empty.
+    public var bodyTooLarge: Bool
+
+    public init(
+        method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
+        body: [UInt8] = [], bodyTooLarge: Bool = false
+    ) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+        self.bodyTooLarge = bodyTooLarge
+    }
+}
+
+/// A complete response; libmicrohttpd copies the bytes before the call returns.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)]
+    public var body: [UInt8]
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8]) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func text(_ status: Int, _ text: String, headers: [(String, String)] = []) -> HTTPResponse {
+        HTTPResponse(
+            status: status, headers: [("Content-Type", "text/plain; charset=utf-8")] + headers,
+            body: Array(text.utf8))
+    }
+
+    public static func notFound() -> HTTPResponse { .text(404, "404 page not found\n") }
+
+    public static func methodNotAllowed(allowed: String) -> HTTPResponse {
+        .text(405, "405 method not allowed\n", headers: [("Allow", allowed)])
+    }
+}

@@ -1,0 +1,243 @@
+import CMicroHTTPD
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Limits that keep slow or abusive clients from starving Prometheus's scrape.
+public struct HTTPServerLimits: Sendable {
+    /// Seconds an idle or slow connection may stay open.
+    public var connectionTimeoutSeconds: UInt32 = 30
+    /// Connections served at once (each gets a thread).
+    public var maxConnections: UInt32 = 64
+    public var maxConnectionsPerClient: UInt32 = 32
+    /// Bytes of request line plus headers per connection.
+    public var maxHeaderBytes: Int = 32 * 1024
+    /// Larger request bodies are answered with 413 without being stored.
+    public var maxBodyBytes: Int = 1 << 20
+
+    public init() {}
+}
+
+/// PEM text for HTTPS; with `clientCA`, clients must present a certificate it signed.
+public struct TLSMaterial: Sendable {
+    public var certificatePEM: String
+    public var keyPEM: String
+    public var clientCAPEM: String?
+    /// A GnuTLS priority string (selects the minimum protocol version).
+    public var priorities: String?
+
+    public init(certificatePEM: String, keyPEM: String, clientCAPEM: String? = nil, priorities: String? = nil) {
+        self.certificatePEM = certificatePEM
+        self.keyPEM = keyPEM
+        self.clientCAPEM = clientCAPEM
+        self.priorities = priorities
+    }
+}
+
+/// An HTTP server on libmicrohttpd: one thread per connection, so a slow scrape (which blocks on
+/// libpq) never delays another request. Requests are handed to `handler` whole, body included.
+public final class HTTPServer: Sendable {
+    /// The handler runs on libmicrohttpd's threads; it may block.
+    public typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+
+    // The daemon handle is written once in init and only read by stop(), guarded by `stopped`.
+    nonisolated(unsafe) private let daemon: OpaquePointer
+    private let context: Unmanaged<HTTPServerContext>
+    private let stopped = Mutex(false)
+    /// The port actually bound (useful with port 0).
+    public let port: UInt16
+
+    public init(
+        address: ListenAddress, limits: HTTPServerLimits = HTTPServerLimits(), tls: TLSMaterial? = nil,
+        handler: @escaping Handler
+    ) throws(HTTPServerError) {
+        let context = Unmanaged.passRetained(HTTPServerContext(handler: handler, maxBodyBytes: limits.maxBodyBytes))
+        var flags = MHD_USE_AUTO.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
+            | MHD_USE_THREAD_PER_CONNECTION.rawValue | MHD_USE_ITC.rawValue
+        if tls != nil { flags |= MHD_USE_TLS.rawValue }
+        let started: OpaquePointer?
+        do {
+            started = try address.withSocketAddress { socketAddress in
+                Self.start(flags: flags, address: address, socketAddress: socketAddress, limits: limits,
+                           tls: tls, context: context)
+            }
+        } catch {
+            context.release()
+            throw error
+        }
+        guard let started else {
+            context.release()
+            let reason = String(cString: strerror(errno))
+            throw .cannotListen("cannot listen on \(address)\(tls != nil ? " with TLS" : ""): \(reason)")
+        }
+        self.daemon = started
+        self.context = context
+        self.port = cmhd_bound_port(started)
+    }
+
+    private static func start(
+        flags: UInt32, address: ListenAddress, socketAddress: UnsafePointer<sockaddr>?, limits: HTTPServerLimits,
+        tls: TLSMaterial?, context: Unmanaged<HTTPServerContext>
+    ) -> OpaquePointer? {
+        func attempt(_ flags: UInt32) -> OpaquePointer? {
+            withOptionalCString(tls?.keyPEM) { key in
+                withOptionalCString(tls?.certificatePEM) { cert in
+                    withOptionalCString(tls?.clientCAPEM) { ca in
+                        withOptionalCString(tls?.priorities) { priorities in
+                            var options = cmhd_daemon_options(
+                                bind_address: socketAddress,
+                                connection_timeout: limits.connectionTimeoutSeconds,
+                                connection_limit: limits.maxConnections,
+                                per_ip_connection_limit: limits.maxConnectionsPerClient,
+                                connection_memory_limit: limits.maxHeaderBytes,
+                                completed: httpRequestCompleted, completed_cls: nil,
+                                tls_key_pem: key, tls_cert_pem: cert, tls_client_ca_pem: ca,
+                                tls_priorities: priorities)
+                            return cmhd_start_daemon(
+                                flags, address.port, httpAccessHandler, context.toOpaque(), &options)
+                        }
+                    }
+                }
+            }
+        }
+        if socketAddress == nil {
+            // Every address: IPv6 and IPv4 on one socket, or IPv4 alone where IPv6 is disabled.
+            return attempt(flags | MHD_USE_DUAL_STACK.rawValue) ?? attempt(flags)
+        }
+        if socketAddress!.pointee.sa_family == sa_family_t(AF_INET6) {
+            return attempt(flags | MHD_USE_IPv6.rawValue)
+        }
+        return attempt(flags)
+    }
+
+    /// Stops accepting, waits for the handlers that are running, and frees the daemon. Idempotent.
+    public func stop() {
+        let first = stopped.withLock { done in
+            defer { done = true }
+            return !done
+        }
+        guard first else { return }
+        MHD_stop_daemon(daemon)  // joins libmicrohttpd's threads: no handler runs after this
+        context.release()
+    }
+
+    deinit { stop() }
+}
+
+private func withOptionalCString<T>(_ text: String?, _ body: (UnsafePointer<CChar>?) -> T) -> T {
+    guard let text else { return body(nil) }
+    return text.withCString { body($0) }
+}
+
+/// What the C callbacks need: the Swift handler and the body cap. Immutable, so Sendable.
+final class HTTPServerContext: Sendable {
+    let handler: HTTPServer.Handler
+    let maxBodyBytes: Int
+
+    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int) {
+        self.handler = handler
+        self.maxBodyBytes = maxBodyBytes
+    }
+}
+
+/// Per-request state kept in libmicrohttpd's `*con_cls` while a body arrives. Only the thread
+/// serving that connection touches it.
+final class RequestBody {
+    var bytes: [UInt8] = []
+    var tooLarge = false
+}
+
+/// Collects key/value pairs from `MHD_get_connection_values`.
+final class KeyValueCollector {
+    var values: [String: String] = [:]
+    let lowercaseKeys: Bool
+    init(lowercaseKeys: Bool) { self.lowercaseKeys = lowercaseKeys }
+}
+
+// The C entry points are nonisolated top-level functions: libmicrohttpd calls them on its own
+// threads, where a closure isolated to the main actor would trap.
+
+nonisolated func httpAccessHandler(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?, url: UnsafePointer<CChar>?,
+    method: UnsafePointer<CChar>?, version: UnsafePointer<CChar>?, uploadData: UnsafePointer<CChar>?,
+    uploadDataSize: UnsafeMutablePointer<Int>?, requestState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+) -> MHD_Result {
+    guard let cls, let connection, let requestState, let uploadDataSize else { return .NO }
+    let context = Unmanaged<HTTPServerContext>.fromOpaque(cls).takeUnretainedValue()
+
+    // First call: headers only. Keep a body buffer for the calls that bring the upload.
+    guard let stateRaw = requestState.pointee else {
+        requestState.pointee = Unmanaged.passRetained(RequestBody()).toOpaque()
+        return .YES
+    }
+    let body = Unmanaged<RequestBody>.fromOpaque(stateRaw).takeUnretainedValue()
+    if uploadDataSize.pointee > 0 {
+        let size = uploadDataSize.pointee
+        if body.tooLarge || body.bytes.count + size > context.maxBodyBytes {
+            body.tooLarge = true
+            body.bytes = []
+        } else if let uploadData {
+            uploadData.withMemoryRebound(to: UInt8.self, capacity: size) {
+                body.bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: size))
+            }
+        }
+        uploadDataSize.pointee = 0
+        return .YES
+    }
+
+    let fullURL = url.map { String(cString: $0) } ?? "/"
+    let path = fullURL.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+    let request = HTTPRequest(
+        method: method.map { String(cString: $0) } ?? "",
+        path: path,
+        query: collectValues(connection, .GET_ARGUMENT_KIND, lowercaseKeys: false),
+        headers: collectValues(connection, .HEADER_KIND, lowercaseKeys: true),
+        body: body.bytes, bodyTooLarge: body.tooLarge)
+    return queue(context.handler(request), on: connection)
+}
+
+nonisolated func httpRequestCompleted(
+    cls: UnsafeMutableRawPointer?, connection: OpaquePointer?,
+    requestState: UnsafeMutablePointer<UnsafeMutableRawPointer?>?, reason: MHD_RequestTerminationCode
+) {
+    guard let requestState, let raw = requestState.pointee else { return }
+    Unmanaged<RequestBody>.fromOpaque(raw).release()
+    requestState.pointee = nil
+}
+
+nonisolated func httpCollectValue(
+    cls: UnsafeMutableRawPointer?, kind: MHD_ValueKind, key: UnsafePointer<CChar>?, value: UnsafePointer<CChar>?
+) -> MHD_Result {
+    guard let cls, let key else { return .YES }
+    let collector = Unmanaged<KeyValueCollector>.fromOpaque(cls).takeUnretainedValue()
+    var name = String(cString: key)
+    if collector.lowercaseKeys { name = name.lowercased() }
+    collector.values[name] = value.map { String(cString: $0) } ?? ""
+    return .YES
+}
+
+private func collectValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercaseKeys: Bool) -> [String: String] {
+    let collector = KeyValueCollector(lowercaseKeys: lowercaseKeys)
+    withExtendedLifetime(collector) {
+        _ = MHD_get_connection_values(connection, kind, httpCollectValue, Unmanaged.passUnretained(collector).toOpaque())
+    }
+    return collector.values
+}
+
+private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
+    let created = response.body.withUnsafeBytes { bytes in
+        MHD_create_response_from_buffer(
+            bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress), .RESPMEM_MUST_COPY)
+    }
+    guard let created else { return .NO }
+    for (name, value) in response.headers {
+        _ = MHD_add_response_header(created, name, value)
+    }
+    let result = MHD_queue_response(connection, UInt32(response.status), created)
+    MHD_destroy_response(created)
+    return result
+}

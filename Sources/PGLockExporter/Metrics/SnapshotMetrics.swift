@@ -1,0 +1,228 @@
+/// Options that bound what the session metrics may emit.
+public struct MetricOptions: Sendable {
+    /// Root blockers that get their own `pg_blocking_root_*` series (largest first).
+    public var topRoots: Int
+    /// `usename`/`application_name` pairs per database; the rest fold into `other`.
+    public var maxUserApplicationPairs: Int
+
+    public init(topRoots: Int = 5, maxUserApplicationPairs: Int = 50) {
+        self.topRoots = topRoots
+        self.maxUserApplicationPairs = maxUserApplicationPairs
+    }
+}
+
+/// Turns a snapshot and its blocking graph into the metric contract of PRODUCT.md.
+///
+/// Series that alerts depend on (`pg_blocked_sessions`, `pg_lock_wait_seconds_max`,
+/// `pg_blocking_chain_depth_max`) are written for every connectable database, 0 when quiet, so
+/// they never vanish between scrapes. Every label set is bounded: pairs of user and application
+/// are capped per database, root blockers to the top K.
+public struct SnapshotMetrics {
+    public let snapshot: ActivitySnapshot
+    public let graph: BlockingGraph
+    public let options: MetricOptions
+
+    /// States every session group reports, 0 when none is in them, so `pg_sessions` series stay.
+    static let baselineStates = ["active", "idle", "idle in transaction", "idle in transaction (aborted)"]
+    static let other = "other"
+
+    public init(snapshot: ActivitySnapshot, graph: BlockingGraph, options: MetricOptions) {
+        self.snapshot = snapshot
+        self.graph = graph
+        self.options = options
+    }
+
+    private struct GroupKey: Hashable, Comparable {
+        var datname: String
+        var usename: String
+        var application: String
+        static func < (a: GroupKey, b: GroupKey) -> Bool {
+            (a.datname, a.usename, a.application) < (b.datname, b.usename, b.application)
+        }
+    }
+
+    private struct Pair: Hashable, Comparable {
+        var first: String
+        var second: String
+        static func < (a: Pair, b: Pair) -> Bool { (a.first, a.second) < (b.first, b.second) }
+    }
+
+    public func write(into w: inout ExpositionWriter) {
+        let clients = snapshot.sessions.filter(\.isClient)
+        let databases = databaseNames(clients)
+        writeSessionGroups(clients, into: &w)
+        writeTransactionAges(clients, into: &w)
+        writeBlocking(databases, into: &w)
+        writeLocks(into: &w)
+        writeServer(into: &w)
+    }
+
+    /// Connectable databases plus any other database a client session is in, sorted.
+    private func databaseNames(_ clients: [Session]) -> [String] {
+        var names = Set(snapshot.databases.map(\.datname))
+        for session in clients { names.insert(session.datname ?? "") }
+        return names.sorted()
+    }
+
+    /// Maps each session to its (datname, usename, application) group, folding the smallest
+    /// user/application pairs of a database into `other` beyond the cap.
+    private func groupKeys(_ clients: [Session]) -> [GroupKey] {
+        var pairCounts: [String: [Pair: Int]] = [:]
+        for s in clients {
+            pairCounts[s.datname ?? "", default: [:]][Pair(first: s.usename ?? "", second: s.applicationName), default: 0] += 1
+        }
+        var kept: [String: Set<Pair>] = [:]
+        for (datname, counts) in pairCounts {
+            let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            kept[datname] = Set(ranked.prefix(max(0, options.maxUserApplicationPairs)).map(\.key))
+        }
+        return clients.map { s in
+            let datname = s.datname ?? ""
+            let pair = Pair(first: s.usename ?? "", second: s.applicationName)
+            if kept[datname]?.contains(pair) == true {
+                return GroupKey(datname: datname, usename: pair.first, application: pair.second)
+            }
+            return GroupKey(datname: datname, usename: Self.other, application: Self.other)
+        }
+    }
+
+    private func writeSessionGroups(_ clients: [Session], into w: inout ExpositionWriter) {
+        let keys = groupKeys(clients)
+        var counts: [GroupKey: [String: Int]] = [:]
+        var idleMax: [GroupKey: Double] = [:]
+        for (session, key) in zip(clients, keys) {
+            counts[key, default: [:]][session.stateLabel, default: 0] += 1
+            let idle = session.isIdleInTransaction ? max(0, session.stateSeconds ?? 0) : 0
+            idleMax[key] = max(idleMax[key] ?? 0, idle)
+        }
+        let groups = counts.keys.sorted()
+
+        w.family("pg_sessions", .gauge, help: "Client sessions by database, user, application and state.")
+        for key in groups {
+            let byState = counts[key]!
+            let states = Set(Self.baselineStates).union(byState.keys).sorted()
+            for state in states {
+                w.sample(
+                    "pg_sessions",
+                    ["datname": key.datname, "usename": key.usename, "application_name": key.application, "state": state],
+                    byState[state] ?? 0)
+            }
+        }
+        w.family(
+            "pg_idle_in_transaction_seconds", .gauge,
+            help: "Longest time a session of the group has sat idle in transaction (now - state_change); 0 if none.")
+        for key in groups {
+            w.sample(
+                "pg_idle_in_transaction_seconds",
+                ["datname": key.datname, "usename": key.usename, "application_name": key.application],
+                idleMax[key] ?? 0)
+        }
+    }
+
+    private func writeTransactionAges(_ clients: [Session], into w: inout ExpositionWriter) {
+        var ages: [Pair: Double] = [:]
+        for s in clients {
+            guard let age = s.transactionSeconds else { continue }
+            let key = Pair(first: s.datname ?? "", second: s.stateLabel)
+            ages[key] = max(ages[key] ?? 0, max(0, age))
+        }
+        w.family(
+            "pg_transaction_age_seconds_max", .gauge,
+            help: "Age of the oldest open transaction (now - xact_start) by database and session state.")
+        for key in ages.keys.sorted() {
+            w.sample("pg_transaction_age_seconds_max", ["datname": key.first, "state": key.second], ages[key]!)
+        }
+    }
+
+    private func writeBlocking(_ databases: [String], into w: inout ExpositionWriter) {
+        var blocked: [String: Int] = [:]
+        var waitMax: [String: Double] = [:]
+        for session in graph.blocked.values where session.isClient {
+            let datname = session.datname ?? ""
+            blocked[datname, default: 0] += 1
+            waitMax[datname] = max(waitMax[datname] ?? 0, max(0, session.lockWaitSeconds ?? 0))
+        }
+        var depthMax: [String: Int] = [:]
+        var rootsByState: [Pair: Int] = [:]
+        for root in graph.roots {
+            depthMax[root.datname] = max(depthMax[root.datname] ?? 0, root.depth)
+            rootsByState[Pair(first: root.datname, second: root.state), default: 0] += 1
+        }
+        let allDatabases = Set(databases).union(blocked.keys).union(depthMax.keys).sorted()
+
+        w.family("pg_blocked_sessions", .gauge, help: "Client sessions waiting on a heavyweight lock held or queued by another session.")
+        for d in allDatabases { w.sample("pg_blocked_sessions", ["datname": d], blocked[d] ?? 0) }
+        w.family(
+            "pg_lock_wait_seconds_max", .gauge,
+            help: "Longest current lock wait of a blocked session (now - pg_locks.waitstart; before PostgreSQL 14, now - state_change).")
+        for d in allDatabases { w.sample("pg_lock_wait_seconds_max", ["datname": d], waitMax[d] ?? 0) }
+        w.family("pg_blocking_root_sessions", .gauge, help: "Root blockers (blocking others, waiting on nobody) by state.")
+        for key in rootsByState.keys.sorted() {
+            w.sample("pg_blocking_root_sessions", ["datname": key.first, "state": key.second], rootsByState[key]!)
+        }
+        w.family("pg_blocking_chain_depth_max", .gauge, help: "Edges from a root blocker to its farthest waiter, deepest chain.")
+        for d in allDatabases { w.sample("pg_blocking_chain_depth_max", ["datname": d], depthMax[d] ?? 0) }
+
+        let top = graph.roots.prefix(max(0, options.topRoots))
+        w.family(
+            "pg_blocking_root_blocked_sessions", .gauge,
+            help: "Sessions waiting behind a root blocker, directly or transitively (top root blockers only).")
+        for root in top { w.sample("pg_blocking_root_blocked_sessions", rootLabels(root), root.blockedCount) }
+        w.family("pg_blocking_root_state_seconds", .gauge, help: "How long a root blocker has been in its current state (top root blockers only).")
+        for root in top {
+            w.sample("pg_blocking_root_state_seconds", rootLabels(root), max(0, root.session?.stateSeconds ?? 0))
+        }
+    }
+
+    private func rootLabels(_ root: BlockingGraph.Root) -> KeyValuePairs<String, String> {
+        [
+            "datname": root.datname, "pid": String(root.pid), "usename": root.session?.usename ?? "",
+            "application_name": root.session?.applicationName ?? "", "client_addr": root.session?.clientAddr ?? "",
+            "state": root.state,
+        ]
+    }
+
+    private func writeLocks(into w: inout ExpositionWriter) {
+        let locks = snapshot.locks.sorted {
+            ($0.datname, $0.mode, $0.granted ? 1 : 0) < ($1.datname, $1.mode, $1.granted ? 1 : 0)
+        }
+        w.family("pg_locks", .gauge, help: "Heavyweight locks by database, mode and whether granted (datname is empty for transaction-id locks).")
+        for lock in locks {
+            w.sample("pg_locks", ["datname": lock.datname, "mode": lock.mode, "granted": lock.granted ? "true" : "false"], lock.count)
+        }
+    }
+
+    private func writeServer(into w: inout ExpositionWriter) {
+        w.family("pg_max_connections", .gauge, help: "The server's max_connections.")
+        w.sample("pg_max_connections", snapshot.maxConnections)
+        w.family("pg_setting_seconds", .gauge, help: "Server-side guard settings in seconds as new sessions get them; 0 means disabled.")
+        for name in snapshot.timeouts.keys.sorted() {
+            w.sample("pg_setting_seconds", ["name": name], snapshot.timeouts[name]!)
+        }
+        let dbs = snapshot.databases
+        writeCounter(
+            "pg_database_idle_in_transaction_seconds_total",
+            "Time sessions spent idle in transaction, from pg_stat_database (PostgreSQL 14+).", dbs, \.idleInTransactionSeconds,
+            into: &w)
+        writeCounter(
+            "pg_database_sessions_killed_total", "Sessions terminated by an operator or a timeout (PostgreSQL 14+).", dbs,
+            \.sessionsKilled, into: &w)
+        writeCounter(
+            "pg_database_sessions_abandoned_total", "Sessions ended because the client disconnected (PostgreSQL 14+).", dbs,
+            \.sessionsAbandoned, into: &w)
+        writeCounter("pg_database_deadlocks_total", "Deadlocks detected, from pg_stat_database.", dbs, \.deadlocks, into: &w)
+        w.family("pg_server_info", .gauge, help: "The PostgreSQL server version; always 1.")
+        w.sample("pg_server_info", ["version": snapshot.serverVersionString], 1)
+    }
+
+    private func writeCounter(
+        _ name: String, _ help: String, _ databases: [DatabaseStats], _ value: KeyPath<DatabaseStats, Double?>,
+        into w: inout ExpositionWriter
+    ) {
+        guard databases.contains(where: { $0[keyPath: value] != nil }) else { return }
+        w.family(name, .counter, help: help)
+        for db in databases {
+            if let v = db[keyPath: value] { w.sample(name, ["datname": db.datname], v) }
+        }
+    }
+}

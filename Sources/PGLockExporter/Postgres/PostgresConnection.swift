@@ -1,0 +1,148 @@
+import CLibPQ
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How to open a connection: the user's connection string plus the exporter's own settings.
+public struct ConnectionSettings: Sendable {
+    /// A libpq connection string or URI; empty means libpq's defaults (PGHOST, PGUSER, ...).
+    public var dsn: String
+    /// Seconds libpq waits for a connection (libpq's minimum is 2). A `connect_timeout` in the
+    /// DSN wins.
+    public var connectTimeoutSeconds: Int
+    /// Always set, so operators can recognise (and exclude) our session in `pg_stat_activity`.
+    public var applicationName: String
+    /// Server-side guards for every statement of the session, in milliseconds (0 = off).
+    public var statementTimeoutMilliseconds: Int
+    public var lockTimeoutMilliseconds: Int
+
+    public init(
+        dsn: String, connectTimeoutSeconds: Int = 5, applicationName: String = "pg_lock_exporter",
+        statementTimeoutMilliseconds: Int = 5000, lockTimeoutMilliseconds: Int = 1000
+    ) {
+        self.dsn = dsn
+        self.connectTimeoutSeconds = connectTimeoutSeconds
+        self.applicationName = applicationName
+        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
+        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
+    }
+}
+
+/// One libpq connection (`PGconn`), in autocommit mode, used by one thread at a time.
+///
+/// Not `Sendable`: the owner serialises access (the collector keeps it inside a `Mutex`).
+/// `PQfinish` runs on every path: when opening fails and when the value is released.
+public final class PostgresConnection {
+    private let raw: OpaquePointer
+
+    /// Server version as libpq reports it, e.g. 150018 for 15.18.
+    public let serverVersion: Int
+    /// Our own backend pid, excluded from everything we count or act on.
+    public let backendPID: Int32
+
+    public init(_ settings: ConnectionSettings) throws(PostgresError) {
+        // Arrays are processed in order and a later keyword wins: connect_timeout first so the
+        // DSN may override it, application_name last so it is always ours.
+        var pairs: [(String, String)] = [("connect_timeout", String(max(2, settings.connectTimeoutSeconds)))]
+        if !settings.dsn.isEmpty { pairs.append(("dbname", settings.dsn)) }
+        pairs.append(("application_name", settings.applicationName))
+
+        let connection = Self.connect(pairs)
+        guard let connection else { throw PostgresError(kind: .connection, message: "out of memory") }
+        guard PQstatus(connection) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(connection))
+            PQfinish(connection)
+            throw PostgresError(kind: .connection, message: message)
+        }
+        raw = connection
+        serverVersion = Int(PQserverVersion(connection))
+        backendPID = PQbackendPID(connection)
+        do {
+            try execute(
+                "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+                ["\(settings.statementTimeoutMilliseconds)", "\(settings.lockTimeoutMilliseconds)"]
+            ) { _ in }
+        } catch {
+            throw error as? PostgresError ?? PostgresError(kind: .connection, message: "\(error)")
+        }
+    }
+
+    deinit { PQfinish(raw) }
+
+    private static func connect(_ pairs: [(String, String)]) -> OpaquePointer? {
+        // libpq copies what it needs during PQconnectdbParams, so the C strings only have to
+        // live for the duration of the call.
+        let keys = pairs.map { strdup($0.0) }
+        let values = pairs.map { strdup($0.1) }
+        defer {
+            keys.forEach { free($0) }
+            values.forEach { free($0) }
+        }
+        var keyPointers = keys.map { UnsafePointer<CChar>($0) } + [nil]
+        var valuePointers = values.map { UnsafePointer<CChar>($0) } + [nil]
+        return keyPointers.withUnsafeMutableBufferPointer { k in
+            valuePointers.withUnsafeMutableBufferPointer { v in
+                PQconnectdbParams(k.baseAddress, v.baseAddress, 1)
+            }
+        }
+    }
+
+    /// False once the server went away; the owner should drop this connection and open a new one.
+    public var isHealthy: Bool { PQstatus(raw) == CONNECTION_OK }
+
+    /// Runs one statement with parameters sent separately from the SQL text (`PQexecParams`),
+    /// and hands the result to `body`.
+    @discardableResult
+    public func execute<T>(
+        _ sql: String, _ parameters: [String?] = [], _ body: (borrowing PostgresResult) throws -> T
+    ) throws -> T {
+        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
+        defer { copies.forEach { free($0) } }
+        let pointers = copies.map { UnsafePointer<CChar>($0) }
+        let raw = pointers.withUnsafeBufferPointer { params in
+            PQexecParams(self.raw, sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
+        }
+        let result = try wrap(raw)
+        return try body(result)
+    }
+
+    /// Sends several `;`-separated statements in one round trip (simple query protocol) and hands
+    /// each statement's result to `body` with its index. Only for SQL that carries no user input.
+    /// The statements run in one implicit transaction, so `pg_stat_activity` is read once.
+    public func executeBatch(_ sql: String, _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
+        guard PQsendQuery(raw, sql) == 1 else {
+            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
+        }
+        var index = 0
+        var firstError: Error?
+        // Every result must be read (and cleared) before the connection can be used again.
+        while let next = PQgetResult(raw) {
+            do {
+                let result = try wrap(next)
+                if firstError == nil { try body(index, result) }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+            index += 1
+        }
+        if let firstError { throw firstError }
+    }
+
+    private func wrap(_ raw: OpaquePointer?) throws(PostgresError) -> PostgresResult {
+        guard let raw else {
+            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(self.raw)))
+        }
+        let result = PostgresResult(taking: raw)
+        switch result.status {
+        case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
+            return result
+        default:
+            let error = result.error
+            if !isHealthy { throw PostgresError(kind: .connection, sqlState: error.sqlState, message: error.message) }
+            throw error
+        }
+    }
+}

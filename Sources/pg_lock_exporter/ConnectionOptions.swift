@@ -1,0 +1,53 @@
+import ArgumentParser
+import PGLockExporter
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// How to reach PostgreSQL; shared by every subcommand.
+struct ConnectionOptions: ParsableArguments {
+    @Option(
+        name: .customLong("dsn"),
+        help: ArgumentHelp(
+            "libpq connection string or URI. Default: $DATA_SOURCE_NAME, else libpq's environment (PGHOST, PGUSER, PGPASSFILE, ...).",
+            valueName: "conninfo"))
+    var dsn: String?
+
+    @Option(name: .customLong("pg.connect-timeout"), help: "Give up connecting after this long (libpq's minimum is 2s).")
+    var connectTimeout: String = "5s"
+
+    @Option(name: .customLong("pg.statement-timeout"), help: "Server-side statement_timeout of the exporter's own session.")
+    var statementTimeout: String = "5s"
+
+    @Option(name: .customLong("pg.lock-timeout"), help: "Server-side lock_timeout of the exporter's own session.")
+    var lockTimeout: String = "1s"
+
+    /// Resolves the DSN (flag, then `DATA_SOURCE_NAME`, then libpq defaults) and validates it,
+    /// without ever printing it.
+    func settings(applicationName: String = "pg_lock_exporter") throws -> ConnectionSettings {
+        let resolved = dsn ?? getenv("DATA_SOURCE_NAME").map { String(cString: $0) } ?? ""
+        do {
+            try ConnectionString.validate(resolved)
+        } catch {
+            throw ValidationError("\(dsn != nil ? "--dsn" : "DATA_SOURCE_NAME"): \(error.message)")
+        }
+        return ConnectionSettings(
+            dsn: resolved,
+            connectTimeoutSeconds: Int(try parseDuration(connectTimeout, "--pg.connect-timeout").rounded(.up)),
+            applicationName: applicationName,
+            statementTimeoutMilliseconds: Int(try parseDuration(statementTimeout, "--pg.statement-timeout") * 1000),
+            lockTimeoutMilliseconds: Int(try parseDuration(lockTimeout, "--pg.lock-timeout") * 1000))
+    }
+}
+
+/// Parses a duration flag, naming the flag in the error.
+func parseDuration(_ text: String, _ flag: String) throws -> Double {
+    do {
+        return try DurationText.seconds(text)
+    } catch {
+        throw ValidationError("\(flag): \(error)")
+    }
+}
