@@ -1,0 +1,81 @@
+import Testing
+
+@testable import PGLockExporter
+
+@Suite struct SnapshotMetricsTests {
+    func render(_ sessions: [Session], databases: [String] = ["app", "quiet"], options: MetricOptions = MetricOptions()) throws
+        -> Exposition
+    {
+        let snapshot = ActivitySnapshot(
+            serverVersion: 150000, serverVersionString: "15.0", sessions: sessions, locks: [],
+            databases: databases.map { DatabaseStats(datname: $0, deadlocks: 0) }, maxConnections: 100,
+            timeouts: ["lock_timeout": 0])
+        var w = ExpositionWriter()
+        SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: sessions), options: options).write(into: &w)
+        return try Exposition(parsing: String(decoding: w.bytes, as: UTF8.self))
+    }
+
+    @Test func quietDatabaseGetsZeroFilledBlockingSeries() throws {
+        let e = try render([])
+        for db in ["app", "quiet"] {
+            #expect(e.value("pg_blocked_sessions", ["datname": db]) == 0)
+            #expect(e.value("pg_lock_wait_seconds_max", ["datname": db]) == 0)
+            #expect(e.value("pg_blocking_chain_depth_max", ["datname": db]) == 0)
+        }
+        #expect(e.all("pg_blocking_root_blocked_sessions").isEmpty)
+    }
+
+    @Test func userApplicationPairsBeyondTheCapFoldIntoOther() throws {
+        var sessions: [Session] = []
+        var pid: Int32 = 1
+        for (app, count) in [("big", 3), ("mid", 2), ("small1", 1), ("small2", 1)] {
+            for _ in 0..<count {
+                sessions.append(Session(pid: pid, applicationName: app, state: "idle"))
+                pid += 1
+            }
+        }
+        let e = try render(sessions, options: MetricOptions(maxUserApplicationPairs: 2))
+        #expect(e.value("pg_sessions", ["application_name": "big", "state": "idle"]) == 3)
+        #expect(e.value("pg_sessions", ["application_name": "mid", "state": "idle"]) == 2)
+        #expect(e.value("pg_sessions", ["application_name": "other", "usename": "other", "state": "idle"]) == 2)
+        #expect(e.all("pg_sessions", ["application_name": "small1"]).isEmpty)
+        #expect(Set(e.all("pg_sessions").map { $0.labels["application_name"]! }) == ["big", "mid", "other"])
+    }
+
+    @Test func hiddenSessionsCountAsUnknownAndNonClientsAreLeftOut() throws {
+        let hidden = Session(pid: 1, usename: "someone", backendType: nil, state: nil, stateSeconds: nil)
+        let walsender = Session(pid: 2, backendType: "walsender", state: "active")
+        let e = try render([hidden, walsender])
+        #expect(e.value("pg_sessions", ["usename": "someone", "state": "unknown"]) == 1)
+        #expect(e.all("pg_sessions").map(\.value).reduce(0, +) == 1)
+    }
+
+    @Test func idleInTransactionAgeIsTheOldestOfTheGroup() throws {
+        let e = try render([
+            Session(pid: 1, applicationName: "w", state: "idle in transaction", stateSeconds: 40, transactionSeconds: 90),
+            Session(pid: 2, applicationName: "w", state: "idle in transaction (aborted)", stateSeconds: 70, transactionSeconds: 75),
+            Session(pid: 3, applicationName: "x", state: "active", stateSeconds: 500, transactionSeconds: 500),
+        ])
+        #expect(e.value("pg_idle_in_transaction_seconds", ["application_name": "w"]) == 70)
+        #expect(e.value("pg_idle_in_transaction_seconds", ["application_name": "x"]) == 0)
+        #expect(e.value("pg_transaction_age_seconds_max", ["datname": "app", "state": "idle in transaction"]) == 90)
+        #expect(e.value("pg_transaction_age_seconds_max", ["datname": "app", "state": "active"]) == 500)
+    }
+
+    @Test func topRootsAreCapped() throws {
+        var sessions: [Session] = []
+        for root in Int32(1)...4 {
+            sessions.append(Session(pid: root, state: "idle in transaction", stateSeconds: Double(root)))
+            for w in 0..<Int32(root) {
+                sessions.append(Session(pid: root * 100 + w, state: "active", waitingOnLock: true, blockedBy: [root], lockWaitSeconds: 2))
+            }
+        }
+        let e = try render(sessions, options: MetricOptions(topRoots: 2))
+        let roots = e.all("pg_blocking_root_blocked_sessions")
+        #expect(roots.map { $0.labels["pid"]! } == ["4", "3"])
+        #expect(roots.map(\.value) == [4, 3])
+        #expect(e.value("pg_blocking_root_sessions", ["datname": "app", "state": "idle in transaction"]) == 4)
+        #expect(e.value("pg_blocked_sessions", ["datname": "app"]) == 10)
+        #expect(e.value("pg_lock_wait_seconds_max", ["datname": "app"]) == 2)
+    }
+}

@@ -1,0 +1,585 @@
+#!/usr/bin/env python3
+"""Check the Grafana dashboards in dashboards/*.json.
+
+Conventions enforced on every dashboard (one line per problem, exit status 1):
+  * classic dashboard JSON with "id": null and a fixed "uid" of at most 40
+    characters ([A-Za-z0-9_-]), unique across the files;
+  * templating variables: "datasource" (type datasource, query prometheus) and the
+    query variables "job", "instance", "datname", each multi-select with "All";
+  * no hard-coded data source: every "datasource" is the $datasource variable;
+  * every panel (rows excepted) has a title, a description and a unit
+    (fieldConfig.defaults.unit), and at least one query;
+  * every metric selector names a metric of the exporter's contract and filters on
+    the template variables: job=~"$job" and instance=~"$instance" (the remediator's
+    metrics: job=~"$remediator_job"), plus datname=~"$datname" where the metric
+    has a datname label;
+  * range selectors use $__rate_interval ($__range is allowed for increase() in
+    "over the selected range" panels); rate()/irate() always use $__rate_interval;
+    counters (*_total) are only used inside a range function;
+  * every expression parses: the template variables are replaced by valid values
+    and all expressions go, as recording rules in one temporary rule file, through
+    a single `promtool check rules` call.
+
+--list-exprs prints every expression (panels, annotations, variable queries) after
+substitution, as JSON, with the reasons it may legitimately return nothing; the
+live-Prometheus test evaluates that list.
+
+Usage:
+  scripts/check_dashboards.py [--promtool PATH] [DASHBOARD.json ...]
+  scripts/check_dashboards.py --list-exprs [--rate-interval 1m] [--range 1h] [DASHBOARD.json ...]
+
+Only the Python 3 standard library is needed (plus promtool for the parse check).
+"""
+
+import argparse
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# The metric contract (PRODUCT.md): metric -> does it carry a datname label.
+EXPORTER_METRICS = {
+    "pg_up": False,
+    "pg_sessions": True,
+    "pg_idle_in_transaction_seconds": True,
+    "pg_transaction_age_seconds_max": True,
+    "pg_blocked_sessions": True,
+    "pg_lock_wait_seconds_max": True,
+    "pg_blocking_root_sessions": True,
+    "pg_blocking_chain_depth_max": True,
+    "pg_blocking_root_blocked_sessions": True,
+    "pg_blocking_root_state_seconds": True,
+    "pg_locks": True,
+    "pg_max_connections": False,
+    "pg_setting_seconds": False,
+    "pg_database_idle_in_transaction_seconds_total": True,
+    "pg_database_sessions_killed_total": True,
+    "pg_database_sessions_abandoned_total": True,
+    "pg_database_deadlocks_total": True,
+    "pg_server_info": False,
+    "pg_lock_exporter_scrape_duration_seconds": False,
+    "pg_lock_exporter_scrape_errors_total": False,
+    "pg_lock_exporter_build_info": False,
+}
+REMEDIATOR_METRICS = {
+    "pg_lock_remediator_webhook_requests_total",
+    "pg_lock_remediator_decisions_total",
+    "pg_lock_remediator_terminations_total",
+    "pg_lock_remediator_termination_failures_total",
+    "pg_lock_remediator_last_action_timestamp_seconds",
+}
+# Prometheus' own series the dashboards may use; they carry the alert's labels.
+PROMETHEUS_METRICS = {"ALERTS": True}
+
+REQUIRED_VARIABLES = ("job", "instance", "datname")
+KNOWN_UNITS = {
+    "none", "short", "string", "locale", "percent", "percentunit", "s", "ms", "µs", "ns", "m", "h", "d",
+    "dtdurations", "dtdurationms", "dthms", "dtdhms", "dateTimeAsIso", "dateTimeAsUS", "dateTimeFromNow",
+    "cps", "cpm", "ops", "opm", "reqps", "rps", "wps", "iops", "bytes", "decbytes", "Bps",
+}
+BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval", "__range_s", "__interval_ms", "__range_ms"}
+RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "deriv", "changes", "resets", "predict_linear",
+                   "holt_winters", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time",
+                   "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
+                   "last_over_time", "present_over_time", "absent_over_time"}
+AGGREGATORS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
+               "quantile"}
+KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right",
+            "start", "end", "inf", "nan"}
+LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
+
+# Expressions that may legitimately return nothing, keyed by (dashboard uid, panel
+# title, refId); "variable:<name>" and "annotation:<name>" stand for those queries.
+MAY_BE_EMPTY_REASONS = {
+    "blocking": "nothing is blocked (these series exist only while some session waits on a lock)",
+    "no-transaction": "no client session has a transaction open",
+    "no-sessions": "the server has no client sessions besides the exporter's (session groups are 0-filled otherwise)",
+    "no-locks": "no client session holds or waits for a heavyweight lock",
+    "no-remediator": "no remediator (pg_lock_exporter remediate --listen) is scraped",
+    "no-remediation-activity": "the remediator has not decided, acted or received a webhook yet",
+    "no-alerts": "no blocking alert is firing (or no rules are loaded)",
+    "before-pg14": "the server is older than PostgreSQL 14 (pg_stat_database has no session statistics)",
+}
+MAY_BE_EMPTY = {
+    ("pg-lock-overview", "Connections used", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Oldest idle in transaction", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Oldest transaction", "A"): ["no-transaction"],
+    ("pg-lock-overview", "Remediations", "A"): ["no-remediator"],
+    ("pg-lock-overview", "Blocked sessions and root blockers", "B"): ["blocking"],
+    ("pg-lock-overview", "Current root blockers", "A"): ["blocking"],
+    ("pg-lock-overview", "Current root blockers", "B"): ["blocking"],
+    ("pg-lock-overview", "Sessions by state", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Sessions by application", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Sessions by user", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Idle-in-transaction sessions by application", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Idle-in-transaction age by group", "A"): ["no-sessions"],
+    ("pg-lock-overview", "Oldest transaction by state", "A"): ["no-transaction"],
+    ("pg-lock-overview", "Time spent idle in transaction", "A"): ["before-pg14"],
+    ("pg-lock-overview", "Deadlocks, killed and abandoned sessions", "B"): ["before-pg14"],
+    ("pg-lock-overview", "Deadlocks, killed and abandoned sessions", "C"): ["before-pg14"],
+    ("pg-lock-overview", "Granted locks by mode", "A"): ["no-locks"],
+    ("pg-lock-overview", "Waiting locks by mode", "A"): ["blocking"],
+    ("pg-lock-overview", "Remediation decisions", "A"): ["no-remediator", "no-remediation-activity"],
+    ("pg-lock-overview", "Terminations and failures", "A"): ["no-remediator"],
+    ("pg-lock-overview", "Terminations and failures", "B"): ["no-remediator"],
+    ("pg-lock-overview", "Webhook requests by result", "A"): ["no-remediator", "no-remediation-activity"],
+    ("pg-lock-overview", "Last remediation action", "A"): ["no-remediator", "no-remediation-activity"],
+    ("pg-lock-overview", "annotation:Blocking alerts", "expr"): ["no-alerts"],
+    ("pg-lock-overview", "variable:remediator_job", "query"): ["no-remediator"],
+}
+
+VAR_RE = re.compile(r"\$\{(\w+)(?::[^}]*)?\}|\$(\w+)|\[\[(\w+)(?::[^\]]*)?\]\]")
+LABEL_VALUES_RE = re.compile(r"^\s*label_values\s*\((.*),\s*([A-Za-z_][A-Za-z0-9_]*)\s*\)\s*$", re.S)
+QUERY_RESULT_RE = re.compile(r"^\s*query_result\s*\((.*)\)\s*$", re.S)
+UID_RE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+
+
+class Problems:
+    def __init__(self):
+        self.lines = []
+
+    def add(self, where, message):
+        self.lines.append(f"{where}: {message}")
+
+
+# --------------------------------------------------------------------- PromQL lexer
+
+TOKEN_RE = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
+  | (?P<range>\[[^\]]*\])
+  | (?P<var>\$\{\w+(?::[^}]*)?\}|\$\w+)
+  | (?P<number>0x[0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:ms|s|m|h|d|w|y)?(?:\d+(?:ms|s|m|h|d|w|y))*)
+  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
+  | (?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=,{}()@])
+""", re.X)
+
+
+def tokenize(expr):
+    tokens, pos = [], 0
+    while pos < len(expr):
+        m = TOKEN_RE.match(expr, pos)
+        if not m:
+            raise ValueError(f"cannot tokenize at {expr[pos:pos + 20]!r}")
+        kind = m.lastgroup
+        if kind not in ("ws", "comment"):
+            tokens.append((kind, m.group()))
+        pos = m.end()
+    return tokens
+
+
+def unquote(s):
+    if s[0] == "`":
+        return s[1:-1]
+    return re.sub(r"\\(.)", r"\1", s[1:-1])
+
+
+def selectors(expr):
+    """Yield (metric, {label: (op, value)}, range_or_None, enclosing_range_function) for each
+    vector selector, plus ('', ...) entries for nameless selectors."""
+    tokens = tokenize(expr)
+    out = []
+    func_stack = []  # stack of function names (or None) for each open parenthesis
+    i = 0
+    while i < len(tokens):
+        kind, text = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
+        if kind == "ident" and text in LABEL_LIST_KEYWORDS and nxt[1] == "(":
+            depth, i = 0, i + 1
+            while i < len(tokens):
+                if tokens[i][1] == "(":
+                    depth += 1
+                elif tokens[i][1] == ")":
+                    depth -= 1
+                    if depth == 0:
+                        break
+                i += 1
+            i += 1
+            continue
+        if kind == "ident" and nxt[1] == "(":
+            func_stack.append(text)
+            i += 2
+            continue
+        if kind == "op" and text == "(":
+            func_stack.append(None)
+            i += 1
+            continue
+        if kind == "op" and text == ")":
+            if func_stack:
+                func_stack.pop()
+            i += 1
+            continue
+        if (kind == "ident" and text not in AGGREGATORS and text not in KEYWORDS) or (kind == "op" and text == "{"):
+            metric = text if kind == "ident" else ""
+            matchers = {}
+            j = i + 1 if kind == "ident" else i
+            if j < len(tokens) and tokens[j][1] == "{":
+                j += 1
+                while j < len(tokens) and tokens[j][1] != "}":
+                    if tokens[j][0] == "ident" and j + 2 < len(tokens) and tokens[j + 2][0] == "string":
+                        matchers[tokens[j][1]] = (tokens[j + 1][1], unquote(tokens[j + 2][1]))
+                        j += 3
+                    else:
+                        j += 1
+                j += 1
+            rng = None
+            if j < len(tokens) and tokens[j][0] == "range":
+                rng = tokens[j][1][1:-1].strip()
+                j += 1
+            enclosing = next((f for f in reversed(func_stack) if f is not None), None)
+            if metric or matchers:
+                out.append((metric, matchers, rng, enclosing))
+            i = j
+            continue
+        i += 1
+    return out
+
+
+def range_functions(expr):
+    """Yield (function, range) for every range selector, with the innermost named function around it."""
+    tokens = tokenize(expr)
+    stack, out = [], []
+    for idx, (kind, text) in enumerate(tokens):
+        if kind == "ident" and idx + 1 < len(tokens) and tokens[idx + 1][1] == "(" and text not in LABEL_LIST_KEYWORDS:
+            stack.append(text)
+        elif kind == "op" and text == "(":
+            if not (idx > 0 and tokens[idx - 1][0] == "ident" and tokens[idx - 1][1] not in LABEL_LIST_KEYWORDS):
+                stack.append(None)
+        elif kind == "op" and text == ")":
+            if stack:
+                stack.pop()
+        elif kind == "range":
+            fn = next((f for f in reversed(stack) if f is not None), None)
+            out.append((fn, text[1:-1].strip()))
+    return out
+
+
+# --------------------------------------------------------------------- dashboard walking
+
+def is_var_ref(value, name="datasource"):
+    return value in (f"${name}", f"${{{name}}}")
+
+
+def walk_datasources(node, path, problems, where):
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "datasource":
+                builtin = node.get("builtIn") == 1
+                if isinstance(value, str):
+                    if not is_var_ref(value) and not (builtin and value in ("-- Grafana --", "grafana")):
+                        problems.add(where, f"{path}.datasource is hard-coded ({value!r}); use {{\"type\": \"prometheus\", \"uid\": \"${{datasource}}\"}}")
+                elif isinstance(value, dict):
+                    uid = value.get("uid")
+                    if builtin and value.get("type") in ("grafana", "datasource"):
+                        pass
+                    elif not is_var_ref(uid):
+                        problems.add(where, f"{path}.datasource has a hard-coded uid ({uid!r}); use \"${{datasource}}\"")
+                    elif value.get("type") not in (None, "prometheus"):
+                        problems.add(where, f"{path}.datasource type is {value.get('type')!r}, expected prometheus")
+                elif value is not None:
+                    problems.add(where, f"{path}.datasource has an unexpected form: {value!r}")
+            walk_datasources(value, f"{path}.{key}", problems, where)
+    elif isinstance(node, list):
+        for n, value in enumerate(node):
+            walk_datasources(value, f"{path}[{n}]", problems, where)
+
+
+def all_panels(panels):
+    for p in panels or []:
+        yield p
+        if p.get("type") == "row":
+            yield from all_panels(p.get("panels"))
+
+
+def substitute(expr, variables, rate_interval, range_, problems, where):
+    builtins = {"__rate_interval": rate_interval, "__range": range_, "__interval": rate_interval,
+                "__range_s": str(duration_seconds(range_)), "__range_ms": str(1000 * duration_seconds(range_)),
+                "__interval_ms": str(1000 * duration_seconds(rate_interval))}
+
+    def repl(m):
+        name = m.group(1) or m.group(2) or m.group(3)
+        if m.group(3):
+            problems.add(where, f"deprecated [[{name}]] syntax; use ${name}")
+        if name in builtins:
+            return builtins[name]
+        if name in variables:
+            return variables[name]
+        if re.fullmatch(r"\d+", name):  # $1 in label_replace replacements
+            return m.group(0)
+        problems.add(where, f"unknown template variable ${name}")
+        return ".+"
+    return VAR_RE.sub(repl, expr)
+
+
+def duration_seconds(d):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    total = 0
+    for num, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d):
+        total += int(num) * units[unit]
+    return int(total)
+
+
+def check_selectors(expr, where, problems, multi_vars, is_variable_query=False):
+    try:
+        sels = selectors(expr)
+        ranges = range_functions(expr)
+    except ValueError as e:
+        problems.add(where, f"cannot read expression: {e}")
+        return
+    for metric, matchers, rng, enclosing in sels:
+        if not metric:
+            problems.add(where, "selector without a metric name")
+            continue
+        for label, (op, value) in matchers.items():
+            m = VAR_RE.fullmatch(value)
+            if m:
+                name = m.group(1) or m.group(2) or m.group(3)
+                if name in multi_vars and op != "=~":
+                    problems.add(where, f"{metric}: {label}{op}\"{value}\" uses the multi-value variable ${name}; use =~")
+        if metric in REMEDIATOR_METRICS:
+            required = {"job": "remediator_job"}
+        elif metric in EXPORTER_METRICS:
+            required = {"job": "job", "instance": "instance"}
+            if EXPORTER_METRICS[metric]:
+                required["datname"] = "datname"
+        elif metric in PROMETHEUS_METRICS:
+            required = {"job": "job", "instance": "instance"}
+        else:
+            problems.add(where, f"unknown metric {metric} (not in the exporter's or the remediator's metric contract)")
+            continue
+        if not is_variable_query:
+            for label, var in required.items():
+                op, value = matchers.get(label, (None, None))
+                if op != "=~" or not is_var_ref(value, var):
+                    problems.add(where, f"{metric} must filter on {label}=~\"${var}\"")
+        if metric.endswith("_total") and rng is None and not is_variable_query:
+            problems.add(where, f"counter {metric} used without a range function (rate/increase)")
+    for fn, rng in ranges:
+        if fn in ("rate", "irate") and rng != "$__rate_interval":
+            problems.add(where, f"{fn}() over [{rng}]: use [$__rate_interval]")
+        elif rng not in ("$__rate_interval", "$__range"):
+            problems.add(where, f"range [{rng}]: use [$__rate_interval] (or [$__range] for a total over the time range)")
+        elif rng == "$__range" and fn not in ("increase", "changes", "max_over_time", "min_over_time",
+                                              "avg_over_time", "sum_over_time", "count_over_time", "last_over_time"):
+            problems.add(where, f"{fn}() over [$__range]: use [$__rate_interval]")
+
+
+def check_dashboard(path, problems, uids, rate_interval, range_):
+    """Return the list of expression records of this dashboard."""
+    rel = os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
+    try:
+        with open(path, encoding="utf-8") as f:
+            dash = json.load(f)
+    except (OSError, ValueError) as e:
+        problems.add(rel, f"cannot read JSON: {e}")
+        return []
+    if not isinstance(dash, dict):
+        problems.add(rel, "not a dashboard object")
+        return []
+    if "dashboard" in dash and "panels" not in dash:
+        problems.add(rel, "wrapped in {\"dashboard\": ...}: store the classic dashboard JSON itself")
+        return []
+    if "__inputs" in dash:
+        problems.add(rel, "has __inputs (\"export for sharing externally\"): provisioning needs the $datasource variable instead")
+    if "id" not in dash or dash["id"] is not None:
+        problems.add(rel, f"\"id\" must be null (is {dash.get('id', 'missing')!r})")
+    uid = dash.get("uid")
+    if not isinstance(uid, str) or not UID_RE.match(uid):
+        problems.add(rel, f"\"uid\" must be 1-40 characters of [A-Za-z0-9_-] (is {uid!r})")
+    elif uid in uids:
+        problems.add(rel, f"uid {uid!r} is also used by {uids[uid]}")
+    else:
+        uids[uid] = rel
+    if not dash.get("title"):
+        problems.add(rel, "dashboard has no title")
+    if not isinstance(dash.get("schemaVersion"), int):
+        problems.add(rel, "dashboard has no schemaVersion")
+
+    walk_datasources(dash, "dashboard", problems, rel)
+
+    # ---- templating
+    variables, multi_vars, var_records = {}, set(), []
+    tlist = (dash.get("templating") or {}).get("list") or []
+    by_name = {v.get("name"): v for v in tlist}
+    ds = by_name.get("datasource")
+    if not ds:
+        problems.add(rel, "templating variable \"datasource\" is missing")
+    elif ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        problems.add(rel, "templating variable \"datasource\" must have type datasource and query prometheus")
+    for name in REQUIRED_VARIABLES:
+        if name not in by_name:
+            problems.add(rel, f"templating variable \"{name}\" is missing")
+    for v in tlist:
+        name = v.get("name")
+        if v.get("type") != "query":
+            continue
+        where = f"{rel}: variable ${name}"
+        if not v.get("multi") or not v.get("includeAll"):
+            problems.add(where, "must be multi-select with includeAll")
+        if v.get("allValue") in (None, ""):
+            problems.add(where, "needs an allValue (\".+\" or \".*\") so All becomes one regex")
+        if v.get("multi"):
+            multi_vars.add(name)
+        variables[name] = v.get("allValue") or ".+"
+        q = v.get("query")
+        q = q.get("query") if isinstance(q, dict) else q
+        if not q:
+            problems.add(where, "has no query")
+            continue
+        m = LABEL_VALUES_RE.match(q) or QUERY_RESULT_RE.match(q)
+        inner = m.group(1) if m else (q if not q.strip().startswith("label_values") else None)
+        if inner:
+            var_records.append({"kind": "variable", "panel": f"variable:{name}", "panel_id": None, "refId": "query",
+                                "raw": inner, "instant": True, "where": where})
+    for v in tlist:
+        if v.get("type") == "custom" and v.get("multi"):
+            multi_vars.add(v.get("name"))
+            variables[v.get("name")] = v.get("allValue") or ".+"
+        elif v.get("type") in ("interval", "constant", "textbox", "custom") and v.get("name") not in variables:
+            cur = (v.get("current") or {}).get("value") or v.get("query") or ""
+            variables[v.get("name")] = cur if isinstance(cur, str) else ".+"
+
+    # ---- panels
+    records = []
+    seen_ids, seen_titles = {}, set()
+    for p in all_panels(dash.get("panels")):
+        pid, title, ptype = p.get("id"), p.get("title") or "", p.get("type")
+        where = f"{rel}: panel {title!r} (id {pid})"
+        if pid in seen_ids:
+            problems.add(where, f"duplicate panel id (also {seen_ids[pid]!r})")
+        seen_ids[pid] = title
+        if ptype != "row":
+            if title in seen_titles:
+                problems.add(where, "duplicate panel title (titles name the expressions in --list-exprs)")
+            seen_titles.add(title)
+        if "gridPos" not in p:
+            problems.add(where, "has no gridPos")
+        if ptype == "row":
+            continue
+        if not title.strip():
+            problems.add(where, "has no title")
+        if not (p.get("description") or "").strip():
+            problems.add(where, "has no description")
+        unit = ((p.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
+        if not unit:
+            problems.add(where, "has no unit (fieldConfig.defaults.unit)")
+        elif unit not in KNOWN_UNITS:
+            problems.add(where, f"unit {unit!r} is not a Grafana unit this checker knows (add it to KNOWN_UNITS if it is)")
+        if not is_var_ref((p.get("datasource") or {}).get("uid") if isinstance(p.get("datasource"), dict) else p.get("datasource")):
+            problems.add(where, "panel datasource must be the $datasource variable")
+        targets = p.get("targets") or []
+        if not targets:
+            problems.add(where, "has no queries")
+        refs = set()
+        for t in targets:
+            ref = t.get("refId")
+            if not ref or ref in refs:
+                problems.add(where, f"query refId {ref!r} missing or repeated")
+            refs.add(ref)
+            if not (t.get("expr") or "").strip():
+                problems.add(f"{where} query {ref}", "has no expr")
+                continue
+            records.append({"kind": "panel", "panel": title, "panel_id": pid, "refId": ref, "raw": t["expr"],
+                            "instant": bool(t.get("instant")) and not t.get("range", False),
+                            "where": f"{where} query {ref}"})
+    for a in (dash.get("annotations") or {}).get("list") or []:
+        if a.get("builtIn") == 1 or not a.get("expr"):
+            continue
+        name = a.get("name") or "?"
+        records.append({"kind": "annotation", "panel": f"annotation:{name}", "panel_id": None, "refId": "expr",
+                        "raw": a["expr"], "instant": False, "where": f"{rel}: annotation {name!r}"})
+
+    for r in records:
+        check_selectors(r["raw"], r["where"], problems, multi_vars)
+    for r in var_records:
+        check_selectors(r["raw"], r["where"], problems, multi_vars, is_variable_query=True)
+    records += var_records
+
+    for r in records:
+        r["dashboard"] = rel
+        r["uid"] = uid
+        r["expr"] = substitute(r["raw"], variables, rate_interval, range_, problems, r["where"])
+        key = (uid, r["panel"], r["refId"])
+        r["may_be_empty"] = [MAY_BE_EMPTY_REASONS[k] for k in MAY_BE_EMPTY.get(key, [])]
+    known = {(uid, r["panel"], r["refId"]) for r in records}
+    for key in MAY_BE_EMPTY:
+        if key[0] == uid and key not in known:
+            problems.add(rel, f"MAY_BE_EMPTY in check_dashboards.py names {key[1]!r} query {key[2]}, which the dashboard lacks")
+    return records
+
+
+def promtool_check(records, promtool, problems):
+    if not records:
+        return
+    exe = shutil.which(promtool) if os.sep not in promtool else promtool
+    if not exe or not os.access(exe, os.X_OK):
+        problems.add("promtool", f"{promtool!r} not found; install the prometheus package (promtool) or pass --promtool")
+        return
+    with tempfile.TemporaryDirectory(prefix="check_dashboards.") as tmp:
+        rule_file = os.path.join(tmp, "dashboard_exprs.rules.yml")
+        with open(rule_file, "w", encoding="utf-8") as f:
+            f.write("groups:\n  - name: dashboard-expressions\n    rules:\n")
+            for n, r in enumerate(records, 1):
+                f.write(f"      - record: dashboard_check:expr_{n}\n")
+                f.write(f"        expr: {json.dumps(r['expr'])}\n")
+        proc = subprocess.run([exe, "check", "rules", rule_file], capture_output=True, text=True)
+        if proc.returncode == 0:
+            return
+        output = (proc.stdout + proc.stderr).splitlines()
+        mapped = False
+        for line in output:
+            m = re.search(r"rule (\d+), \"[^\"]*\": (.*)$", line)
+            if m:
+                r = records[int(m.group(1)) - 1]
+                problems.add(r["where"], f"promtool: {m.group(2)} -- {r['expr']!r}")
+                mapped = True
+        if not mapped:
+            detail = " | ".join(l.strip() for l in output if l.strip())
+            problems.add("promtool", f"check rules failed: {detail}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dashboards", nargs="*", help="dashboard files (default: dashboards/*.json)")
+    ap.add_argument("--list-exprs", action="store_true",
+                    help="print every expression after substitution as JSON and exit")
+    ap.add_argument("--rate-interval", default="1m", help="value for $__rate_interval and $__interval (default 1m)")
+    ap.add_argument("--range", default="1h", help="value for $__range (default 1h)")
+    ap.add_argument("--promtool", default="promtool", help="promtool executable (default: promtool on PATH)")
+    args = ap.parse_args()
+
+    files = args.dashboards or sorted(glob.glob(os.path.join(REPO, "dashboards", "*.json")))
+    problems = Problems()
+    if not files:
+        problems.add("dashboards", "no dashboards/*.json found")
+    uids, records = {}, []
+    for path in files:
+        records += check_dashboard(os.path.abspath(path), problems, uids, args.rate_interval, args.range)
+
+    if args.list_exprs:
+        json.dump([{k: r[k] for k in ("dashboard", "uid", "kind", "panel", "panel_id", "refId", "expr", "instant",
+                                      "may_be_empty")} for r in records], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        for line in problems.lines:
+            print(line, file=sys.stderr)
+        return 1 if problems.lines else 0
+
+    promtool_check(records, args.promtool, problems)
+    for line in problems.lines:
+        print(line)
+    if problems.lines:
+        print(f"check_dashboards: {len(problems.lines)} problem(s) in {len(files)} dashboard(s)", file=sys.stderr)
+        return 1
+    print(f"check_dashboards: {len(files)} dashboard(s), {len(records)} expressions OK")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
