@@ -1,6 +1,12 @@
 import ArgumentParser
 import PGLockExporter
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `pg_lock_exporter`: `serve` (the default), `check` and `remediate`.
 @main
 struct PGLockExporterCommand: ParsableCommand {
@@ -8,7 +14,38 @@ struct PGLockExporterCommand: ParsableCommand {
         commandName: "pg_lock_exporter",
         abstract: "Prometheus exporter that names the session blocking your PostgreSQL database.",
         version: BuildInfo.version,
-        subcommands: [Serve.self],
+        subcommands: [Serve.self, Check.self, Remediate.self],
         defaultSubcommand: Serve.self
     )
+
+    /// Like ArgumentParser's `main()`, but a wrong command line exits 2 (as `check` and
+    /// `remediate` document) instead of EX_USAGE.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if code == .validationFailure {
+                printError(fullMessage(for: error))
+                Glibc.exit(2)
+            }
+            exit(withError: error)
+        }
+    }
+}
+
+/// Exit codes of `check` and `remediate`.
+enum ExitStatus {
+    /// A condition the user asked to fail on (`--fail-on-blocking`), a failed termination, or
+    /// a refused `--pid`.
+    static let finding = ExitCode(1)
+    /// The database could not be reached, or the command line is wrong.
+    static let connectionOrUsage = ExitCode(2)
+}
+
+/// Writes one line to standard error (unbuffered, so it is never lost at exit).
+func printError(_ message: String) {
+    var line = Array((message + "\n").utf8)
+    _ = line.withUnsafeMutableBytes { write(2, $0.baseAddress, $0.count) }
 }

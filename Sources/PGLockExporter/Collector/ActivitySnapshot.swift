@@ -12,11 +12,14 @@ public struct ActivitySnapshot: Sendable {
     public var maxConnections: Int
     /// Guard settings in seconds (0 = disabled), keyed by setting name.
     public var timeouts: [String: Double]
+    /// Locks on contended objects; only read for `check` (see `SnapshotQuery.lockDetails`).
+    public var lockDetails: [LockDetail]
 
     public init(
         serverVersion: Int, serverVersionString: String, sessions: [Session], locks: [LockCount],
-        databases: [DatabaseStats], maxConnections: Int, timeouts: [String: Double]
+        databases: [DatabaseStats], lockDetails: [LockDetail] = [], maxConnections: Int, timeouts: [String: Double]
     ) {
+        self.lockDetails = lockDetails
         self.serverVersion = serverVersion
         self.serverVersionString = serverVersionString
         self.sessions = sessions
@@ -136,5 +139,21 @@ public struct DatabaseStats: Sendable, Equatable {
         self.idleInTransactionSeconds = idleInTransactionSeconds
         self.sessionsKilled = sessionsKilled
         self.sessionsAbandoned = sessionsAbandoned
+    }
+}
+
+/// One lock on an object that some session waits for: who, which mode, granted or queued.
+public struct LockDetail: Sendable, Equatable {
+    public var pid: Int32
+    public var granted: Bool
+    public var mode: String
+    /// The relation's name, `transaction 1234`, or `relation OID in database NAME`.
+    public var object: String
+
+    public init(pid: Int32, granted: Bool, mode: String, object: String) {
+        self.pid = pid
+        self.granted = granted
+        self.mode = mode
+        self.object = object
     }
 }

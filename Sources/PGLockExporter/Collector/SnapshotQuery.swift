@@ -9,9 +9,14 @@ public struct SnapshotQuery: Sendable {
     /// reads query text, `check` does).
     public let queryCharacters: Int
 
-    public init(serverVersion: Int, queryCharacters: Int = 0) {
+    /// Also read which lock each waiter wants and who holds or queues for the same object
+    /// (`check` draws it; the exporter does not need it).
+    public let lockDetails: Bool
+
+    public init(serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false) {
         self.serverVersion = serverVersion
         self.queryCharacters = max(0, queryCharacters)
+        self.lockDetails = lockDetails
     }
 
     /// `pg_locks.waitstart` exists from PostgreSQL 14.
@@ -31,7 +36,8 @@ public struct SnapshotQuery: Sendable {
     /// The batch, preceded by a `SET statement_timeout` that bounds this collection.
     public func sql(statementTimeoutMilliseconds: Int) -> String {
         "SET statement_timeout = \(max(1, statementTimeoutMilliseconds));\n"
-            + [sessionsSQL, locksSQL, databasesSQL, settingsSQL].joined(separator: ";\n")
+            + ([sessionsSQL, locksSQL, databasesSQL, settingsSQL] + (lockDetails ? [lockDetailsSQL] : []))
+            .joined(separator: ";\n")
     }
 
     /// Every backend but ours. `pg_blocking_pids()` only for lock waiters: it takes the lock
@@ -87,12 +93,34 @@ public struct SnapshotQuery: Sendable {
         return "SELECT name, reset_val FROM pg_settings WHERE name IN (\(names))"
     }
 
+    /// Every lock (granted or queued) on an object some session waits for: the waiter's request,
+    /// and what its blockers hold or queue for on the same object. `::regclass` names relations
+    /// only in our own database; elsewhere the OID and database are reported instead.
+    var lockDetailsSQL: String {
+        """
+        WITH wanted AS (
+            SELECT DISTINCT locktype, database, relation, page, tuple, virtualxid, transactionid, classid, objid, objsubid
+            FROM pg_locks WHERE NOT granted)
+        SELECT l.pid, l.granted, l.mode, l.locktype,
+               CASE WHEN l.relation IS NOT NULL AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                    THEN l.relation::regclass::text END,
+               d.datname, l.relation::int8, l.transactionid::text, l.virtualxid, l.page, l.tuple, l.objid::int8
+        FROM pg_locks l
+        JOIN wanted w ON (l.locktype, l.database, l.relation, l.page, l.tuple, l.virtualxid, l.transactionid, l.classid, l.objid, l.objsubid)
+            IS NOT DISTINCT FROM
+            (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid, w.classid, w.objid, w.objsubid)
+        LEFT JOIN pg_database d ON d.oid = l.database
+        WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+        """
+    }
+
     /// Builds the snapshot from the batch's results (index 0 is the `SET`).
     public struct Decoder {
         let query: SnapshotQuery
         public private(set) var sessions: [Session] = []
         public private(set) var locks: [LockCount] = []
         public private(set) var databases: [DatabaseStats] = []
+        public private(set) var lockDetails: [LockDetail] = []
         var settings: [String: String] = [:]
 
         public init(_ query: SnapshotQuery) { self.query = query }
@@ -106,7 +134,30 @@ public struct SnapshotQuery: Sendable {
                 for row in 0..<result.rowCount {
                     if let name = result.string(row, 0) { settings[name] = result.string(row, 1) }
                 }
+            case 5: readLockDetails(result)
             default: break
+            }
+        }
+
+        mutating func readLockDetails(_ r: borrowing PostgresResult) {
+            for row in 0..<r.rowCount {
+                let locktype = r.string(row, 3) ?? ""
+                let object: String
+                if let name = r.string(row, 4) {
+                    object = locktype == "tuple" ? "a row of \(name)" : name
+                } else if let relation = r.string(row, 6) {
+                    object = "relation \(relation) in database \(r.string(row, 5) ?? "?")"
+                } else if let xid = r.string(row, 7) {
+                    object = "transaction \(xid)"
+                } else if let vxid = r.string(row, 8) {
+                    object = "virtual transaction \(vxid)"
+                } else if let objid = r.string(row, 11) {
+                    object = "\(locktype) \(objid)"
+                } else {
+                    object = locktype
+                }
+                lockDetails.append(
+                    LockDetail(pid: Int32(r.int(row, 0) ?? 0), granted: r.bool(row, 1) ?? false, mode: r.string(row, 2) ?? "", object: object))
             }
         }
 
@@ -170,7 +221,7 @@ public struct SnapshotQuery: Sendable {
             return ActivitySnapshot(
                 serverVersion: query.serverVersion,
                 serverVersionString: settings["server_version"] ?? "",
-                sessions: sessions, locks: locks, databases: databases,
+                sessions: sessions, locks: locks, databases: databases, lockDetails: lockDetails,
                 maxConnections: settings["max_connections"].flatMap { Int($0) } ?? 0,
                 timeouts: timeouts)
         }

@@ -75,7 +75,7 @@ public struct StructuredLogHandler: LogHandler {
     }
 
     /// RFC 3339 UTC with milliseconds.
-    static func timestamp() -> String {
+    public static func timestamp() -> String {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         var parts = tm()

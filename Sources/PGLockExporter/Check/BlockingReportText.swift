@@ -1,0 +1,89 @@
+/// Renders a `BlockingReport` for a person at a terminal: a header, each blocking tree drawn
+/// root first, then the sessions idle in transaction that block nobody yet.
+public struct BlockingReportText {
+    public let report: BlockingReport
+    public let color: Bool
+
+    public init(_ report: BlockingReport, color: Bool) {
+        self.report = report
+        self.color = color
+    }
+
+    private func paint(_ text: String, _ code: String) -> String { color ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+    private func bold(_ text: String) -> String { paint(text, "1") }
+    private func red(_ text: String) -> String { paint(text, "31;1") }
+    private func yellow(_ text: String) -> String { paint(text, "33") }
+    private func dim(_ text: String) -> String { paint(text, "2") }
+
+    public func render() -> String {
+        var out = header() + "\n"
+        if report.blockingTrees.isEmpty {
+            out += "\nNo session is blocked.\n"
+        }
+        for root in report.blockingTrees {
+            let count = root.blockedCount ?? 0
+            let depth = depth(root)
+            out += "\n" + bold("Blocking tree: pid \(root.pid) blocks \(count) session\(count == 1 ? "" : "s") (chain depth \(depth))") + "\n"
+            render(root, prefix: "", childPrefix: "", isRoot: true, into: &out)
+        }
+        let idle = report.idleInTransactionNotBlocking
+        if !idle.isEmpty {
+            out += "\n" + bold("Idle in transaction, blocking nobody (yet):") + "\n"
+            for s in idle {
+                out += "  pid \(s.pid)  " + yellow("\(s.state) \(DurationText.format(s.stateSeconds ?? 0))") + "  "
+                    + identity(datname: s.datname, usename: s.usename, application: s.applicationName, client: s.clientAddr) + "\n"
+                if let query = s.query { out += "      " + dim("query: \(oneLine(query))") + "\n" }
+            }
+        }
+        return out
+    }
+
+    private func header() -> String {
+        let states = report.server.sessionsByState.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+        let total = states.reduce(0) { $0 + $1.value }
+        let list = states.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let blocked = report.server.blockedSessions
+        return bold("PostgreSQL \(report.server.version)") + " · \(total) client session\(total == 1 ? "" : "s")"
+            + (list.isEmpty ? "" : ": \(list)") + " · " + (blocked > 0 ? red("\(blocked) blocked") : "0 blocked")
+    }
+
+    private func depth(_ node: BlockingReport.Node) -> Int {
+        node.blocked.map { 1 + depth($0) }.max() ?? 0
+    }
+
+    private func render(_ node: BlockingReport.Node, prefix: String, childPrefix: String, isRoot: Bool, into out: inout String) {
+        let who = identity(datname: node.datname, usename: node.usename, application: node.applicationName, client: node.clientAddr)
+        var line = prefix + bold("pid \(node.pid)") + "  "
+        if isRoot {
+            line += red("\(node.state) \(DurationText.format(node.stateSeconds ?? 0))")
+        } else {
+            let lock = node.lockMode.map { " for \($0)" + (node.relation.map { " on \($0)" } ?? "") } ?? ""
+            line += yellow("waiting \(DurationText.format(node.waitSeconds ?? 0))\(lock)") + "  (\(node.state))"
+        }
+        if node.repeated {
+            out += line + dim("  — also waits behind another session above") + "\n"
+            return
+        }
+        out += line + "  " + who + "\n"
+        let detailPrefix = childPrefix + (node.blocked.isEmpty ? "   " : "│  ")
+        if isRoot, let mode = node.lockMode {
+            out += detailPrefix + "holds \(mode)" + (node.relation.map { " on \($0)" } ?? "") + "\n"
+        }
+        if let query = node.query, !query.isEmpty { out += detailPrefix + dim("query: \(oneLine(query))") + "\n" }
+        for (index, child) in node.blocked.enumerated() {
+            let last = index == node.blocked.count - 1
+            render(child, prefix: childPrefix + (last ? "└─ " : "├─ "), childPrefix: childPrefix + (last ? "   " : "│  "), isRoot: false, into: &out)
+        }
+    }
+
+    private func identity(datname: String?, usename: String?, application: String?, client: String?) -> String {
+        var parts: [String] = []
+        if let datname { parts.append("db=\(datname)") }
+        if let usename { parts.append("user=\(usename)") }
+        if let application, !application.isEmpty { parts.append("app=\(application)") }
+        if let client, !client.isEmpty { parts.append("client=\(client)") }
+        return parts.joined(separator: " ")
+    }
+
+    private func oneLine(_ text: String) -> String { PostgresError.oneLine(text) }
+}

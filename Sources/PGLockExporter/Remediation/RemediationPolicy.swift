@@ -1,0 +1,109 @@
+/// Which sessions `remediate` may terminate. Pure: it decides from a snapshot and its blocking
+/// graph, and the same policy serves the one-shot command and the webhook service.
+public struct RemediationPolicy: Sendable {
+    /// Idle in transaction for at least this long (seconds) before a session is a target.
+    public var minIdleSeconds: Double = 60
+    /// Every idle-in-transaction session past `minIdleSeconds`, blocking or not.
+    public var allIdleInTransaction = false
+    /// Only this session (`--pid`); `force` allows it when it is not idle in transaction.
+    public var pid: Int32?
+    public var force = false
+    /// Regular expressions, matched against the whole value (as Prometheus does).
+    public var excludeApplications: [Pattern] = []
+    public var excludeUsers: [Pattern] = []
+    public var excludeDatabases: [Pattern] = []
+    public var onlyDatabases: [Pattern] = []
+    /// At most this many terminations in one pass.
+    public var maxTerminations = 10
+
+    public init() {}
+
+    /// A regular expression that must match a whole value; keeps its source for messages.
+    public struct Pattern: Sendable, CustomStringConvertible {
+        public let source: String
+        // Regex<AnyRegexOutput> is not marked Sendable; this one is immutable after init and only read.
+        nonisolated(unsafe) private let regex: Regex<AnyRegexOutput>
+
+        public init(_ source: String) throws {
+            self.source = source
+            self.regex = try Regex(source)
+        }
+
+        public func matches(_ value: String) -> Bool { (try? regex.wholeMatch(in: value)) != nil }
+        public var description: String { source }
+    }
+
+    /// The decisions for one pass, in the order they should be carried out: root blockers with
+    /// the most waiters first, then (with `allIdleInTransaction`) the oldest idle sessions.
+    public func decide(snapshot: ActivitySnapshot, graph: BlockingGraph, ownPID: Int32) -> [Decision] {
+        var byPID: [Int32: Session] = [:]
+        for s in snapshot.sessions { byPID[s.pid] = s }
+
+        var candidates: [(pid: Int32, session: Session?)] = []
+        if let pid {
+            candidates = [(pid, byPID[pid])]
+        } else {
+            candidates = graph.roots.map { ($0.pid, $0.session) }
+            if allIdleInTransaction {
+                let roots = Set(candidates.map(\.pid))
+                let idle = snapshot.sessions.filter { $0.isIdleInTransaction && !roots.contains($0.pid) }
+                    .sorted { ($0.stateSeconds ?? 0) != ($1.stateSeconds ?? 0) ? ($0.stateSeconds ?? 0) > ($1.stateSeconds ?? 0) : $0.pid < $1.pid }
+                candidates += idle.map { ($0.pid, $0) }
+            }
+        }
+
+        var decisions: [Decision] = []
+        var terminations = 0
+        for (pid, session) in candidates {
+            let blocked = graph.allWaiters(of: pid).count
+            var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, reason: "")
+            if let refusal = refusal(pid: pid, session: session, ownPID: ownPID) {
+                decision.reason = refusal
+            } else if terminations >= maxTerminations {
+                decision.reason = "the cap of \(maxTerminations) terminations per run is reached (--max-terminations)"
+            } else {
+                decision.action = .terminate
+                decision.reason = targetReason(session!, blocked: blocked)
+                terminations += 1
+            }
+            decisions.append(decision)
+        }
+        return decisions
+    }
+
+    /// Why this session must not be terminated, or nil when it may be.
+    private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> String? {
+        if pid == 0 { return "a prepared transaction holds the lock: it has no session to end; use ROLLBACK PREPARED" }
+        if pid == ownPID { return "this is the remediator's own session" }
+        guard let session else { return "no such session (it may have ended)" }
+        if !session.isClient { return "not a client backend (\(session.backendType ?? "unknown"))" }
+        if session.isHidden { return "its state is hidden from this role (grant pg_read_all_stats)" }
+        if session.waitingOnLock { return "it is itself waiting on a lock: a victim, not the cause" }
+        if let p = excludeApplications.first(where: { $0.matches(session.applicationName) }) {
+            return "application \"\(session.applicationName)\" is excluded (--exclude-application \(p))"
+        }
+        if let p = excludeUsers.first(where: { $0.matches(session.usename ?? "") }) {
+            return "user \"\(session.usename ?? "")\" is excluded (--exclude-user \(p))"
+        }
+        if let p = excludeDatabases.first(where: { $0.matches(session.datname ?? "") }) {
+            return "database \"\(session.datname ?? "")\" is excluded (--exclude-database \(p))"
+        }
+        if !onlyDatabases.isEmpty && !onlyDatabases.contains(where: { $0.matches(session.datname ?? "") }) {
+            return "database \"\(session.datname ?? "")\" is not in --only-database"
+        }
+        if !session.isIdleInTransaction {
+            if self.pid != nil && force { return nil }
+            return "it is \(session.stateLabel), not idle in transaction" + (self.pid != nil ? " (--force to terminate it anyway)" : "")
+        }
+        if self.pid == nil, let idle = session.stateSeconds, idle < minIdleSeconds {
+            return "idle in transaction for \(DurationText.format(idle)), less than --min-idle \(DurationText.format(minIdleSeconds))"
+        }
+        return nil
+    }
+
+    private func targetReason(_ session: Session, blocked: Int) -> String {
+        let state = "\(session.stateLabel) for \(DurationText.format(session.stateSeconds ?? 0))"
+        if blocked > 0 { return "root blocker \(state), \(blocked) session\(blocked == 1 ? "" : "s") waiting behind it" }
+        return pid != nil ? "named by --pid, \(state)" : "\(state) (--all-idle-in-transaction)"
+    }
+}

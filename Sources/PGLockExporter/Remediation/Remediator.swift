@@ -1,0 +1,72 @@
+import Synchronization
+
+/// Carries out a remediation pass: read the database, decide with the policy, and (unless dry
+/// run) terminate each target with one statement that re-checks its identity first.
+public struct Remediator {
+    public let policy: RemediationPolicy
+    public let execute: Bool
+    public let statementTimeoutMilliseconds: Int
+
+    public init(policy: RemediationPolicy, execute: Bool, statementTimeoutMilliseconds: Int = 5000) {
+        self.policy = policy
+        self.execute = execute
+        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
+    }
+
+    /// Terminates the session only if it is still the same session in the same state: same pid,
+    /// same `backend_start` (a reused pid differs), same `state` and `state_change` (a session
+    /// that committed or ran another statement differs), and not waiting on a lock. No row
+    /// means the session moved on. `pg_terminate_backend` checks privileges itself: a
+    /// `pg_signal_backend` role cannot end a superuser's session, and that error is reported.
+    static let guardedTerminateSQL = """
+        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE pid = $1::int AND backend_start = $2::timestamptz AND state = $3
+          AND state_change = $4::timestamptz AND wait_event_type IS DISTINCT FROM 'Lock'
+        """
+
+    /// One pass on an open connection. Decisions come back with their results and times.
+    public func run(on connection: PostgresConnection, now: () -> String = StructuredLogHandler.timestamp) throws -> [Decision] {
+        let snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        let graph = BlockingGraph(sessions: snapshot.sessions)
+        var decisions = policy.decide(snapshot: snapshot, graph: graph, ownPID: connection.backendPID)
+        for index in decisions.indices {
+            decisions[index].time = now()
+            guard decisions[index].action == .terminate else {
+                decisions[index].result = .skipped
+                continue
+            }
+            guard execute else {
+                decisions[index].result = .dryRun
+                continue
+            }
+            terminate(&decisions[index], on: connection)
+        }
+        return decisions
+    }
+
+    private func terminate(_ decision: inout Decision, on connection: PostgresConnection) {
+        guard let s = decision.session, let start = s.backendStart, let change = s.stateChange, let state = s.state else {
+            decision.result = .failed
+            decision.reason = "the session's identity could not be read"
+            return
+        }
+        do {
+            let outcome: Bool? = try connection.execute(Self.guardedTerminateSQL, [String(s.pid), start, state, change]) { r in
+                r.rowCount == 0 ? nil : r.bool(0, 0)
+            }
+            switch outcome {
+            case nil:
+                decision.result = .skipped
+                decision.reason = "state changed: the session ended, moved on or started waiting before it could be terminated"
+            case true?:
+                decision.result = .terminated
+            case false?:
+                decision.result = .failed
+                decision.reason = "pg_terminate_backend returned false: the session could not be signalled"
+            }
+        } catch {
+            decision.result = .failed
+            decision.reason = "PostgreSQL refused: \(error)"
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import FoundationEssentials
+import PGLockExporter
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `pg_lock_exporter remediate`: end the idle-in-transaction root blockers, safely.
+struct Remediate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Terminate the sessions at the root of blocking chains (dry run unless --execute).",
+        discussion: """
+            Default targets: root blockers idle in transaction for at least --min-idle that block \
+            at least one session. Never the waiting migration, never a session that is itself \
+            waiting, never a non-client backend or this command's own session. Each termination \
+            re-checks pid, backend_start, state and state_change in the same statement.
+            Exit status: 0 when every decision succeeded or there was nothing to do, 1 when a \
+            termination failed or a named --pid was refused, 2 on connection or usage errors.
+            """)
+
+    @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var remediation: RemediationOptions
+
+    @Option(name: .customLong("pid"), help: "Only this session. Refused unless idle in transaction, or --force.")
+    var pid: Int32?
+
+    @Flag(name: .customLong("force"), help: "With --pid: terminate it even when it is not idle in transaction.")
+    var force = false
+
+    @Option(name: .customLong("format"), help: "text (one line per decision) or json.")
+    var format: String = "text"
+
+    func validate() throws {
+        guard format == "text" || format == "json" else { throw ValidationError("--format: \"\(format)\" is not one of text, json") }
+        if force && pid == nil { throw ValidationError("--force: only with --pid") }
+        if let pid, pid <= 0 { throw ValidationError("--pid: must be a positive process id") }
+    }
+
+    func run() throws {
+        let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
+        let policy = try remediation.policy(pid: pid, force: force)
+        let audit: AuditLog?
+        do { audit = try remediation.auditLog.map { try AuditLog(path: $0) } } catch {
+            throw ValidationError("\(error)")
+        }
+        let decisions: [Decision]
+        do {
+            let db = try PostgresConnection(settings)
+            decisions = try Remediator(
+                policy: policy, execute: remediation.execute, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds
+            ).run(on: db)
+        } catch {
+            printError("pg_lock_exporter remediate: cannot read PostgreSQL: \(error)")
+            throw ExitStatus.connectionOrUsage
+        }
+        try audit?.append(decisions)
+        if format == "json" {
+            struct Output: Encodable {
+                var dryRun: Bool
+                var decisions: [Decision]
+                enum CodingKeys: String, CodingKey { case dryRun = "dry_run", decisions }
+            }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(Output(dryRun: !remediation.execute, decisions: decisions)), as: UTF8.self))
+        } else {
+            for decision in decisions { print(decision.summary) }
+            print(summaryLine(decisions))
+        }
+        // A session that changed before the kill was skipped by design; a policy refusal of the
+        // session the user named is a failure to do what was asked.
+        let failed = decisions.contains { $0.result == .failed }
+        let pidRefused = pid != nil && decisions.contains { $0.action == .skip }
+        if failed || pidRefused { throw ExitStatus.finding }
+    }
+
+    private func summaryLine(_ decisions: [Decision]) -> String {
+        let targets = decisions.filter { $0.action == .terminate }.count
+        if decisions.isEmpty { return "Nothing to do: no session matches the policy." }
+        if !remediation.execute {
+            return targets == 0
+                ? "Dry run: nothing would be terminated."
+                : "Dry run: \(targets) session\(targets == 1 ? "" : "s") would be terminated. Run again with --execute to act."
+        }
+        let done = decisions.filter { $0.result == .terminated }.count
+        let failed = decisions.filter { $0.result == .failed }.count
+        return "Terminated \(done) session\(done == 1 ? "" : "s")" + (failed > 0 ? ", \(failed) failed." : ".")
+    }
+}
