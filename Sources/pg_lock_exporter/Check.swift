@@ -28,6 +28,9 @@ struct Check: ParsableCommand {
     @Option(name: .customLong("query-chars"), help: "Characters of each session's query to show; 0 hides queries (they may carry data).")
     var queryChars: Int = 80
 
+    @Flag(name: .customLong("all-databases"), help: "Report every database of the server (default: only the DSN's database).")
+    var allDatabases = false
+
     @Flag(name: .customLong("fail-on-blocking"), help: "Exit 1 when any session is blocked (run it before a migration).")
     var failOnBlocking = false
 
@@ -45,15 +48,18 @@ struct Check: ParsableCommand {
     func run() throws {
         let settings = try connection.settings(applicationName: "pg_lock_exporter check")
         let snapshot: ActivitySnapshot
+        let database: String
         do {
             let db = try PostgresConnection(settings)
+            database = db.database
             snapshot = try db.readSnapshot(
                 queryCharacters: queryChars, lockDetails: true, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)
         } catch {
             printError("pg_lock_exporter check: cannot read PostgreSQL: \(error)")
             throw ExitStatus.connectionOrUsage
         }
-        let report = BlockingReport(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions))
+        let report = BlockingReport(
+            snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), database: allDatabases ? nil : database)
         if format == "json" {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

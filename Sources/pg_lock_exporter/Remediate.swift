@@ -50,7 +50,8 @@ struct Remediate: ParsableCommand {
         do {
             let db = try PostgresConnection(settings)
             decisions = try Remediator(
-                policy: policy, execute: remediation.execute, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds
+                policy: policy, execute: remediation.execute, allDatabases: remediation.allDatabases,
+                statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds
             ).run(on: db)
         } catch {
             printError("pg_lock_exporter remediate: cannot read PostgreSQL: \(error)")

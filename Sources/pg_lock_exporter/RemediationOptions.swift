@@ -14,6 +14,9 @@ struct RemediationOptions: ParsableArguments {
         help: "Every session idle in transaction past --min-idle, blocking or not (default: root blockers only).")
     var allIdleInTransaction = false
 
+    @Flag(name: .customLong("all-databases"), help: "Act on every database of the server (default: only the DSN's database).")
+    var allDatabases = false
+
     @Option(name: .customLong("exclude-application"), help: "Never terminate sessions whose application_name matches (regex, repeatable).")
     var excludeApplication: [String] = []
 

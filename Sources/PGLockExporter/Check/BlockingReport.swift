@@ -70,13 +70,15 @@ public struct BlockingReport: Sendable, Encodable {
         case server, sessions, blockingTrees = "blocking_trees"
     }
 
-    public init(snapshot: ActivitySnapshot, graph: BlockingGraph) {
-        let clients = snapshot.sessions.filter(\.isClient)
+    /// With `database`, only that database's sessions and the trees that touch it are reported.
+    public init(snapshot: ActivitySnapshot, graph: BlockingGraph, database: String? = nil) {
+        let inScope = { (s: Session) in database == nil || s.datname == database }
+        let clients = snapshot.sessions.filter { $0.isClient && inScope($0) }
         var byState: [String: Int] = [:]
         for s in clients { byState[s.stateLabel, default: 0] += 1 }
         server = Server(
             version: snapshot.serverVersionString, versionNumber: snapshot.serverVersion, sessionsByState: byState,
-            blockedSessions: graph.blocked.values.filter(\.isClient).count)
+            blockedSessions: graph.blocked.values.filter { $0.isClient && inScope($0) }.count)
         sessions = clients.sorted { $0.pid < $1.pid }.map { s in
             SessionEntry(
                 pid: s.pid, datname: s.datname, usename: s.usename, applicationName: s.applicationName,
@@ -87,7 +89,10 @@ public struct BlockingReport: Sendable, Encodable {
         var byPID: [Int32: Session] = [:]
         for s in snapshot.sessions { byPID[s.pid] = s }
         let builder = TreeBuilder(graph: graph, sessions: byPID, locks: snapshot.lockDetails)
-        blockingTrees = graph.roots.map { builder.tree(for: $0) }
+        blockingTrees = graph.roots.filter { root in
+            database == nil || root.datname == database
+                || graph.allWaiters(of: root.pid).contains { byPID[$0].map(inScope) ?? false }
+        }.map { builder.tree(for: $0) }
     }
 
     /// Client sessions idle in transaction that block nobody (yet), oldest first.

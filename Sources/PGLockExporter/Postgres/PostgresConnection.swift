@@ -42,6 +42,8 @@ public final class PostgresConnection {
     public let serverVersion: Int
     /// Our own backend pid, excluded from everything we count or act on.
     public let backendPID: Int32
+    /// The database this connection is in.
+    public let database: String
 
     public init(_ settings: ConnectionSettings) throws(PostgresError) {
         // Arrays are processed in order and a later keyword wins: connect_timeout first so the
@@ -60,6 +62,7 @@ public final class PostgresConnection {
         raw = connection
         serverVersion = Int(PQserverVersion(connection))
         backendPID = PQbackendPID(connection)
+        database = String(cString: PQdb(connection))
         do {
             try execute(
                 "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",

@@ -13,6 +13,8 @@ public struct RemediationPolicy: Sendable {
     public var excludeUsers: [Pattern] = []
     public var excludeDatabases: [Pattern] = []
     public var onlyDatabases: [Pattern] = []
+    /// Only sessions in this database (the one connected to), unless nil (`--all-databases`).
+    public var database: String?
     /// At most this many terminations in one pass.
     public var maxTerminations = 10
 
@@ -43,10 +45,12 @@ public struct RemediationPolicy: Sendable {
         if let pid {
             candidates = [(pid, byPID[pid])]
         } else {
-            candidates = graph.roots.map { ($0.pid, $0.session) }
+            candidates = graph.roots.filter { database == nil || $0.datname == database }.map { ($0.pid, $0.session) }
             if allIdleInTransaction {
                 let roots = Set(candidates.map(\.pid))
-                let idle = snapshot.sessions.filter { $0.isIdleInTransaction && !roots.contains($0.pid) }
+                let idle = snapshot.sessions.filter {
+                    $0.isIdleInTransaction && !roots.contains($0.pid) && (database == nil || $0.datname == database)
+                }
                     .sorted { ($0.stateSeconds ?? 0) != ($1.stateSeconds ?? 0) ? ($0.stateSeconds ?? 0) > ($1.stateSeconds ?? 0) : $0.pid < $1.pid }
                 candidates += idle.map { ($0.pid, $0) }
             }
@@ -79,6 +83,9 @@ public struct RemediationPolicy: Sendable {
         if !session.isClient { return "not a client backend (\(session.backendType ?? "unknown"))" }
         if session.isHidden { return "its state is hidden from this role (grant pg_read_all_stats)" }
         if session.waitingOnLock { return "it is itself waiting on a lock: a victim, not the cause" }
+        if let database, session.datname != database {
+            return "it is in database \"\(session.datname ?? "")\", not \"\(database)\" (--all-databases to act on every database)"
+        }
         if let p = excludeApplications.first(where: { $0.matches(session.applicationName) }) {
             return "application \"\(session.applicationName)\" is excluded (--exclude-application \(p))"
         }

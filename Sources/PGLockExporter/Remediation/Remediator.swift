@@ -1,15 +1,16 @@
-import Synchronization
-
 /// Carries out a remediation pass: read the database, decide with the policy, and (unless dry
 /// run) terminate each target with one statement that re-checks its identity first.
 public struct Remediator {
     public let policy: RemediationPolicy
     public let execute: Bool
     public let statementTimeoutMilliseconds: Int
+    /// Act on every database of the server, not only the one connected to.
+    public let allDatabases: Bool
 
-    public init(policy: RemediationPolicy, execute: Bool, statementTimeoutMilliseconds: Int = 5000) {
+    public init(policy: RemediationPolicy, execute: Bool, allDatabases: Bool = false, statementTimeoutMilliseconds: Int = 5000) {
         self.policy = policy
         self.execute = execute
+        self.allDatabases = allDatabases
         self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
     }
 
@@ -24,13 +25,27 @@ public struct Remediator {
           AND state_change = $4::timestamptz AND wait_event_type IS DISTINCT FROM 'Lock'
         """
 
-    /// One pass on an open connection. Decisions come back with their results and times.
-    public func run(on connection: PostgresConnection, now: () -> String = StructuredLogHandler.timestamp) throws -> [Decision] {
+    /// One pass on an open connection: `plan`, then `carryOut`. Decisions come back with their
+    /// results and times.
+    public func run(on connection: PostgresConnection) throws -> [Decision] {
+        var decisions = try plan(on: connection)
+        carryOut(&decisions, on: connection)
+        return decisions
+    }
+
+    /// Reads the database and decides, changing nothing.
+    public func plan(on connection: PostgresConnection) throws -> [Decision] {
         let snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)
         let graph = BlockingGraph(sessions: snapshot.sessions)
-        var decisions = policy.decide(snapshot: snapshot, graph: graph, ownPID: connection.backendPID)
+        var policy = policy
+        if policy.database == nil && !allDatabases { policy.database = connection.database }
+        return policy.decide(snapshot: snapshot, graph: graph, ownPID: connection.backendPID)
+    }
+
+    /// Acts on planned decisions (or marks them dry-run), each termination re-checking its target.
+    public func carryOut(_ decisions: inout [Decision], on connection: PostgresConnection) {
         for index in decisions.indices {
-            decisions[index].time = now()
+            decisions[index].time = StructuredLogHandler.timestamp()
             guard decisions[index].action == .terminate else {
                 decisions[index].result = .skipped
                 continue
@@ -41,7 +56,6 @@ public struct Remediator {
             }
             terminate(&decisions[index], on: connection)
         }
-        return decisions
     }
 
     private func terminate(_ decision: inout Decision, on connection: PostgresConnection) {

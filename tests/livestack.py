@@ -1,0 +1,523 @@
+"""Helpers for the tests that run the real stack: PostgreSQL (scripts/pg-sandbox), the seed
+incident (scripts/incident), the pg_lock_exporter binary and Prometheus.
+
+conftest.py turns these into session-scoped fixtures; later tests (Alertmanager, remediator)
+can reuse the classes directly, e.g. PrometheusServer with alertmanager targets.
+
+Everything here talks only to loopback addresses: every HTTP request goes through
+`http_get_json`, which refuses other hosts and ignores the *_proxy environment variables.
+"""
+
+import atexit
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = REPO / "scripts"
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+# --------------------------------------------------------------------- small utilities
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def clean_env(extra=None):
+    """The environment for child processes: no libpq variables or DATA_SOURCE_NAME leaking in
+    from the developer's shell (they could point at a real server), no proxies."""
+    env = {k: v for k, v in os.environ.items()
+           if not (k.startswith("PG") and not k.startswith(("PG_BINDIR", "PG_SANDBOX_")))
+           and k != "DATA_SOURCE_NAME"
+           and k.lower() not in ("http_proxy", "https_proxy", "all_proxy", "no_proxy")}
+    env.update(extra or {})
+    return env
+
+
+def wait_until(what, probe, timeout, interval=0.25):
+    """Call probe() until it returns a truthy value; return that value. On timeout raise
+    AssertionError naming `what` and the last value or exception seen."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            value = probe()
+            if value:
+                return value
+            last = value
+        except Exception as e:  # noqa: BLE001 - report whatever the probe hit
+            last = e
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
+        time.sleep(interval)
+
+
+_NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def _check_loopback(url):
+    host = urllib.parse.urlsplit(url).hostname
+    if host not in LOOPBACK_HOSTS:
+        raise ValueError(f"refusing to talk to a non-loopback address: {url}")
+
+
+def http_get(url, params=None, timeout=5):
+    """GET url (loopback only); returns (status, body bytes)."""
+    _check_loopback(url)
+    if params:
+        url = f"{url}?{urllib.parse.urlencode(params)}"
+    try:
+        with _NO_PROXY_OPENER.open(url, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def http_get_json(url, params=None, timeout=5):
+    status, body = http_get(url, params, timeout)
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        raise AssertionError(f"GET {url} {params or ''}: HTTP {status}, not JSON: {body[:300]!r}") from None
+    return status, doc
+
+
+def psql(dsn, sql, timeout=15):
+    """Run one SQL statement with psql; return stdout rows as lists of fields."""
+    out = subprocess.run(["psql", "-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-F", "\t", dsn, "-c", sql],
+                         capture_output=True, text=True, timeout=timeout, env=clean_env())
+    if out.returncode != 0:
+        raise AssertionError(f"psql {sql!r} failed: {out.stderr.strip()}")
+    return [line.split("\t") for line in out.stdout.splitlines() if line]
+
+
+def dsn_with(dsn, **params):
+    """Replace or add key=value pairs in a libpq keyword/value connection string
+    (the sandbox's strings have no quoted values)."""
+    pairs = dict(p.split("=", 1) for p in dsn.split())
+    pairs.update({k: str(v) for k, v in params.items()})
+    return " ".join(f"{k}={v}" for k, v in pairs.items())
+
+
+# --------------------------------------------------------------------- processes
+
+_LIVE_PROCESSES = []
+
+
+class ManagedProcess:
+    """A child process in its own process group, its stdout+stderr in a log file. stop() ends
+    the whole group (TERM, then KILL); an atexit hook stops whatever a crash left running."""
+
+    def __init__(self, name, argv, log_path, env=None, cwd=None):
+        self.name = name
+        self.argv = [str(a) for a in argv]
+        self.log_path = Path(log_path)
+        self._log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
+                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                     env=env if env is not None else clean_env(), cwd=cwd)
+        _LIVE_PROCESSES.append(self)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=30):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def describe_exit(self):
+        return (f"{self.name} exited with status {self.proc.returncode}; "
+                f"last lines of {self.log_path}:\n{self.log_tail()}")
+
+    def stop(self, timeout=5):
+        if self.proc.poll() is None:
+            for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, timeout)):
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                try:
+                    self.proc.wait(wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+        else:
+            # The leader is gone; make sure nothing it started lingers in its group.
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if not self._log.closed:
+            self._log.close()
+        if self in _LIVE_PROCESSES:
+            _LIVE_PROCESSES.remove(self)
+
+
+@atexit.register
+def _stop_leftovers():
+    for p in list(_LIVE_PROCESSES):
+        p.stop(timeout=2)
+
+
+# --------------------------------------------------------------------- PostgreSQL and the incident
+
+@dataclass
+class PgServer:
+    directory: Path
+    port: int
+    dsn: str  # to the "postgres" database
+
+    def dsn_for(self, dbname):
+        return dsn_with(self.dsn, dbname=dbname)
+
+    def stop(self):
+        subprocess.run([SCRIPTS / "pg-sandbox", "stop", self.directory], capture_output=True, timeout=60,
+                       env=clean_env())
+        # Last resort if pg_ctl could not stop it: immediate shutdown of the postmaster.
+        pidfile = self.directory / "data" / "postmaster.pid"
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            os.kill(pid, signal.SIGQUIT)
+        except (OSError, ValueError, IndexError):
+            pass
+
+
+def start_pg_sandbox(directory, attempts=3):
+    """scripts/pg-sandbox start DIRECTORY PORT on a free port (retried if the port was taken
+    meanwhile). The directory's parent must be traversable by the server's user."""
+    directory = Path(directory)
+    errors = []
+    for _ in range(attempts):
+        port = free_port()
+        out = subprocess.run([SCRIPTS / "pg-sandbox", "start", directory, str(port)], capture_output=True,
+                             text=True, timeout=120, env=clean_env())
+        if out.returncode == 0:
+            dsn = out.stdout.strip().splitlines()[-1]
+            return PgServer(directory=directory, port=port, dsn=dsn)
+        errors.append(f"port {port}: {out.stderr.strip()}")
+        subprocess.run([SCRIPTS / "pg-sandbox", "stop", directory], capture_output=True, timeout=60, env=clean_env())
+    raise AssertionError("scripts/pg-sandbox could not start PostgreSQL:\n" + "\n".join(errors))
+
+
+@dataclass
+class Incident:
+    """The seed incident running in `datname`: worker idle in transaction holding a lock on
+    features, alembic's ALTER TABLE queued behind it, `readers` web SELECTs behind that."""
+    dsn: str
+    datname: str
+    readers: int
+    state_dir: Path
+    worker_pid: int = 0
+    migration_pid: int = 0
+    reader_pids: list = field(default_factory=list)
+
+    @property
+    def blocked(self):
+        """Sessions waiting behind the worker: the migration and every reader."""
+        return self.readers + 1
+
+    def stop(self):
+        subprocess.run([SCRIPTS / "incident", "stop", self.state_dir], capture_output=True, timeout=30,
+                       env=clean_env())
+
+
+def start_incident(pg, datname, readers, state_dir):
+    """Create database `datname` and run scripts/incident in it. Returns the Incident with the
+    pids read back from pg_stat_activity. The caller must call stop() (also after a failure)."""
+    psql(pg.dsn, f'CREATE DATABASE "{datname}"')
+    dsn = pg.dsn_for(datname)
+    incident = Incident(dsn=dsn, datname=datname, readers=readers, state_dir=Path(state_dir))
+    out = subprocess.run([SCRIPTS / "incident", "start", dsn, state_dir, str(readers)], capture_output=True,
+                         text=True, timeout=60, env=clean_env())
+    if out.returncode != 0:
+        incident.stop()
+        raise AssertionError(f"scripts/incident start failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+    rows = psql(dsn, "SELECT application_name, pid, state, coalesce(wait_event_type, '') FROM pg_stat_activity "
+                     f"WHERE datname = '{datname}' AND application_name IN ('worker', 'alembic', 'web') "
+                     "ORDER BY backend_start")
+    by_app = {}
+    for app, pid, state, wait in rows:
+        by_app.setdefault(app, []).append((int(pid), state, wait))
+    assert [s for _, s, _ in by_app.get("worker", [])] == ["idle in transaction"], rows
+    assert [w for _, _, w in by_app.get("alembic", [])] == ["Lock"], rows
+    assert [w for _, _, w in by_app.get("web", [])] == ["Lock"] * readers, rows
+    incident.worker_pid = by_app["worker"][0][0]
+    incident.migration_pid = by_app["alembic"][0][0]
+    incident.reader_pids = [p for p, _, _ in by_app["web"]]
+    return incident
+
+
+# --------------------------------------------------------------------- the exporter
+
+LISTENING_RE = re.compile(r"msg=listening address=(\S+)")
+
+
+@dataclass
+class Exporter:
+    process: ManagedProcess
+    address: str  # HOST:PORT
+
+    @property
+    def url(self):
+        return f"http://{self.address}/metrics"
+
+    def stop(self):
+        self.process.stop()
+
+
+def start_exporter(binary, dsn, log_path, extra_args=()):
+    """pg_lock_exporter serve on 127.0.0.1 with a port the kernel picks; waits for the
+    `msg=listening` log line and for a scrape that reports pg_up 1."""
+    proc = ManagedProcess("pg_lock_exporter", [binary, "serve", "--dsn", dsn, "--web.listen-address",
+                                               "127.0.0.1:0", *extra_args], log_path)
+    try:
+        def listening():
+            if not proc.alive():
+                raise AssertionError(proc.describe_exit())
+            m = LISTENING_RE.search(proc.log_text())
+            return m.group(1) if m else None
+        address = wait_until("the exporter's msg=listening log line", listening, timeout=15, interval=0.05)
+        exporter = Exporter(process=proc, address=address)
+        wait_until("pg_up 1 from the exporter",
+                   lambda: re.search(rb"^pg_up 1$", http_get(exporter.url)[1], re.M), timeout=15, interval=0.1)
+        return exporter
+    except BaseException:
+        proc.stop()
+        raise
+
+
+# --------------------------------------------------------------------- Prometheus
+
+class PrometheusServer:
+    """A Prometheus with its own storage and a generated prometheus.yml.
+
+    scrape_jobs: {job_name: [HOST:PORT, ...]}; rule_files: paths; alertmanagers: [HOST:PORT, ...].
+    Scrape and evaluation interval default to 1s."""
+
+    def __init__(self, binary, directory, scrape_jobs, rule_files=(), alertmanagers=(), interval="1s",
+                 extra_flags=(), attempts=3):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_path = self.directory / "prometheus.yml"
+        self.rule_files = [str(Path(f).resolve()) for f in rule_files]
+        for target in [t for ts in scrape_jobs.values() for t in ts] + list(alertmanagers):
+            host = target.rsplit(":", 1)[0].strip("[]")
+            if host not in LOOPBACK_HOSTS:
+                raise ValueError(f"refusing a non-loopback target {target}")
+        config = {
+            "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+            "rule_files": self.rule_files,
+            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                               for job, targets in scrape_jobs.items()],
+        }
+        if alertmanagers:
+            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.process = None
+        failures = []
+        for attempt in range(attempts):
+            self.port = free_port()
+            self.url = f"http://127.0.0.1:{self.port}"
+            self.process = ManagedProcess("prometheus", [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.tsdb.path={self.directory / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.external-url={self.url}/",
+                *extra_flags,
+            ], self.directory / f"prometheus.{attempt}.log")
+            try:
+                wait_until("Prometheus /-/ready", self._ready, timeout=30, interval=0.1)
+                return
+            except AssertionError as e:
+                failures.append(str(e))
+                self.process.stop()
+                if "address already in use" not in self.process.log_text():
+                    break
+        raise AssertionError("Prometheus did not start:\n" + "\n".join(failures))
+
+    def _ready(self):
+        if not self.process.alive():
+            raise AssertionError(self.process.describe_exit())
+        try:
+            return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+    # ---- HTTP API
+    def api(self, path, params=None):
+        status, doc = http_get_json(f"{self.url}/api/v1/{path}", params, timeout=10)
+        if status != 200 or doc.get("status") != "success":
+            raise AssertionError(f"/api/v1/{path} {params or ''}: HTTP {status}: {doc}")
+        return doc
+
+    def query(self, expr, at=None):
+        """Instant query; returns the result list (vector) and fails on warnings."""
+        params = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        doc = self.api("query", params)
+        assert not doc.get("warnings"), f"query {expr!r} warned: {doc['warnings']}"
+        data = doc["data"]
+        assert data["resultType"] == "vector", f"query {expr!r}: result type {data['resultType']}"
+        return data["result"]
+
+    def query_range(self, expr, start, end, step="1s"):
+        doc = self.api("query_range", {"query": expr, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": step})
+        assert not doc.get("warnings"), f"query_range {expr!r} warned: {doc['warnings']}"
+        return doc["data"]["result"]
+
+    def alerts(self):
+        return self.api("alerts")["data"]["alerts"]
+
+    def rule_groups(self):
+        return self.api("rules")["data"]["groups"]
+
+    def targets(self):
+        return self.api("targets")["data"]["activeTargets"]
+
+    def wait_for_target_up(self, job, timeout=30):
+        """Wait until every target of `job` has been scraped successfully (up == 1)."""
+        def probe():
+            result = self.query(f'up{{job="{job}"}}')
+            return result and all(r["value"][1] == "1" for r in result)
+        wait_until(f"Prometheus to scrape job {job} (up == 1)", probe, timeout=timeout)
+
+    def wait_for_rules_evaluated(self, timeout=30):
+        """Wait until every loaded rule has been evaluated at least once."""
+        def probe():
+            groups = self.rule_groups()
+            return groups and all(r.get("health") != "unknown" for g in groups for r in g["rules"])
+        wait_until("every rule to be evaluated once", probe, timeout=timeout)
+
+
+# --------------------------------------------------------------------- the time-scaled rule overlay
+
+# Gauges whose value is the age of something in seconds (a session idle, a lock wait, a
+# transaction, a root blocker's state): the incident makes them grow one second per second,
+# so thresholds compared against them are time thresholds. Nothing else is rewritten: counts
+# (>= 1 waiting sessions, >= 5 deadlocks), ratios (> 0.8 of max_connections), rates, and the
+# `== 0` of pg_setting_seconds keep their values.
+AGE_METRICS = (
+    "pg_idle_in_transaction_seconds",
+    "pg_transaction_age_seconds_max",
+    "pg_lock_wait_seconds_max",
+    "pg_blocking_root_state_seconds",
+)
+_LABELS = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
+_NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
+_THRESHOLD_RE = re.compile(
+    rf"(?<![A-Za-z0-9_:])(?P<metric>{'|'.join(AGE_METRICS)})(?P<labels>{_LABELS})?"
+    rf"(?P<op>\s*(?:>=|<=|==|!=|>|<)\s*(?:bool\s+)?)(?P<num>{_NUMBER})(?![A-Za-z0-9_.])")
+_AGE_METRIC_RE = re.compile(rf"(?<![A-Za-z0-9_:])(?:{'|'.join(AGE_METRICS)})(?![A-Za-z0-9_:])")
+_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+OVERLAY_LABEL = ("rule_set", "time-scaled")
+
+
+def parse_duration(text):
+    """Prometheus duration ("1m", "1h30m", "500ms") in seconds."""
+    text = str(text).strip()
+    parts = _DURATION_RE.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a Prometheus duration: {text!r}")
+    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
+
+
+def format_duration(seconds):
+    ms = round(seconds * 1000)
+    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+
+
+def format_number(value):
+    return repr(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def time_scale_rules(doc, scale):
+    """The overlay: a copy of a rule-file document in which time runs `scale` times faster.
+
+    Mechanical transformation, per alerting rule:
+      * `for` and `keep_firing_for` are divided by `scale` (1m -> 0.5s at scale 120);
+      * in `expr`, every number compared with an AGE_METRICS selector (`metric{...} > N`,
+        any comparison operator) is divided by `scale`; an AGE_METRICS selector used in any
+        other way is an error, so a threshold cannot be missed silently;
+      * the label rule_set="time-scaled" is added, so its alerts are told apart from those of
+        the unmodified rule file loaded beside it; group names get the suffix "-time-scaled".
+    Range selectors ([5m] etc.) are left alone: they only look back over history, and the
+    test's Prometheus has less history than any of them.
+
+    Returns (new_doc, changes): changes lists (alert, severity, field, old, new)."""
+    changes = []
+    out = {"groups": []}
+    for group in doc["groups"]:
+        new_group = dict(group, name=f"{group['name']}-time-scaled", rules=[])
+        for rule in group["rules"]:
+            rule = dict(rule)
+            if "alert" in rule:
+                who = (rule["alert"], (rule.get("labels") or {}).get("severity"))
+                for key in ("for", "keep_firing_for"):
+                    if key in rule:
+                        new = format_duration(parse_duration(rule[key]) / scale)
+                        changes.append((*who, key, rule[key], new))
+                        rule[key] = new
+
+                def rewrite(m):
+                    old = float(m.group("num"))
+                    new = format_number(old / scale)
+                    if new != m.group("num"):
+                        changes.append((*who, f"expr {m.group('metric')}", m.group("num"), new))
+                    return f"{m.group('metric')}{m.group('labels') or ''}{m.group('op')}{new}"
+
+                expr = str(rule["expr"])
+                rewritten = _THRESHOLD_RE.sub(rewrite, expr)
+                compared = len(_THRESHOLD_RE.findall(expr))
+                used = len(_AGE_METRIC_RE.findall(expr))
+                if compared != used:
+                    raise ValueError(f"{who}: an age metric is used other than as `metric > N`; "
+                                     f"extend time_scale_rules before trusting the overlay: {expr}")
+                rule["expr"] = rewritten
+                rule["labels"] = dict(rule.get("labels") or {}, **{OVERLAY_LABEL[0]: OVERLAY_LABEL[1]})
+            new_group["rules"].append(rule)
+        out["groups"].append(new_group)
+    return out, changes
+
+
+class _LiteralDumper(yaml.SafeDumper):
+    pass
+
+
+_LiteralDumper.add_representer(
+    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
+
+
+def write_rules(doc, path):
+    Path(path).write_text(yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=1000, allow_unicode=True))
+    return path
