@@ -1,3 +1,4 @@
+import Testing
 import Foundation
 import PGLockExporter
 
@@ -118,3 +119,7 @@ func eventually(
     }
     throw TestFailure("timed out after \(timeout)s waiting for: \(what)")
 }
+
+/// Every test that talks to PostgreSQL lives in an extension of this suite, so they run one at a
+/// time: one of them restarts the shared server.
+@Suite(.serialized) enum IntegrationTests {}
