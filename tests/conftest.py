@@ -24,15 +24,8 @@ import pytest
 import yaml
 
 import livestack
-from livestack import REPO
+from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, REPO, TIME_SCALE
 
-INCIDENT_DB = "app"
-INCIDENT_READERS = 3
-EXPORTER_JOB = "pg_lock_exporter"
-# Time in the overlay runs this much faster: 1m of a shipped `for:` becomes 0.5s, the
-# 60s idle threshold of PostgresBlockerIdleInTransaction becomes 0.5s, the 1h threshold of
-# PostgresLongRunningTransaction 30s. See livestack.time_scale_rules and docs/testing.md.
-TIME_SCALE = 120
 
 
 def pytest_sessionstart(session):

@@ -28,6 +28,15 @@ REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
+# The scenario the session fixtures (conftest.py) set up.
+INCIDENT_DB = "app"
+INCIDENT_READERS = 3
+EXPORTER_JOB = "pg_lock_exporter"
+# Time in the rule overlay runs this much faster: 1m of a shipped `for:` becomes 0.5s, the
+# 60s idle threshold of PostgresBlockerIdleInTransaction 0.5s, the 1h threshold of
+# PostgresLongRunningTransaction 30s. See time_scale_rules below and docs/testing.md.
+TIME_SCALE = 120
+
 
 # --------------------------------------------------------------------- small utilities
 

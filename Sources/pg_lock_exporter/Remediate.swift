@@ -33,13 +33,21 @@ struct Remediate: ParsableCommand {
     @Option(name: .customLong("format"), help: "text (one line per decision) or json.")
     var format: String = "text"
 
+    @OptionGroup(title: "Webhook service (alert-triggered remediation)") var webhook: WebhookOptions
+    @OptionGroup var logging: LoggingOptions
+
     func validate() throws {
         guard format == "text" || format == "json" else { throw ValidationError("--format: \"\(format)\" is not one of text, json") }
         if force && pid == nil { throw ValidationError("--force: only with --pid") }
         if let pid, pid <= 0 { throw ValidationError("--pid: must be a positive process id") }
+        if webhook.listen != nil && pid != nil { throw ValidationError("--pid: not with --listen (the webhook acts on root blockers)") }
     }
 
     func run() throws {
+        if webhook.listen != nil {
+            try webhook.serve(connection: connection, remediation: remediation, logger: logging.makeLogger("pg_lock_exporter"))
+            return
+        }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let policy = try remediation.policy(pid: pid, force: force)
         let audit: AuditLog?

@@ -74,6 +74,13 @@ public struct StructuredLogHandler: LogHandler {
         return out
     }
 
+    /// Seconds since the Unix epoch.
+    public static func unixTime() -> Double {
+        var now = timespec()
+        clock_gettime(CLOCK_REALTIME, &now)
+        return Double(now.tv_sec) + Double(now.tv_nsec) / 1e9
+    }
+
     /// RFC 3339 UTC with milliseconds.
     public static func timestamp() -> String {
         var now = timespec()

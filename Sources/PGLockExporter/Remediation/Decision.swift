@@ -15,15 +15,27 @@ public struct Decision: Sendable, Encodable {
         case failed
     }
 
+    /// Why, as a short fixed word: the `reason` label of the remediator's metrics.
+    public enum Code: String, Sendable, Encodable, CaseIterable {
+        case rootBlocker = "root_blocker", namedPID = "named_pid", idleInTransaction = "idle_in_transaction"
+        case preparedTransaction = "prepared_transaction", ownSession = "own_session", noSuchSession = "no_such_session"
+        case notClient = "not_client_backend", hidden = "state_hidden", waiting = "waiting_on_lock"
+        case otherDatabase = "other_database", excluded, notIdleInTransaction = "not_idle_in_transaction"
+        case belowMinIdle = "below_min_idle", capReached = "cap_reached", stateChanged = "state_changed"
+        case refused = "refused_by_postgres", unknownIdentity = "identity_unknown"
+    }
+
     public var time: String = ""
     public var pid: Int32
     public var session: Session?
     public var blockedSessions: Int
     public var action: Action
     public var result: Result = .skipped
+    public var code: Code
     public var reason: String
 
-    public init(pid: Int32, session: Session?, blockedSessions: Int, action: Action, reason: String) {
+    public init(pid: Int32, session: Session?, blockedSessions: Int, action: Action, code: Code, reason: String) {
+        self.code = code
         self.pid = pid
         self.session = session
         self.blockedSessions = blockedSessions
@@ -34,7 +46,7 @@ public struct Decision: Sendable, Encodable {
     enum CodingKeys: String, CodingKey {
         case time, pid, datname, usename, applicationName = "application_name", clientAddr = "client_addr"
         case backendStart = "backend_start", state, stateSeconds = "state_seconds"
-        case transactionSeconds = "transaction_seconds", blockedSessions = "blocked_sessions", action, result, reason
+        case transactionSeconds = "transaction_seconds", blockedSessions = "blocked_sessions", action, result, code, reason
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -52,6 +64,7 @@ public struct Decision: Sendable, Encodable {
         try c.encode(blockedSessions, forKey: .blockedSessions)
         try c.encode(action, forKey: .action)
         try c.encode(result, forKey: .result)
+        try c.encode(code, forKey: .code)
         try c.encode(reason, forKey: .reason)
     }
 

@@ -60,14 +60,15 @@ public struct RemediationPolicy: Sendable {
         var terminations = 0
         for (pid, session) in candidates {
             let blocked = graph.allWaiters(of: pid).count
-            var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, reason: "")
-            if let refusal = refusal(pid: pid, session: session, ownPID: ownPID) {
-                decision.reason = refusal
+            var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, code: .excluded, reason: "")
+            if let (code, text) = refusal(pid: pid, session: session, ownPID: ownPID) {
+                (decision.code, decision.reason) = (code, text)
             } else if terminations >= maxTerminations {
+                decision.code = .capReached
                 decision.reason = "the cap of \(maxTerminations) terminations per run is reached (--max-terminations)"
             } else {
                 decision.action = .terminate
-                decision.reason = targetReason(session!, blocked: blocked)
+                (decision.code, decision.reason) = targetReason(session!, blocked: blocked)
                 terminations += 1
             }
             decisions.append(decision)
@@ -76,41 +77,54 @@ public struct RemediationPolicy: Sendable {
     }
 
     /// Why this session must not be terminated, or nil when it may be.
-    private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> String? {
-        if pid == 0 { return "a prepared transaction holds the lock: it has no session to end; use ROLLBACK PREPARED" }
-        if pid == ownPID { return "this is the remediator's own session" }
-        guard let session else { return "no such session (it may have ended)" }
-        if !session.isClient { return "not a client backend (\(session.backendType ?? "unknown"))" }
-        if session.isHidden { return "its state is hidden from this role (grant pg_read_all_stats)" }
-        if session.waitingOnLock { return "it is itself waiting on a lock: a victim, not the cause" }
+    private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> (Decision.Code, String)? {
+        if pid == 0 {
+            return (.preparedTransaction, "a prepared transaction holds the lock: it has no session to end; use ROLLBACK PREPARED")
+        }
+        if pid == ownPID { return (.ownSession, "this is the remediator's own session") }
+        guard let session else { return (.noSuchSession, "no such session (it may have ended)") }
+        if !session.isClient { return (.notClient, "not a client backend (\(session.backendType ?? "unknown"))") }
+        if session.isHidden { return (.hidden, "its state is hidden from this role (grant pg_read_all_stats)") }
+        if session.waitingOnLock { return (.waiting, "it is itself waiting on a lock: a victim, not the cause") }
         if let database, session.datname != database {
-            return "it is in database \"\(session.datname ?? "")\", not \"\(database)\" (--all-databases to act on every database)"
+            return (
+                .otherDatabase,
+                "it is in database \"\(session.datname ?? "")\", not \"\(database)\" (--all-databases to act on every database)"
+            )
         }
         if let p = excludeApplications.first(where: { $0.matches(session.applicationName) }) {
-            return "application \"\(session.applicationName)\" is excluded (--exclude-application \(p))"
+            return (.excluded, "application \"\(session.applicationName)\" is excluded (--exclude-application \(p))")
         }
         if let p = excludeUsers.first(where: { $0.matches(session.usename ?? "") }) {
-            return "user \"\(session.usename ?? "")\" is excluded (--exclude-user \(p))"
+            return (.excluded, "user \"\(session.usename ?? "")\" is excluded (--exclude-user \(p))")
         }
         if let p = excludeDatabases.first(where: { $0.matches(session.datname ?? "") }) {
-            return "database \"\(session.datname ?? "")\" is excluded (--exclude-database \(p))"
+            return (.excluded, "database \"\(session.datname ?? "")\" is excluded (--exclude-database \(p))")
         }
         if !onlyDatabases.isEmpty && !onlyDatabases.contains(where: { $0.matches(session.datname ?? "") }) {
-            return "database \"\(session.datname ?? "")\" is not in --only-database"
+            return (.excluded, "database \"\(session.datname ?? "")\" is not in --only-database")
         }
         if !session.isIdleInTransaction {
             if self.pid != nil && force { return nil }
-            return "it is \(session.stateLabel), not idle in transaction" + (self.pid != nil ? " (--force to terminate it anyway)" : "")
+            return (
+                .notIdleInTransaction,
+                "it is \(session.stateLabel), not idle in transaction" + (self.pid != nil ? " (--force to terminate it anyway)" : "")
+            )
         }
         if self.pid == nil, let idle = session.stateSeconds, idle < minIdleSeconds {
-            return "idle in transaction for \(DurationText.format(idle)), less than --min-idle \(DurationText.format(minIdleSeconds))"
+            return (
+                .belowMinIdle,
+                "idle in transaction for \(DurationText.format(idle)), less than --min-idle \(DurationText.format(minIdleSeconds))"
+            )
         }
         return nil
     }
 
-    private func targetReason(_ session: Session, blocked: Int) -> String {
+    private func targetReason(_ session: Session, blocked: Int) -> (Decision.Code, String) {
         let state = "\(session.stateLabel) for \(DurationText.format(session.stateSeconds ?? 0))"
-        if blocked > 0 { return "root blocker \(state), \(blocked) session\(blocked == 1 ? "" : "s") waiting behind it" }
-        return pid != nil ? "named by --pid, \(state)" : "\(state) (--all-idle-in-transaction)"
+        if blocked > 0 {
+            return (.rootBlocker, "root blocker \(state), \(blocked) session\(blocked == 1 ? "" : "s") waiting behind it")
+        }
+        return pid != nil ? (.namedPID, "named by --pid, \(state)") : (.idleInTransaction, "\(state) (--all-idle-in-transaction)")
     }
 }

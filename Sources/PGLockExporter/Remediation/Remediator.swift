@@ -61,6 +61,7 @@ public struct Remediator {
     private func terminate(_ decision: inout Decision, on connection: PostgresConnection) {
         guard let s = decision.session, let start = s.backendStart, let change = s.stateChange, let state = s.state else {
             decision.result = .failed
+            decision.code = .unknownIdentity
             decision.reason = "the session's identity could not be read"
             return
         }
@@ -71,15 +72,18 @@ public struct Remediator {
             switch outcome {
             case nil:
                 decision.result = .skipped
+                decision.code = .stateChanged
                 decision.reason = "state changed: the session ended, moved on or started waiting before it could be terminated"
             case true?:
                 decision.result = .terminated
             case false?:
                 decision.result = .failed
+                decision.code = .refused
                 decision.reason = "pg_terminate_backend returned false: the session could not be signalled"
             }
         } catch {
             decision.result = .failed
+            decision.code = .refused
             decision.reason = "PostgreSQL refused: \(error)"
         }
     }

@@ -1,0 +1,381 @@
+"""The bundled alert rules and Grafana dashboard against a live Prometheus.
+
+A real Prometheus scrapes the real exporter every second while a real PostgreSQL is in the
+seed incident (worker idle in transaction -> alembic's ALTER TABLE -> INCIDENT_READERS web
+SELECTs). It loads the shipped alerts/*.rules.yml unmodified and, beside them, a time-scaled
+overlay (livestack.time_scale_rules: thresholds on age metrics and `for`/`keep_firing_for`
+divided by TIME_SCALE) so the minute-scale alerts fire within seconds. See docs/testing.md.
+"""
+
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+import livestack
+from livestack import EXPORTER_JOB, INCIDENT_READERS, OVERLAY_LABEL, REPO, TIME_SCALE
+
+OVERLAY = {OVERLAY_LABEL[0]: OVERLAY_LABEL[1]}
+# How long the overlay's alerts may take to fire, counted from the start of the test that
+# waits: the slowest is PostgresLongRunningTransaction critical, 3600s/120 = 30s of transaction
+# age plus for 2m/120 = 1s; the incident is already a few seconds old by then.
+FIRING_TIMEOUT = 60
+
+# Alerts the incident must not raise, and why. Together with the keys of expected_firing()
+# this must name every alert in the rule files, so a new alert has to be classified here.
+QUIET = {
+    "PostgresExporterDown": "the exporter is scraped and reaches PostgreSQL",
+    "PostgresExporterScrapeErrors": "every collection succeeds",
+    "PostgresDeadlocks": "the incident is a lock queue, not a deadlock",
+    "PostgresConnectionsNearLimit": "a handful of sessions against max_connections=200",
+    "PostgresRemediationFailed": "no remediator runs",
+    "PostgresRemediationExecuted": "no remediator runs",
+    "PostgresRemediatorWebhookRejected": "no remediator runs",
+    "PostgresRemediatorDown": "no remediator job is configured, so there is no up{job=~\"pg_lock_remediator.*\"}",
+}
+
+
+def expected_firing(incident):
+    """(alertname, severity) -> the label sets (besides alertname, severity, instance, job and
+    rule_set) of every alert the time-scaled rules must fire for the incident."""
+    db = incident.datname
+    worker_group = {"datname": db, "usename": "postgres", "application_name": "worker"}
+    return {
+        ("PostgresBlockerIdleInTransaction", "critical"): [
+            {**worker_group, "pid": str(incident.worker_pid), "client_addr": "local", "state": "idle in transaction"}],
+        ("PostgresSessionsBlocked", "warning"): [{"datname": db}],
+        ("PostgresLockWaitTooLong", "warning"): [{"datname": db}],
+        ("PostgresLockWaitTooLong", "critical"): [{"datname": db}],
+        ("PostgresIdleInTransactionTooLong", "warning"): [worker_group],
+        ("PostgresIdleInTransactionTooLong", "critical"): [worker_group],
+        # the worker's transaction, and alembic's (its ALTER TABLE started a transaction too)
+        ("PostgresLongRunningTransaction", "warning"): [{"datname": db, "state": "idle in transaction"},
+                                                        {"datname": db, "state": "active"}],
+        ("PostgresLongRunningTransaction", "critical"): [{"datname": db, "state": "idle in transaction"},
+                                                         {"datname": db, "state": "active"}],
+        ("PostgresIdleInTransactionTimeoutDisabled", "info"): [{"name": "idle_in_transaction_session_timeout"}],
+    }
+
+
+def eventually(check, timeout, interval=0.5):
+    """Run check() until it stops raising AssertionError; re-raise the last one at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return check()
+        except AssertionError:
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(interval)
+
+
+def frozen(labels, drop=()):
+    return frozenset((k, v) for k, v in labels.items() if k not in drop)
+
+
+def value_of(sample):
+    return float(sample["value"][1])
+
+
+def shipped_rules(shipped_rule_files):
+    """[(group name, rule dict)] of every shipped rule file."""
+    out = []
+    for path in shipped_rule_files:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            out += [(group["name"], rule) for rule in group["rules"]]
+    return out
+
+
+def ours(alert, incident, exporter):
+    """Alerts about this test's exporter and incident database (instance-wide ones included)."""
+    labels = alert["labels"]
+    return labels.get("instance") in (None, exporter.address) and labels.get("datname") in (None, incident.datname)
+
+
+def pg_major(incident):
+    return int(livestack.psql(incident.dsn, "SHOW server_version_num")[0][0]) // 10000
+
+
+# --------------------------------------------------------------------- the overlay itself
+
+def test_overlay_is_the_documented_mechanical_scaling(shipped_rule_files, rule_overlay):
+    for path in shipped_rule_files:
+        overlay_path, changes = rule_overlay[path]
+        shipped = yaml.safe_load(path.read_text(encoding="utf-8"))
+        scaled = yaml.safe_load(overlay_path.read_text(encoding="utf-8"))
+        assert len(scaled["groups"]) == len(shipped["groups"])
+        for g_old, g_new in zip(shipped["groups"], scaled["groups"]):
+            assert g_new["name"] == g_old["name"] + "-time-scaled"
+            assert len(g_new["rules"]) == len(g_old["rules"])
+            for old, new in zip(g_old["rules"], g_new["rules"]):
+                where = f"{old.get('alert')} ({(old.get('labels') or {}).get('severity')})"
+                # Only the numbers change in the expression, nothing else.
+                number = re.compile(livestack._NUMBER)
+                assert number.sub("N", new["expr"]) == number.sub("N", old["expr"]), where
+                assert new["annotations"] == old["annotations"], where
+                assert new["labels"] == {**old["labels"], **OVERLAY}, where
+                assert set(new) == set(old), where
+                for key in ("for", "keep_firing_for"):
+                    if key in old:
+                        assert livestack.parse_duration(new[key]) == pytest.approx(
+                            livestack.parse_duration(old[key]) / TIME_SCALE), where
+        # Every threshold that changed is an age threshold divided by TIME_SCALE.
+        thresholds = [c for c in changes if c[2].startswith("expr ")]
+        for alert, severity, what, old, new in thresholds:
+            assert what.split()[1] in livestack.AGE_METRICS
+            assert float(new) == pytest.approx(float(old) / TIME_SCALE), (alert, severity)
+        if path.name == "pg_lock_exporter.rules.yml":
+            assert {(a, s) for a, s, *_ in thresholds} == {
+                ("PostgresBlockerIdleInTransaction", "critical"),
+                ("PostgresLockWaitTooLong", "warning"), ("PostgresLockWaitTooLong", "critical"),
+                ("PostgresIdleInTransactionTooLong", "warning"), ("PostgresIdleInTransactionTooLong", "critical"),
+                ("PostgresLongRunningTransaction", "warning"), ("PostgresLongRunningTransaction", "critical"),
+            }
+
+
+def test_overlay_rejects_an_age_metric_it_cannot_scale():
+    doc = {"groups": [{"name": "g", "rules": [{"alert": "X", "expr": "60 < pg_lock_wait_seconds_max",
+                                               "labels": {"severity": "warning"}}]}]}
+    with pytest.raises(ValueError, match="extend time_scale_rules"):
+        livestack.time_scale_rules(doc, TIME_SCALE)
+
+
+# --------------------------------------------------------------------- the live stack
+
+def test_exporter_series_in_prometheus_describe_the_incident_exactly(incident, exporter, prometheus):
+    """What Prometheus stored from the exporter: the numbers the alerts and panels stand on."""
+    db, sel = incident.datname, f'job="{EXPORTER_JOB}",instance="{exporter.address}"'
+
+    def check():
+        one = lambda expr: [value_of(s) for s in prometheus.query(expr)]  # noqa: E731
+        assert one(f"up{{{sel}}}") == [1]
+        assert one(f"pg_up{{{sel}}}") == [1]
+        assert one(f'pg_blocked_sessions{{{sel},datname="{db}"}}') == [INCIDENT_READERS + 1]
+        assert one(f'pg_blocked_sessions{{{sel},datname="postgres"}}') == [0]
+        assert one(f'pg_blocking_chain_depth_max{{{sel},datname="{db}"}}') == [2]
+        roots = prometheus.query(f'pg_blocking_root_sessions{{{sel},datname="{db}"}}')
+        assert {(r["metric"]["state"], value_of(r)) for r in roots} == {("idle in transaction", 1)}
+        blockers = prometheus.query(f'pg_blocking_root_blocked_sessions{{{sel},datname="{db}"}}')
+        assert [(b["metric"]["pid"], b["metric"]["application_name"], b["metric"]["state"], value_of(b))
+                for b in blockers] == [(str(incident.worker_pid), "worker", "idle in transaction",
+                                        INCIDENT_READERS + 1)]
+        assert one(f'pg_sessions{{{sel},datname="{db}",application_name="web",state="active"}}') == [INCIDENT_READERS]
+        assert one(f'pg_sessions{{{sel},datname="{db}",application_name="worker",state="idle in transaction"}}') == [1]
+        assert one(f'pg_setting_seconds{{{sel},name="idle_in_transaction_session_timeout"}}') == [0]
+
+    eventually(check, timeout=15)
+    # The pid label names the session pg_stat_activity reports as idle in transaction.
+    assert livestack.psql(incident.dsn, f"SELECT state, application_name FROM pg_stat_activity "
+                                        f"WHERE pid = {incident.worker_pid}") == [["idle in transaction", "worker"]]
+
+
+def test_every_rule_file_loads_and_evaluates_cleanly(incident, prometheus, shipped_rule_files, rule_files):
+    loaded = {}
+    for group in prometheus.rule_groups():
+        loaded[(group["file"], group["name"])] = group
+        for rule in group["rules"]:
+            assert rule["health"] == "ok", (group["name"], rule["name"], rule.get("lastError"))
+            assert not rule.get("lastError"), (group["name"], rule["name"], rule["lastError"])
+    for path in rule_files:
+        for group in yaml.safe_load(path.read_text(encoding="utf-8"))["groups"]:
+            got = loaded.get((str(path.resolve()), group["name"]))
+            assert got is not None, f"Prometheus did not load group {group['name']} of {path}"
+            assert [r["name"] for r in got["rules"]] == [r.get("alert") or r.get("record") for r in group["rules"]]
+    # The shipped expressions, byte for byte as shipped, through the query API.
+    for group, rule in shipped_rules(shipped_rule_files):
+        prometheus.query(rule["expr"])
+
+
+def test_time_scaled_alerts_fire_with_the_incident_labels(incident, exporter, prometheus, shipped_rule_files):
+    expected = expected_firing(incident)
+    all_names = {r["alert"] for _, r in shipped_rules(shipped_rule_files) if "alert" in r}
+    assert {a for a, _ in expected} | set(QUIET) == all_names, "classify every alert as expected or QUIET"
+    assert not {a for a, _ in expected} & set(QUIET)
+    shipped_pairs = {(r["alert"], r["labels"]["severity"]) for _, r in shipped_rules(shipped_rule_files)
+                     if r.get("alert") in {a for a, _ in expected}}
+    assert shipped_pairs == set(expected), "every severity tier of an expected alert must be expected"
+
+    base = {"instance": exporter.address, "job": EXPORTER_JOB, **OVERLAY}
+    want = {frozen({**labels, **base, "alertname": name, "severity": sev})
+            for (name, sev), sets in expected.items() for labels in sets}
+
+    def scaled_alerts():
+        return [a for a in prometheus.alerts() if a["labels"].get(OVERLAY_LABEL[0]) == OVERLAY_LABEL[1]
+                and ours(a, incident, exporter)]
+
+    def all_firing():
+        got = {frozen(a["labels"]): a["state"] for a in scaled_alerts()}
+        missing = want - {k for k, state in got.items() if state == "firing"}
+        assert not missing, f"not firing yet: {sorted(dict(m)['alertname'] for m in missing)}"
+        return got
+
+    got = eventually(all_firing, timeout=FIRING_TIMEOUT)
+    assert set(got) == want, f"unexpected alerts: {[dict(k) for k in set(got) - want]}"
+
+    alerts = {frozen(a["labels"]): a for a in scaled_alerts()}
+    for key, alert in alerts.items():
+        for text in alert["annotations"].values():
+            assert "error expanding template" not in text and "<no value>" not in text, (dict(key), text)
+    by_name = {}
+    for alert in alerts.values():
+        by_name.setdefault((alert["labels"]["alertname"], alert["labels"]["severity"]), []).append(alert)
+    [blocked] = by_name[("PostgresSessionsBlocked", "warning")]
+    assert float(blocked["value"]) == INCIDENT_READERS + 1
+    [blocker] = by_name[("PostgresBlockerIdleInTransaction", "critical")]
+    assert blocker["labels"]["pid"] == str(incident.worker_pid)
+    assert f"root blocker of {INCIDENT_READERS + 1} waiting session(s)" in blocker["annotations"]["description"]
+    assert f"pid {incident.worker_pid} " in blocker["annotations"]["description"]
+    [wait] = by_name[("PostgresLockWaitTooLong", "critical")]
+    assert f"Top root blocker: pid {incident.worker_pid} " in wait["annotations"]["description"]
+
+    # Each alert with a `for` went through pending first (ALERTS keeps the history).
+    pending = prometheus.query(f'max_over_time(ALERTS{{alertstate="pending",{OVERLAY_LABEL[0]}="{OVERLAY_LABEL[1]}",'
+                               f'instance="{exporter.address}"}}[10m])')
+    assert {(p["metric"]["alertname"], p["metric"]["severity"]) for p in pending} >= set(expected)
+
+    # Nothing else is active: neither the quiet alerts (scaled or shipped) nor a tier not expected.
+    for alert in prometheus.alerts():
+        if ours(alert, incident, exporter):
+            assert alert["labels"]["alertname"] not in QUIET, alert
+
+
+def test_shipped_rules_raise_the_immediate_alerts_unmodified(incident, exporter, prometheus):
+    """The shipped file, not the overlay: alerts whose condition holds from the incident's first
+    second go pending (their `for:` is minutes, so they cannot have fired yet)."""
+    base = {"instance": exporter.address, "job": EXPORTER_JOB}
+    want = {
+        frozen({**base, "alertname": "PostgresSessionsBlocked", "severity": "warning", "datname": incident.datname}),
+        frozen({**base, "alertname": "PostgresIdleInTransactionTimeoutDisabled", "severity": "info",
+                "name": "idle_in_transaction_session_timeout"}),
+    }
+
+    def check():
+        got = {frozen(a["labels"]): a for a in prometheus.alerts()
+               if OVERLAY_LABEL[0] not in a["labels"] and ours(a, incident, exporter)}
+        assert want <= set(got), f"shipped alerts active: {[dict(k) for k in got]}"
+        for key in want:
+            assert got[key]["state"] in ("pending", "firing")
+        return got
+
+    got = eventually(check, timeout=15)
+    [blocked] = [a for k, a in got.items() if dict(k)["alertname"] == "PostgresSessionsBlocked"]
+    assert float(blocked["value"]) == INCIDENT_READERS + 1
+
+
+def test_every_rule_expression_selects_exactly_the_incident(incident, exporter, prometheus, rule_overlay,
+                                                            shipped_rule_files):
+    """Each time-scaled expression through /api/v1/query: the expected alerts' series, nothing
+    for the quiet ones."""
+    expected = expected_firing(incident)
+    base = {"instance": exporter.address, "job": EXPORTER_JOB}
+    rules = []
+    for path in shipped_rule_files:
+        for group in yaml.safe_load(rule_overlay[path][0].read_text(encoding="utf-8"))["groups"]:
+            rules += [r for r in group["rules"] if "alert" in r]
+
+    def check():
+        for rule in rules:
+            key = (rule["alert"], rule["labels"]["severity"])
+            got = {frozen(s["metric"]) for s in prometheus.query(rule["expr"])
+                   if s["metric"].get("datname") in (None, incident.datname)}
+            if rule["alert"] in QUIET:
+                assert got == set(), (key, QUIET[rule["alert"]], got)
+            else:
+                assert got == {frozen({**labels, **base}) for labels in expected[key]}, (key, got)
+
+    eventually(check, timeout=FIRING_TIMEOUT)
+
+
+# --------------------------------------------------------------------- the dashboards
+
+def _checker():
+    spec = importlib.util.spec_from_file_location("check_dashboards", REPO / "scripts" / "check_dashboards.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+REASONS = _checker().MAY_BE_EMPTY_REASONS
+
+# Queries that return nothing in this scenario, each with the checker's reason that applies:
+# no remediator is scraped here. Any other query, including the ones the checker marks
+# may_be_empty for reasons the incident does not meet (sessions, locks, blocking, firing
+# alerts), must return data, so a panel that goes empty fails this test.
+EMPTY_HERE = {
+    ("pg-lock-overview", "Remediations", "A"): "no-remediator",
+    ("pg-lock-overview", "Remediation decisions", "A"): "no-remediator",
+    ("pg-lock-overview", "Terminations and failures", "A"): "no-remediator",
+    ("pg-lock-overview", "Terminations and failures", "B"): "no-remediator",
+    ("pg-lock-overview", "Webhook requests by result", "A"): "no-remediator",
+    ("pg-lock-overview", "Last remediation action", "A"): "no-remediator",
+    ("pg-lock-overview", "variable:remediator_job", "query"): "no-remediator",
+}
+# Only on servers older than 14 (pg_stat_database lacks the session statistics).
+EMPTY_BEFORE_PG14 = {
+    ("pg-lock-overview", "Time spent idle in transaction", "A"),
+    ("pg-lock-overview", "Deadlocks, killed and abandoned sessions", "B"),
+    ("pg-lock-overview", "Deadlocks, killed and abandoned sessions", "C"),
+}
+
+
+def dashboard_exprs():
+    out = subprocess.run([sys.executable, str(REPO / "scripts" / "check_dashboards.py"), "--list-exprs",
+                          "--rate-interval", "1m", "--range", "1h"], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"check_dashboards.py --list-exprs failed:\n{out.stderr}"
+    records = json.loads(out.stdout)
+    assert records, "no dashboard expressions"
+    return records
+
+
+def evaluate(prometheus, record, now):
+    """Series with at least one finite value, as Grafana would ask for them."""
+    if record["instant"] or record["kind"] == "variable":
+        series = [(s["metric"], [s["value"]]) for s in prometheus.query(record["expr"], at=now)]
+    else:
+        series = [(s["metric"], s["values"]) for s in prometheus.query_range(record["expr"], now - 60, now)]
+    return [(m, vs) for m, vs in series if any(math.isfinite(float(v)) for _, v in vs)]
+
+
+def test_every_dashboard_query_returns_data(incident, exporter, prometheus):
+    records = dashboard_exprs()
+    keys = {(r["uid"], r["panel"], r["refId"]): r for r in records}
+    allowed_empty = dict(EMPTY_HERE)
+    if pg_major(incident) < 14:
+        allowed_empty.update({k: "before-pg14" for k in EMPTY_BEFORE_PG14})
+    for key, reason in allowed_empty.items():
+        assert key in keys, f"{key} is listed as empty here but the dashboard has no such query"
+        assert REASONS[reason] in keys[key]["may_be_empty"], \
+            f"{key}: check_dashboards.py does not list {reason!r} among its may_be_empty reasons"
+
+    def check():
+        now = time.time()
+        empty, unexpected = [], []
+        for key, record in keys.items():
+            got = evaluate(prometheus, record, now)
+            if key in allowed_empty and got:
+                unexpected.append(f"{key} ({allowed_empty[key]}) returned {got[0][0]}")
+            elif key not in allowed_empty and not got:
+                empty.append(f"{key}: {record['expr']}")
+        assert not empty, "queries without data:\n  " + "\n  ".join(empty)
+        assert not unexpected, "queries listed as empty returned data:\n  " + "\n  ".join(unexpected)
+
+    # The "Blocking alerts" annotation needs a firing alert: wait as long as the alerts may take.
+    eventually(check, timeout=FIRING_TIMEOUT)
+
+    # A few panels, value by value.
+    now = time.time()
+    last = lambda key: evaluate(prometheus, keys[key], now)  # noqa: E731
+    [(_, values)] = last(("pg-lock-overview", "Blocked sessions", "A"))
+    assert float(values[-1][1]) == INCIDENT_READERS + 1
+    rows = last(("pg-lock-overview", "Current root blockers", "A"))
+    assert [(m["pid"], m["application_name"], m["datname"], float(vs[-1][1])) for m, vs in rows] == \
+        [(str(incident.worker_pid), "worker", incident.datname, INCIDENT_READERS + 1)]
+    depth = {m["datname"]: float(vs[-1][1]) for m, vs in last(("pg-lock-overview", "Blocked sessions and root blockers",
+                                                                "C"))}
+    assert depth[incident.datname] == 2
