@@ -260,11 +260,19 @@ def start_incident(pg, datname, readers, state_dir):
     psql(pg.dsn, f'CREATE DATABASE "{datname}"')
     dsn = pg.dsn_for(datname)
     incident = Incident(dsn=dsn, datname=datname, readers=readers, state_dir=Path(state_dir))
-    out = subprocess.run([SCRIPTS / "incident", "start", dsn, state_dir, str(readers)], capture_output=True,
-                         text=True, timeout=60, env=clean_env())
-    if out.returncode != 0:
+    # Output to a file, not a pipe: the sessions it leaves running inherit it and would keep a
+    # pipe open until they end.
+    Path(state_dir).mkdir(parents=True, exist_ok=True)
+    log = Path(state_dir) / "incident-start.log"
+    with open(log, "wb") as out:
+        try:
+            rc = subprocess.run([SCRIPTS / "incident", "start", dsn, state_dir, str(readers)], stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, timeout=60, env=clean_env()).returncode
+        except subprocess.TimeoutExpired:
+            rc = "timeout"
+    if rc != 0:
         incident.stop()
-        raise AssertionError(f"scripts/incident start failed ({out.returncode}):\n{out.stdout}\n{out.stderr}")
+        raise AssertionError(f"scripts/incident start failed ({rc}):\n{log.read_text(errors='replace')}")
     rows = psql(dsn, "SELECT application_name, pid, state, coalesce(wait_event_type, '') FROM pg_stat_activity "
                      f"WHERE datname = '{datname}' AND application_name IN ('worker', 'alembic', 'web') "
                      "ORDER BY backend_start")

@@ -19,7 +19,7 @@ final class ExporterProcess {
     /// Starts the exporter and waits until it logs its listening address.
     init(_ arguments: [String], environment: [String: String] = [:], waitForListening: Bool = true) throws {
         var args = arguments
-        if !args.contains(where: { $0.hasPrefix("--web.listen-address") }) {
+        if !args.contains(where: { $0.hasPrefix("--web.listen-address") || $0.hasPrefix("--listen") }) {
             args += ["--web.listen-address", "127.0.0.1:0"]
         }
         var env = ProcessInfo.processInfo.environment

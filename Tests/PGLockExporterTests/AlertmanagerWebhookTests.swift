@@ -1,0 +1,48 @@
+import Testing
+
+@testable import PGLockExporter
+
+@Suite struct AlertmanagerWebhookTests {
+    static let firing = """
+        {"version":"4","groupKey":"{}:{}","truncatedAlerts":0,"status":"firing","receiver":"remediator",
+         "groupLabels":{},"commonLabels":{},"commonAnnotations":{},"externalURL":"http://am",
+         "alerts":[{"status":"firing","labels":{"alertname":"PostgresBlockerIdleInTransaction","datname":"app","pid":"42"},
+                    "annotations":{"summary":"x"},"startsAt":"2026-11-26T09:00:00Z","endsAt":"0001-01-01T00:00:00Z",
+                    "generatorURL":"http://prom","fingerprint":"0123abcd","somethingNew":true}]}
+        """
+
+    @Test func parsesVersion4AndToleratesUnknownFields() throws {
+        let payload = try AlertmanagerWebhook.parse(Array(Self.firing.utf8))
+        #expect(payload.status == "firing")
+        #expect(payload.alerts.count == 1)
+        #expect(payload.alerts[0].isFiring)
+        #expect(payload.alerts[0].labels["datname"] == "app")
+        #expect(payload.alerts[0].deliveryKey == "0123abcd@2026-11-26T09:00:00Z")
+    }
+
+    @Test(arguments: [
+        ("{\"version\":\"3\",\"status\":\"firing\",\"alerts\":[]}", "unsupported Alertmanager webhook version \"3\" (expected \"4\")"),
+        ("{\"version\":\"4\",\"alerts\":[]}", "invalid Alertmanager webhook: missing field \"status\""),
+        ("{\"version\":\"4\",\"status\":\"firing\",\"alerts\":{}}", "invalid Alertmanager webhook: wrong type at \"alerts\""),
+        ("not json", "invalid Alertmanager webhook: the body is not valid JSON"),
+        ("", "invalid Alertmanager webhook: the body is not valid JSON"),
+    ])
+    func rejectsWithOneLine(body: String, message: String) {
+        let error = #expect(throws: AlertmanagerWebhook.ParseError.self) { try AlertmanagerWebhook.parse(Array(body.utf8)) }
+        #expect(error?.description == message)
+    }
+
+    @Test func keyWithoutFingerprintUsesSortedLabels() throws {
+        let body = """
+            {"version":"4","status":"firing","alerts":[{"status":"firing","labels":{"b":"2","a":"1"},"startsAt":"t"}]}
+            """
+        #expect(try AlertmanagerWebhook.parse(Array(body.utf8)).alerts[0].deliveryKey == "a=1,b=2@t")
+    }
+
+    @Test func constantTimeCompare() {
+        #expect(WebhookService.constantTimeEqual("Bearer abc", "Bearer abc"))
+        #expect(!WebhookService.constantTimeEqual("Bearer abd", "Bearer abc"))
+        #expect(!WebhookService.constantTimeEqual("Bearer ab", "Bearer abc"))
+        #expect(!WebhookService.constantTimeEqual("", "Bearer abc"))
+    }
+}
