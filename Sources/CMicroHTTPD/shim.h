@@ -6,6 +6,7 @@
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <microhttpd.h>
+#include <gnutls/gnutls.h>
 
 /// Everything `cmhd_start_daemon` passes to libmicrohttpd as options. Zero / NULL means "leave
 /// libmicrohttpd's default". The TLS strings are PEM text and are copied by libmicrohttpd.
@@ -72,6 +73,22 @@ cmhd_bound_port(struct MHD_Daemon *daemon)
 {
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
     return info == NULL ? 0 : info->port;
+}
+
+/// The client certificate of a TLS connection: -2 not TLS, 0 none presented, 1 presented and
+/// verified against the daemon's trusted CA (`MHD_OPTION_HTTPS_MEM_TRUST`), -1 presented but not
+/// valid. libmicrohttpd asks for a certificate but leaves the verdict to the application.
+static inline int
+cmhd_client_certificate_status(struct MHD_Connection *connection)
+{
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    if (info == NULL || info->tls_session == NULL) return -2;
+    gnutls_session_t session = (gnutls_session_t)info->tls_session;
+    unsigned int count = 0;
+    if (gnutls_certificate_get_peers(session, &count) == NULL || count == 0) return 0;
+    unsigned int status = 0;
+    if (gnutls_certificate_verify_peers2(session, &status) != GNUTLS_E_SUCCESS || status != 0) return -1;
+    return 1;
 }
 
 #endif

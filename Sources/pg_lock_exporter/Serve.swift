@@ -9,6 +9,7 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var logging: LoggingOptions
+    @OptionGroup var webConfig: WebConfigOption
 
     @Option(name: .customLong("web.listen-address"), help: "Address to listen on: :PORT, HOST:PORT or [IPv6]:PORT.")
     var listenAddress: String = ":9817"
@@ -37,13 +38,14 @@ struct Serve: ParsableCommand {
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
         let logger = logging.makeLogger("pg_lock_exporter")
         let settings = try connection.settings()
+        let web = try webConfig.load()
         let collector = Collector(
             settings: settings, options: MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs), logger: logger)
         let routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector)
         let address = try ListenAddress(parsing: listenAddress)
         let server: HTTPServer
         do {
-            server = try HTTPServer(address: address) { routes.handle($0) }
+            server = try webConfig.startServer(web, address: address) { routes.handle($0) }
         } catch {
             logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -52,7 +54,8 @@ struct Serve: ParsableCommand {
             "listening",
             metadata: [
                 "address": "\(ListenAddress(host: address.host, port: server.port))", "version": "\(BuildInfo.version)",
-                "target": "\(ConnectionString.redacted(settings.dsn))",
+                "target": "\(ConnectionString.redacted(settings.dsn))", "tls": "\(web.tls != nil)",
+                "basic_auth": "\(!web.basicAuthUsers.isEmpty)",
             ])
         // Connect once at start so a wrong DSN shows in the log at once; a server that is down
         // is not fatal: scrapes answer pg_up 0 until it is back.

@@ -17,6 +17,8 @@ struct WebhookOptions: ParsableArguments {
     @Option(name: .customLong("webhook.alertname"), help: "Alert names that trigger a pass (repeatable).")
     var alertNames: [String] = ["PostgresBlockerIdleInTransaction"]
 
+    @OptionGroup var webConfig: WebConfigOption
+
     @Option(name: .customLong("max-terminations-per-minute"), help: "Cap on terminations across passes in any minute.")
     var maxPerMinute: Int = 5
 
@@ -40,6 +42,7 @@ struct WebhookOptions: ParsableArguments {
             logger.warning("no --webhook.token-file: webhooks are accepted without authentication")
         }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
+        let web = try webConfig.load()
         let audit: AuditLog?
         do { audit = try remediation.auditLog.map { try AuditLog(path: $0) } } catch { throw ValidationError("\(error)") }
         let service = WebhookService(
@@ -50,7 +53,11 @@ struct WebhookOptions: ParsableArguments {
             logger: logger)
         let server: HTTPServer
         do {
-            server = try HTTPServer(address: address) { service.handle($0) }
+            // The webhook has its own bearer token (Alertmanager sends one Authorization header);
+            // basic auth, when configured, guards the other paths.
+            server = try webConfig.startServer(web, address: address, basicAuthExempt: [WebhookService.webhookPath]) {
+                service.handle($0)
+            }
         } catch {
             logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
             throw ExitCode(1)

@@ -10,11 +10,18 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// True when the body was larger than the server's cap; `body` is then empty.
     public var bodyTooLarge: Bool
+    /// The TLS client certificate, as libmicrohttpd and GnuTLS saw it.
+    public var clientCertificate: ClientCertificate
+
+    public enum ClientCertificate: Sendable, Equatable {
+        case notTLS, none, verified, invalid
+    }
 
     public init(
         method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
-        body: [UInt8] = [], bodyTooLarge: Bool = false
+        body: [UInt8] = [], bodyTooLarge: Bool = false, clientCertificate: ClientCertificate = .notTLS
     ) {
+        self.clientCertificate = clientCertificate
         self.method = method
         self.path = path
         self.query = query

@@ -196,7 +196,8 @@ nonisolated func httpAccessHandler(
         path: path,
         query: collectValues(connection, .GET_ARGUMENT_KIND, lowercaseKeys: false),
         headers: collectValues(connection, .HEADER_KIND, lowercaseKeys: true),
-        body: body.bytes, bodyTooLarge: body.tooLarge)
+        body: body.bytes, bodyTooLarge: body.tooLarge,
+        clientCertificate: [-1: .invalid, 0: .none, 1: .verified][cmhd_client_certificate_status(connection)] ?? .notTLS)
     return queue(context.handler(request), on: connection)
 }
 
