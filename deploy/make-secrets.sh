@@ -8,7 +8,7 @@
 #
 # Why generated and not committed demo passwords: the stack publishes Prometheus, Alertmanager,
 # Grafana and the exporter on 127.0.0.1, and its roles can read every session's query text
-# (pg_lock_monitor) and terminate sessions (pg_lock_remediator). A password known to everyone
+# (lock_monitor) and terminate sessions (lock_remediator). A password known to everyone
 # who has read this repo would be one on every machine the demo ever ran on. The secrets are
 # gitignored (deploy/secrets/* except *.example).
 #

@@ -2,6 +2,12 @@ import ArgumentParser
 import Logging
 import PGLockExporter
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// `pg_lock_exporter serve`: the Prometheus exporter.
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,13 +15,25 @@ struct Serve: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @OptionGroup var logging: LoggingOptions
-    @OptionGroup var webConfig: WebConfigOption
+    @OptionGroup var web: WebServerOptions
 
     @Option(name: .customLong("web.listen-address"), help: "Address to listen on: :PORT, HOST:PORT or [IPv6]:PORT.")
     var listenAddress: String = ":9817"
 
     @Option(name: .customLong("web.telemetry-path"), help: "Path under which to expose metrics.")
     var telemetryPath: String = "/metrics"
+
+    @Option(
+        name: .customLong("config.file"),
+        help: ArgumentHelp("Named targets, scraped at /probe?target=NAME (multi-target mode).", valueName: "file"))
+    var configFile: String?
+
+    @Option(
+        name: .customLong("sample.interval"),
+        help: ArgumentHelp(
+            "Sample blocking and idle-in-transaction counts this often between scrapes, into counters (off by default).",
+            valueName: "duration"))
+    var sampleInterval: String?
 
     @Option(name: .customLong("collector.top-roots"), help: "Root blockers that get their own pg_blocking_root_* series.")
     var topRoots: Int = 5
@@ -26,26 +44,53 @@ struct Serve: ParsableCommand {
     var maxPairs: Int = 50
 
     func validate() throws {
-        guard telemetryPath.hasPrefix("/"), telemetryPath != "/" else {
-            throw ValidationError("--web.telemetry-path: must start with / and not be / itself")
+        guard telemetryPath.hasPrefix("/"), telemetryPath != "/", telemetryPath != ExporterRoutes.probePath else {
+            throw ValidationError("--web.telemetry-path: must start with /, and not be / or /probe")
         }
         guard topRoots >= 0 else { throw ValidationError("--collector.top-roots: must be 0 or more") }
         guard maxPairs >= 1 else { throw ValidationError("--collector.max-user-app-pairs: must be 1 or more") }
         do { _ = try ListenAddress(parsing: listenAddress) } catch { throw ValidationError("--web.listen-address: \(error)") }
+        if let sampleInterval, try parseDuration(sampleInterval, "--sample.interval") < 0.05 {
+            throw ValidationError("--sample.interval: must be at least 50ms")
+        }
+        if configFile != nil && connection.dsn != nil { throw ValidationError("--dsn: not with --config.file (name targets there)") }
     }
 
     func run() throws {
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
         let logger = logging.makeLogger("pg_lock_exporter")
-        let settings = try connection.settings()
-        let web = try webConfig.load()
-        let collector = Collector(
-            settings: settings, options: MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs), logger: logger)
-        let routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector)
+        let webConfig = try web.load()
+        let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs)
+        let sampling = sampleInterval != nil
+        let base = try connection.settings()
+
+        let routes: ExporterRoutes
+        let collectors: [Collector]
+        if let configFile {
+            let config: TargetsConfig
+            do {
+                config = try TargetsConfig.load(path: configFile) { getenv($0).map { String(cString: $0) } }
+            } catch { throw ValidationError(error.description) }
+            var targets: [String: Collector] = [:]
+            for (name, target) in config.targets {
+                var settings = base
+                settings.dsn = target.dsn
+                settings.password = target.password
+                targets[name] = Collector(
+                    settings: settings, options: options, sampling: sampling, logger: logger.with(metadata: "target", name))
+            }
+            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets)
+            collectors = config.targets.map { targets[$0.name]! }
+        } else {
+            let collector = Collector(settings: base, options: options, sampling: sampling, logger: logger)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector)
+            collectors = [collector]
+        }
+
         let address = try ListenAddress(parsing: listenAddress)
         let server: HTTPServer
         do {
-            server = try webConfig.startServer(web, address: address) { routes.handle($0) }
+            server = try web.startServer(webConfig, address: address) { routes.handle($0) }
         } catch {
             logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -54,15 +99,30 @@ struct Serve: ParsableCommand {
             "listening",
             metadata: [
                 "address": "\(ListenAddress(host: address.host, port: server.port))", "version": "\(BuildInfo.version)",
-                "target": "\(ConnectionString.redacted(settings.dsn))", "tls": "\(web.tls != nil)",
-                "basic_auth": "\(!web.basicAuthUsers.isEmpty)",
+                "targets": "\(configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ","))",
+                "tls": "\(webConfig.tls != nil)", "basic_auth": "\(!webConfig.basicAuthUsers.isEmpty)",
             ])
-        // Connect once at start so a wrong DSN shows in the log at once; a server that is down
-        // is not fatal: scrapes answer pg_up 0 until it is back.
-        _ = collector.scrape(timeoutSeconds: Double(settings.connectTimeoutSeconds) + 1)
+        if configFile == nil {
+            // Connect once at start so a wrong DSN shows in the log at once; a server that is
+            // down is not fatal: scrapes answer pg_up 0 until it is back.
+            _ = collectors[0].scrape(timeoutSeconds: Double(base.connectTimeoutSeconds) + 1)
+        }
+        let sampler = try sampleInterval.map { Sampler(collectors: collectors, intervalSeconds: try parseDuration($0, "--sample.interval")) }
+
         let signal = ShutdownSignals.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")"])
+        logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        sampler?.stop()
+        collectors.forEach { $0.cancelRunningQuery() }
         server.stop()
-        collector.close()
+        collectors.forEach { $0.close() }
+    }
+}
+
+extension Logger {
+    /// A copy that adds one metadata field to every entry.
+    func with(metadata key: String, _ value: String) -> Logger {
+        var copy = self
+        copy[metadataKey: key] = "\(value)"
+        return copy
     }
 }

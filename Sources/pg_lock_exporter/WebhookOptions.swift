@@ -17,7 +17,7 @@ struct WebhookOptions: ParsableArguments {
     @Option(name: .customLong("webhook.alertname"), help: "Alert names that trigger a pass (repeatable).")
     var alertNames: [String] = ["PostgresBlockerIdleInTransaction"]
 
-    @OptionGroup var webConfig: WebConfigOption
+    @OptionGroup var web: WebServerOptions
 
     @Option(name: .customLong("max-terminations-per-minute"), help: "Cap on terminations across passes in any minute.")
     var maxPerMinute: Int = 5
@@ -42,7 +42,7 @@ struct WebhookOptions: ParsableArguments {
             logger.warning("no --webhook.token-file: webhooks are accepted without authentication")
         }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
-        let web = try webConfig.load()
+        let webConfig = try web.load()
         let audit: AuditLog?
         do { audit = try remediation.auditLog.map { try AuditLog(path: $0) } } catch { throw ValidationError("\(error)") }
         let service = WebhookService(
@@ -55,7 +55,7 @@ struct WebhookOptions: ParsableArguments {
         do {
             // The webhook has its own bearer token (Alertmanager sends one Authorization header);
             // basic auth, when configured, guards the other paths.
-            server = try webConfig.startServer(web, address: address, basicAuthExempt: [WebhookService.webhookPath]) {
+            server = try web.startServer(webConfig, address: address, basicAuthExempt: [WebhookService.webhookPath]) {
                 service.handle($0)
             }
         } catch {

@@ -27,16 +27,23 @@ public final class Collector: Sendable {
     private let collections = Atomic<Int>(0)
     private let wasUp = Atomic<Int>(-1)  // -1 unknown, 0 down, 1 up: log only transitions
     private let warnedHidden = Atomic<Bool>(false)
+    /// Cancels the statement in flight (at shutdown), from another thread than the one blocked on it.
+    private let canceller = Mutex<PostgresCanceller?>(nil)
+    /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
+    let sampler: SamplerCounters.Box?
 
-    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), logger: Logger) {
+    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampling: Bool = false, logger: Logger) {
         self.settings = settings
         self.options = options
         self.logger = logger
+        self.sampler = sampling ? SamplerCounters.Box() : nil
     }
 
     /// A full scrape body: session metrics (or `pg_up 0`), then the exporter's own metrics.
     /// `timeoutSeconds` is Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` less a margin.
-    public func scrape(timeoutSeconds: Double?) -> [UInt8] {
+    /// With `processMetrics` false (a `/probe` of one target) the process's own metrics are left
+    /// to `/metrics`.
+    public func scrape(timeoutSeconds: Double?, processMetrics: Bool = true) -> [UInt8] {
         let budget = min(timeoutSeconds ?? .infinity, Double(settings.statementTimeoutMilliseconds) / 1000 + 1)
         let started = ContinuousClock.now
         let collection = flight.run(timeoutSeconds: budget) { collect(budgetSeconds: budget) }
@@ -46,7 +53,9 @@ public final class Collector: Sendable {
         w.family("pg_up", .gauge, help: "1 if the last collection from PostgreSQL succeeded, else 0.")
         w.sample("pg_up", up ? 1 : 0)
         if let collection { w.append(contentsOf: collection.exposition) }
-        writeOwnMetrics(into: &w, scrapeSeconds: (ContinuousClock.now - started).seconds)
+        sampler?.counters.withLock { $0.write(into: &w) }
+        writeScrapeMetrics(into: &w, scrapeSeconds: (ContinuousClock.now - started).seconds)
+        if processMetrics { Self.writeProcessMetrics(into: &w) }
         return w.bytes
     }
 
@@ -57,17 +66,8 @@ public final class Collector: Sendable {
         let timeoutMs = Int(min(Double(settings.statementTimeoutMilliseconds), budgetSeconds * 1000))
         do {
             let snapshot = try connection.withLock { connection in
-                if connection == nil || connection?.isHealthy == false {
-                    connection = nil
-                    var attempt = settings
-                    attempt.connectTimeoutSeconds = min(settings.connectTimeoutSeconds, max(2, Int(budgetSeconds.rounded(.up))))
-                    connection = try PostgresConnection(attempt)
-                }
-                do {
-                    return try connection!.readSnapshot(statementTimeoutMilliseconds: timeoutMs)
-                } catch let error as PostgresError where error.kind == .connection {
-                    connection = nil
-                    throw error
+                try withConnection(&connection, budgetSeconds: budgetSeconds) { db in
+                    try db.readSnapshot(statementTimeoutMilliseconds: timeoutMs)
                 }
             }
             noteUp(snapshot)
@@ -85,11 +85,58 @@ public final class Collector: Sendable {
         }
     }
 
+    /// Runs `body` on the target's one connection, opening it first when needed and dropping it
+    /// after a connection error so the next use reconnects. The caller holds the mutex.
+    private func withConnection<T>(
+        _ connection: inout PostgresConnection?, budgetSeconds: Double, _ body: (PostgresConnection) throws -> T
+    ) throws -> T {
+        if connection == nil || connection?.isHealthy == false {
+            connection = nil
+            canceller.withLock { $0 = nil }
+            var attempt = settings
+            attempt.connectTimeoutSeconds = min(settings.connectTimeoutSeconds, max(2, Int(budgetSeconds.rounded(.up))))
+            let opened = try PostgresConnection(attempt)
+            canceller.withLock { $0 = opened.makeCanceller() }
+            connection = opened
+        }
+        do {
+            return try body(connection!)
+        } catch let error as PostgresError where error.kind == .connection {
+            connection = nil
+            canceller.withLock { $0 = nil }
+            throw error
+        }
+    }
+
+    /// One background sample of the cheap aggregates (`--sample.interval`), on the same single
+    /// connection; it waits while a scrape's collection runs.
+    public func sample() {
+        guard let sampler else { return }
+        do {
+            let rows = try connection.withLock { connection in
+                try withConnection(&connection, budgetSeconds: Double(settings.statementTimeoutMilliseconds) / 1000) { db in
+                    try db.execute(SamplerCounters.sql) { r in
+                        (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.int($0, 2) ?? 0) }
+                    }
+                }
+            }
+            sampler.counters.withLock { $0.record(rows, at: ContinuousClock.now) }
+        } catch {
+            sampler.counters.withLock { $0.gap() }
+            logger.debug("sample failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Cancels a statement in flight, so shutdown does not wait for the statement timeout.
+    public func cancelRunningQuery() {
+        canceller.withLock { $0?.cancel() }
+    }
+
     private func noteUp(_ snapshot: ActivitySnapshot) {
         if wasUp.exchange(1, ordering: .relaxed) != 1 {
             logger.info(
                 "connected to PostgreSQL",
-                metadata: ["server_version": "\(snapshot.serverVersionString)", "target": "\(ConnectionString.redacted(settings.dsn))"])
+                metadata: ["server_version": "\(snapshot.serverVersionString)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
         }
         if snapshot.hasHiddenSessions && !warnedHidden.exchange(true, ordering: .relaxed) {
             logger.warning(
@@ -99,19 +146,23 @@ public final class Collector: Sendable {
 
     private func noteDown(_ error: Error) {
         if wasUp.exchange(0, ordering: .relaxed) != 0 {
-            logger.error("cannot read PostgreSQL", metadata: ["error": "\(error)", "target": "\(ConnectionString.redacted(settings.dsn))"])
+            logger.error("cannot read PostgreSQL", metadata: ["error": "\(error)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
         } else {
             logger.debug("cannot read PostgreSQL", metadata: ["error": "\(error)"])
         }
     }
 
-    private func writeOwnMetrics(into w: inout ExpositionWriter, scrapeSeconds: Double) {
+    private func writeScrapeMetrics(into w: inout ExpositionWriter, scrapeSeconds: Double) {
         w.family("pg_lock_exporter_scrape_duration_seconds", .gauge, help: "Time this scrape took, including waiting for a shared collection.")
         w.sample("pg_lock_exporter_scrape_duration_seconds", scrapeSeconds)
         w.family("pg_lock_exporter_scrape_errors_total", .counter, help: "Scrapes that could not read PostgreSQL.")
         w.sample("pg_lock_exporter_scrape_errors_total", scrapeErrors.load(ordering: .relaxed))
         w.family("pg_lock_exporter_collections_total", .counter, help: "Collections run against PostgreSQL; concurrent scrapes share one.")
         w.sample("pg_lock_exporter_collections_total", collections.load(ordering: .relaxed))
+    }
+
+    /// The process's own metrics: build info and `process_*`.
+    public static func writeProcessMetrics(into w: inout ExpositionWriter) {
         w.family("pg_lock_exporter_build_info", .gauge, help: "The exporter's version; always 1.")
         w.sample("pg_lock_exporter_build_info", ["version": BuildInfo.version], 1)
         ProcessMetrics.write(into: &w)
@@ -120,6 +171,7 @@ public final class Collector: Sendable {
     /// Closes the connection (at shutdown).
     public func close() {
         connection.withLock { $0 = nil }
+        canceller.withLock { $0 = nil }
     }
 }
 

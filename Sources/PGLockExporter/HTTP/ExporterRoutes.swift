@@ -1,35 +1,77 @@
 /// The exporter's HTTP surface: a landing page at `/`, the metrics at the telemetry path,
 /// 404 elsewhere, 405 for anything but GET and HEAD.
+///
+/// With one target, the telemetry path serves it. With named targets (`--config.file`),
+/// `/probe?target=NAME` serves one of them (the multi-target exporter pattern) and the telemetry
+/// path serves only the exporter's own metrics.
 public struct ExporterRoutes: Sendable {
     public let telemetryPath: String
-    public let collector: Collector
+    /// The single target, or nil in multi-target mode.
+    public let collector: Collector?
+    public let targets: [String: Collector]
 
     public init(telemetryPath: String, collector: Collector) {
         self.telemetryPath = telemetryPath
         self.collector = collector
+        self.targets = [:]
     }
+
+    public init(telemetryPath: String, targets: [String: Collector]) {
+        self.telemetryPath = telemetryPath
+        self.collector = nil
+        self.targets = targets
+    }
+
+    public static let probePath = "/probe"
 
     /// Prometheus sends its scrape timeout; answer a little before it so the reply arrives.
     static let timeoutMarginSeconds = 0.5
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" else {
+        let probe = collector == nil && request.path == Self.probePath
+        guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" || probe else {
             return .notFound()
         }
         guard request.method == "GET" || request.method == "HEAD" else {
             return .methodNotAllowed(allowed: "GET, HEAD")
         }
+        let timeout = request.headers["x-prometheus-scrape-timeout-seconds"].flatMap(Double.init)
+            .map { max(0.5, $0 - Self.timeoutMarginSeconds) }
         switch request.path {
+        case Self.probePath where probe:
+            guard let name = request.query["target"], !name.isEmpty else {
+                return .text(400, "the target parameter is missing: /probe?target=NAME\n")
+            }
+            guard let target = targets[name] else {
+                return .text(400, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))\n")
+            }
+            return metrics(target.scrape(timeoutSeconds: timeout, processMetrics: false))
         case telemetryPath:
-            let timeout = request.headers["x-prometheus-scrape-timeout-seconds"].flatMap(Double.init)
-                .map { max(0.5, $0 - Self.timeoutMarginSeconds) }
-            return HTTPResponse(
-                status: 200, headers: [("Content-Type", ExpositionWriter.contentType)],
-                body: collector.scrape(timeoutSeconds: timeout))
+            guard let collector else {
+                var w = ExpositionWriter()
+                Collector.writeProcessMetrics(into: &w)
+                return metrics(w.bytes)
+            }
+            return metrics(collector.scrape(timeoutSeconds: timeout))
         case "/-/healthy":
             return .text(200, "OK\n")
         default:
             return HTTPResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(landingPage.utf8))
+        }
+    }
+
+    private func metrics(_ body: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [("Content-Type", ExpositionWriter.contentType)], body: body)
+    }
+
+    private var targetsHTML: String {
+        if let collector {
+            return "<p>Target: <code>\(Self.html(ConnectionString.redacted(collector.settings.dsn)))</code></p>"
+        } else {
+            return "<p>Targets:</p><ul>"
+                + targets.keys.sorted().map { name in
+                    "<li><a href=\"\(Self.probePath)?target=\(Self.html(name))\">\(Self.html(name))</a>: <code>\(Self.html(ConnectionString.redacted(targets[name]!.settings.dsn)))</code></li>"
+                }.joined() + "</ul>"
         }
     }
 
@@ -40,7 +82,7 @@ public struct ExporterRoutes: Sendable {
         <body>
         <h1>pg_lock_exporter \(BuildInfo.version)</h1>
         <p>Prometheus exporter for PostgreSQL sessions, locks and blocking chains.</p>
-        <p>Target: <code>\(Self.html(ConnectionString.redacted(collector.settings.dsn)))</code></p>
+        \(targetsHTML)
         <ul><li><a href="\(Self.html(telemetryPath))">Metrics</a></li></ul>
         </body></html>
 

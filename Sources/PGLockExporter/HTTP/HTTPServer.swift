@@ -12,8 +12,9 @@ public struct HTTPServerLimits: Sendable {
     /// Seconds an idle or slow connection may stay open.
     public var connectionTimeoutSeconds: UInt32 = 30
     /// Connections served at once (each gets a thread).
-    public var maxConnections: UInt32 = 64
-    public var maxConnectionsPerClient: UInt32 = 32
+    public var maxConnections: UInt32 = 256
+    /// 0 = no per-client limit (Prometheus HA pairs and probes share addresses).
+    public var maxConnectionsPerClient: UInt32 = 0
     /// Bytes of request line plus headers per connection.
     public var maxHeaderBytes: Int = 32 * 1024
     /// Larger request bodies are answered with 413 without being stored.

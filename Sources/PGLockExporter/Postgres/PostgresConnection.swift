@@ -18,6 +18,9 @@ public struct ConnectionSettings: Sendable {
     /// Server-side guards for every statement of the session, in milliseconds (0 = off).
     public var statementTimeoutMilliseconds: Int
     public var lockTimeoutMilliseconds: Int
+    /// A password kept apart from the DSN (read from a file or the environment), so it never
+    /// appears in a connection string that could be logged. Wins over one in the DSN.
+    public var password: String?
 
     public init(
         dsn: String, connectTimeoutSeconds: Int = 5, applicationName: String = "pg_lock_exporter",
@@ -51,6 +54,7 @@ public final class PostgresConnection {
         var pairs: [(String, String)] = [("connect_timeout", String(max(2, settings.connectTimeoutSeconds)))]
         if !settings.dsn.isEmpty { pairs.append(("dbname", settings.dsn)) }
         pairs.append(("application_name", settings.applicationName))
+        if let password = settings.password { pairs.append(("password", password)) }
 
         let connection = Self.connect(pairs)
         guard let connection else { throw PostgresError(kind: .connection, message: "out of memory") }
@@ -74,6 +78,11 @@ public final class PostgresConnection {
     }
 
     deinit { PQfinish(raw) }
+
+    /// A handle that cancels this connection's running statement from another thread.
+    public func makeCanceller() -> PostgresCanceller? {
+        PQgetCancel(raw).map(PostgresCanceller.init(taking:))
+    }
 
     private static func connect(_ pairs: [(String, String)]) -> OpaquePointer? {
         // libpq copies what it needs during PQconnectdbParams, so the C strings only have to
@@ -147,5 +156,23 @@ public final class PostgresConnection {
             if !isHealthy { throw PostgresError(kind: .connection, sqlState: error.sqlState, message: error.message) }
             throw error
         }
+    }
+}
+
+/// libpq's `PGcancel`: asks the server to cancel the statement a connection is running. Made for
+/// use from another thread while the connection's owner is blocked in a query.
+public final class PostgresCanceller: Sendable {
+    // PQcancel is documented as thread-safe for one PGcancel; the pointer is never written after
+    // init and freed only in deinit.
+    nonisolated(unsafe) private let raw: OpaquePointer
+
+    init(taking raw: OpaquePointer) { self.raw = raw }
+
+    deinit { PQfreeCancel(raw) }
+
+    /// Requests cancellation; the running statement then fails with SQLSTATE 57014.
+    public func cancel() {
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(raw, &buffer, Int32(buffer.count))
     }
 }

@@ -1,0 +1,96 @@
+import Dispatch
+import Synchronization
+
+/// Cumulative counters from the background sampler, so that a blocking episode that starts and
+/// ends between two scrapes still shows: `increase(pg_blocking_episodes_total[1h])`.
+///
+/// Each sample reads, per connectable database, how many client sessions are blocked and how
+/// many are idle in transaction; the counters add count × time since the previous sample, and an
+/// episode starts whenever a database goes from no blocked session to some.
+struct SamplerCounters {
+    /// The counters of one target, shared by the sampler thread and the scrapes.
+    final class Box: Sendable {
+        let counters = Mutex(SamplerCounters())
+    }
+
+    /// One cheap aggregate: `pg_blocking_pids()` only for lock waiters, no rows returned per session.
+    static let sql = """
+        SELECT d.datname,
+               count(a.pid) FILTER (WHERE a.wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(a.pid)) > 0),
+               count(a.pid) FILTER (WHERE a.state IN ('idle in transaction', 'idle in transaction (aborted)'))
+        FROM pg_database d
+        LEFT JOIN pg_stat_activity a ON a.datid = d.oid AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
+        WHERE d.datallowconn AND NOT d.datistemplate
+        GROUP BY d.datname
+        """
+
+    struct PerDatabase {
+        var blockedSeconds = 0.0
+        var idleInTransactionSeconds = 0.0
+        var episodes = 0
+        var blocked = 0
+        var idleInTransaction = 0
+    }
+
+    var databases: [String: PerDatabase] = [:]
+    var samples = 0
+    private var last: ContinuousClock.Instant?
+
+    mutating func record(_ rows: [(datname: String, blocked: Int, idleInTransaction: Int)], at now: ContinuousClock.Instant) {
+        let elapsed = last.map { (now - $0).seconds } ?? 0
+        for row in rows {
+            var entry = databases[row.datname] ?? PerDatabase()
+            // The previous sample's counts held (as far as we know) until now.
+            entry.blockedSeconds += Double(entry.blocked) * elapsed
+            entry.idleInTransactionSeconds += Double(entry.idleInTransaction) * elapsed
+            if entry.blocked == 0 && row.blocked > 0 { entry.episodes += 1 }
+            entry.blocked = row.blocked
+            entry.idleInTransaction = row.idleInTransaction
+            databases[row.datname] = entry
+        }
+        last = now
+        samples += 1
+    }
+
+    /// A sample failed: the time until the next good one is not attributed to anything.
+    mutating func gap() {
+        last = nil
+        for key in databases.keys {
+            databases[key]!.blocked = 0
+            databases[key]!.idleInTransaction = 0
+        }
+    }
+
+    func write(into w: inout ExpositionWriter) {
+        let names = databases.keys.sorted()
+        w.family("pg_blocked_session_seconds_total", .counter, help: "Sum over samples of blocked client sessions × seconds (--sample.interval).")
+        for d in names { w.sample("pg_blocked_session_seconds_total", ["datname": d], databases[d]!.blockedSeconds) }
+        w.family(
+            "pg_idle_in_transaction_session_seconds_total", .counter,
+            help: "Sum over samples of client sessions idle in transaction × seconds (--sample.interval).")
+        for d in names { w.sample("pg_idle_in_transaction_session_seconds_total", ["datname": d], databases[d]!.idleInTransactionSeconds) }
+        w.family("pg_blocking_episodes_total", .counter, help: "Times a database went from no blocked session to some, as sampled.")
+        for d in names { w.sample("pg_blocking_episodes_total", ["datname": d], databases[d]!.episodes) }
+        w.family("pg_lock_exporter_samples_total", .counter, help: "Background samples taken.")
+        w.sample("pg_lock_exporter_samples_total", samples)
+    }
+}
+
+/// Runs `Collector.sample()` every interval until stopped: one timer and queue per target, so a
+/// target that hangs never delays another's samples. Owned by the command that starts it.
+public final class Sampler {
+    private let timers: [DispatchSourceTimer]
+
+    public init(collectors: [Collector], intervalSeconds: Double) {
+        let interval = DispatchTimeInterval.milliseconds(max(10, Int(intervalSeconds * 1000)))
+        timers = collectors.map { collector in
+            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pg_lock_exporter.sampler"))
+            timer.schedule(deadline: .now(), repeating: interval, leeway: .milliseconds(5))
+            timer.setEventHandler { collector.sample() }
+            timer.resume()
+            return timer
+        }
+    }
+
+    public func stop() { timers.forEach { $0.cancel() } }
+}

@@ -1,0 +1,76 @@
+import Yams
+
+/// `--config.file`: named targets for the multi-target exporter pattern (`/probe?target=NAME`).
+///
+/// ```yaml
+/// targets:
+///   orders:
+///     dsn: "host=db1 dbname=orders user=pg_lock_monitor"
+///     password_file: /run/secrets/orders_pw     # or password_env: ORDERS_PW
+/// ```
+/// Passwords never travel in the DSN, the URL or the scrape request.
+public struct TargetsConfig: Sendable {
+    public struct Target: Sendable, Equatable {
+        public var dsn: String
+        public var password: String?
+    }
+
+    /// Target name → target, in name order.
+    public var targets: [(name: String, target: Target)]
+
+    public struct LoadError: Error, Sendable, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Parses the file. `environment` resolves `password_env` (the process environment in production).
+    public static func load(path: String, environment: (String) -> String?) throws(LoadError) -> TargetsConfig {
+        func fail(_ field: String?, _ problem: String) -> LoadError {
+            LoadError(description: "config file \(path): " + (field.map { "\($0): " } ?? "") + problem)
+        }
+        let text: String
+        do { text = try TextFile.read(path) } catch { throw fail(nil, error.reason) }
+        let node: Node?
+        do { node = try Yams.compose(yaml: text) } catch { throw fail(nil, "not valid YAML") }
+        guard let top = node?.mapping else { throw fail(nil, "expected a mapping with a \"targets\" key") }
+        var result: [(String, Target)] = []
+        for (key, value) in top {
+            guard key.string == "targets" else { throw fail(key.string ?? "?", "unknown key") }
+            guard let targets = value.mapping, !targets.isEmpty else { throw fail("targets", "expected a mapping of names to targets") }
+            for (nameNode, spec) in targets {
+                let name = nameNode.string ?? ""
+                let field = "targets.\(name)"
+                guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
+                    throw fail(field, "target names may use letters, digits, '_', '-' and '.'")
+                }
+                guard let map = spec.mapping else { throw fail(field, "expected a mapping with a dsn") }
+                var dsn: String?
+                var password: String?
+                for (k, v) in map {
+                    let option = k.string ?? ""
+                    guard let text = v.string else { throw fail("\(field).\(option)", "expected a string") }
+                    switch option {
+                    case "dsn":
+                        do { try ConnectionString.validate(text) } catch { throw fail("\(field).dsn", error.message) }
+                        if (try? ConnectionString.parse(text))?.contains(where: { $0.key == "password" }) == true {
+                            throw fail("\(field).dsn", "put the password in password_file or password_env, not in the DSN")
+                        }
+                        dsn = text
+                    case "password_file":
+                        do { password = try TextFile.secret(text) } catch { throw fail("\(field).password_file", error.description) }
+                    case "password_env":
+                        guard let value = environment(text), !value.isEmpty else {
+                            throw fail("\(field).password_env", "environment variable \(text) is not set")
+                        }
+                        password = value
+                    default:
+                        throw fail("\(field).\(option)", "unknown key")
+                    }
+                }
+                guard let dsn else { throw fail("\(field).dsn", "required") }
+                result.append((name, Target(dsn: dsn, password: password)))
+            }
+        }
+        guard !result.isEmpty else { throw fail("targets", "required") }
+        return TargetsConfig(targets: result.sorted { $0.0 < $1.0 })
+    }
+}

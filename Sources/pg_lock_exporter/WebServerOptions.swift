@@ -1,0 +1,50 @@
+import ArgumentParser
+import PGLockExporter
+
+/// The HTTP server's settings shared by `serve` and `remediate --listen`: `--web.config.file`
+/// (TLS and basic auth, exporter-toolkit format) and the limits that keep slow or abusive
+/// clients from starving Prometheus's scrape.
+struct WebServerOptions: ParsableArguments {
+    @Option(
+        name: .customLong("web.config.file"),
+        help: ArgumentHelp("TLS and basic auth settings (Prometheus exporter-toolkit format).", valueName: "file"))
+    var path: String?
+
+    @Option(name: .customLong("web.max-connections"), help: "Connections served at once; more are refused.")
+    var maxConnections: UInt32 = 256
+
+    @Option(name: .customLong("web.max-header-bytes"), help: "Largest request line plus headers accepted.")
+    var maxHeaderBytes: Int = 32 * 1024
+
+    @Option(name: .customLong("web.connection-timeout"), help: "Close a connection idle or stalled this long.")
+    var connectionTimeout: String = "30s"
+
+    func validate() throws {
+        guard maxConnections >= 4 else { throw ValidationError("--web.max-connections: must be at least 4") }
+        guard maxHeaderBytes >= 1024 else { throw ValidationError("--web.max-header-bytes: must be at least 1024") }
+        let timeout = try parseDuration(connectionTimeout, "--web.connection-timeout")
+        guard timeout >= 1 else { throw ValidationError("--web.connection-timeout: must be at least 1s") }
+    }
+
+    var limits: HTTPServerLimits {
+        var limits = HTTPServerLimits()
+        limits.maxConnections = maxConnections
+        limits.maxHeaderBytes = maxHeaderBytes
+        limits.connectionTimeoutSeconds = UInt32((try? DurationText.seconds(connectionTimeout)) ?? 30)
+        return limits
+    }
+
+    /// The parsed file; any problem is a usage error naming the file and field.
+    func load() throws -> WebConfig {
+        guard let path else { return WebConfig() }
+        do { return try WebConfig.load(path: path) } catch { throw ValidationError(error.description) }
+    }
+
+    /// Starts the server with the file's TLS settings and its access rules in front of `handler`.
+    func startServer(
+        _ config: WebConfig, address: ListenAddress, basicAuthExempt: Set<String> = [], handler: @escaping HTTPServer.Handler
+    ) throws(HTTPServerError) -> HTTPServer {
+        let guarded = AccessGuard(config: config, basicAuthExempt: basicAuthExempt).wrap(handler)
+        return try HTTPServer(address: address, limits: limits, tls: config.tls, handler: guarded)
+    }
+}
