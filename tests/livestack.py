@@ -249,6 +249,21 @@ class Incident:
         """Sessions waiting behind the worker: the migration and every reader."""
         return self.readers + 1
 
+    def problems(self):
+        """Why the incident is no longer what it was at start (empty list: intact)."""
+        if not self.worker_pid:
+            return ["the incident never started"]
+        rows = psql(self.dsn, "SELECT pid, application_name, state, coalesce(wait_event_type, '') FROM pg_stat_activity "
+                              f"WHERE datname = '{self.datname}' AND application_name IN ('worker', 'alembic', 'web')")
+        now = {int(pid): (app, state, wait) for pid, app, state, wait in rows}
+        out = []
+        if now.get(self.worker_pid, (None, None))[1] != "idle in transaction":
+            out.append(f"worker pid {self.worker_pid} is {now.get(self.worker_pid, 'gone')}")
+        for pid in [self.migration_pid, *self.reader_pids]:
+            if now.get(pid, (None, None, None))[2] != "Lock":
+                out.append(f"waiting pid {pid} is {now.get(pid, 'gone')}")
+        return out
+
     def stop(self):
         subprocess.run([SCRIPTS / "incident", "stop", self.state_dir], capture_output=True, timeout=30,
                        env=clean_env())

@@ -102,6 +102,21 @@ def pg_major(incident):
     return int(livestack.psql(incident.dsn, "SHOW server_version_num")[0][0]) // 10000
 
 
+@pytest.fixture
+def incident(incident, pg_server):
+    """The session's incident (conftest.py), checked before and after each test: if something
+    outside the test ends one of its sessions, say so instead of failing on a missing alert."""
+    def check(when):
+        problems = incident.problems()
+        if problems:
+            log = (pg_server.directory / "server.log").read_text(errors="replace").splitlines()[-15:]
+            pytest.fail(f"the incident is no longer intact {when}: {'; '.join(problems)}\n"
+                        "PostgreSQL log:\n  " + "\n  ".join(log), pytrace=False)
+    check("before the test")
+    yield incident
+    check("after the test")
+
+
 # --------------------------------------------------------------------- the overlay itself
 
 def test_overlay_is_the_documented_mechanical_scaling(shipped_rule_files, rule_overlay):

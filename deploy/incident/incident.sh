@@ -23,7 +23,7 @@ readonly INTERVAL=5
 say() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
 
-trap 'say "stopped; the sessions end with this container"; exit 130' INT TERM
+trap 'say "stopped; the incident'"'"'s sessions end with this script"; exit 130' INT TERM
 
 # libpq reads passwords from PGPASSFILE only when the file is mode 0600: copy the secret into
 # one on /tmp (see deploy/pg_lock_exporter/with-pgpass.sh for the same thing, explained).
@@ -41,9 +41,17 @@ export PGAPPNAME=incident-monitor
 sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 
 # session NAME SQL: a psql session named NAME (its application_name) that runs SQL and then
-# stays connected, because its standard input stays open.
+# stays connected. Its standard input is a FIFO whose write end this script keeps open, so
+# psql waits for more input; when this script ends, for whatever reason, psql reads EOF and
+# quits, and its session ends with it.
 session() {
-    { printf '%s\n' "$2"; exec sleep infinity; } | psql -X -q "application_name=$1" >>"/tmp/$1.out" 2>&1 &
+    local fifo fd
+    fifo=$(mktemp -u "/tmp/$1.XXXXXX")
+    mkfifo -m 600 "$fifo"
+    psql -X -q "application_name=$1" <"$fifo" >>"/tmp/$1.out" 2>&1 &
+    exec {fd}>"$fifo"
+    rm -f "$fifo"
+    printf '%s\n' "$2" >&"$fd"
 }
 
 wait_for() {  # DESCRIPTION SQL-CONDITION: poll until the condition is true (30 s at most)
@@ -64,7 +72,7 @@ if [ "$(sql "SELECT count(*) FROM pg_stat_activity WHERE $mine")" != 0 ]; then
     die "sessions of an earlier incident are still connected; stop it first (docker compose --profile incident down)"
 fi
 # A rerun starts from the same table: drop the column an earlier run's migration added.
-sql "SET lock_timeout = '5s'; ALTER TABLE features DROP COLUMN IF EXISTS $COLUMN" \
+sql "SET client_min_messages = warning; SET lock_timeout = '5s'; ALTER TABLE features DROP COLUMN IF EXISTS $COLUMN" \
     || die "could not reset table features (is something still holding a lock on it?)"
 
 say "Starting the seed incident in database $PGDATABASE on $PGHOST, as role $PGUSER."

@@ -1,0 +1,1074 @@
+#!/usr/bin/env python3
+"""The performance benchmark of pg_lock_exporter (PRODUCT.md, "Performance goals").
+
+    python3 scripts/bench.py                 # full run: 100, 750 and 2000 client sessions + soak
+    python3 scripts/bench.py --quick         # smoke run, about a minute after the build
+    python3 scripts/bench.py --help
+
+For each size it starts a realistic load on a throwaway PostgreSQL (scripts/pg-sandbox): idle
+sessions, sessions idle in transaction, active sessions, and blocking chains (an idle-in-transaction
+root holding a lock on a table, an ALTER TABLE queued behind it, readers queued behind the ALTER;
+a third of the sessions blocked). It checks the load in pg_stat_activity, then measures side by
+side: the exporter's scrape latency over HTTP, the same SQL timed in one psql session, Debian's
+prometheus-postgres-exporter on the same server, both exporters' memory, the exporter's CPU time
+per scrape and the server time of each exporter's queries (pg_stat_statements). A soak of many
+scrapes checks that the exporter's private memory stays flat. It prints a Markdown report and
+writes it to bench/results.md.
+
+Python 3.11 standard library only, plus the system's psql and PostgreSQL server. Talks only to
+127.0.0.1 and the sandbox's Unix socket. Exits non-zero only when something could not be started
+or measured, never because a target was missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gzip
+import http.client
+import math
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANDBOX = os.path.join(ROOT, "scripts", "pg-sandbox")
+THEIR_BINARY = "/usr/bin/prometheus-postgres-exporter"
+BUILD_COMMAND = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "pg_lock_exporter"]
+# The headers Prometheus sends with a scrape (2.x defaults), plus the timeout the brief asks for.
+SCRAPE_HEADERS = {
+    "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+    "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "Accept-Encoding": "gzip",
+    "User-Agent": "Prometheus/2.45.3 (pg_lock_exporter bench)",
+    "X-Prometheus-Scrape-Timeout-Seconds": "10",
+}
+WARMUP_SCRAPES = 5
+WARMUP_SQL = 3
+LOAD_USERS = ("app", "reporting")
+# Safety net for the load: a query still running if this script dies ends by itself.
+LOAD_PGOPTIONS = "-c statement_timeout=1800000"
+STARTED = time.monotonic()
+
+
+class Failure(Exception):
+    """Something could not be started or measured: the only reason to exit non-zero."""
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.monotonic() - STARTED:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def deadline_loop(seconds: float, interval: float):
+    """Yields until `seconds` have passed, sleeping `interval` between rounds (a bounded poll)."""
+    end = time.monotonic() + seconds
+    while True:
+        yield
+        if time.monotonic() >= end:
+            return
+        time.sleep(interval)
+
+
+# --------------------------------------------------------------------------------------------
+# /proc readings
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, RssAnon, RssFile, RssShmem, VmHWM (kB) and Threads from /proc/PID/status."""
+    values = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            if key in ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM", "Threads"):
+                values[key] = int(rest.split()[0])
+    return values
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """utime + stime of every thread of the process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # fields 14 and 15 of stat(5)
+
+
+def smaps_breakdown(pid: int) -> list[tuple[str, int, int]]:
+    """(mapping, Rss kB, Anonymous kB) summed per file or kind of mapping, largest first."""
+    totals: dict[str, list[int]] = {}
+    current = "?"
+    header = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            if header.match(line):
+                parts = line.split(None, 5)
+                name = parts[5].strip() if len(parts) > 5 else ""
+                current = os.path.basename(name) if name.startswith("/") else (name or "[anonymous]")
+                totals.setdefault(current, [0, 0])
+            elif line.startswith("Rss:"):
+                totals[current][0] += int(line.split()[1])
+            elif line.startswith("Anonymous:"):
+                totals[current][1] += int(line.split()[1])
+    return sorted(((k, v[0], v[1]) for k, v in totals.items()), key=lambda t: -t[1])
+
+
+def mib(kb: float) -> float:
+    return kb / 1024
+
+
+# --------------------------------------------------------------------------------------------
+# The sandbox server
+
+
+class Sandbox:
+    """A throwaway cluster started by scripts/pg-sandbox, with pg_stat_statements when available."""
+
+    def __init__(self, directory: str, max_connections: int):
+        self.dir = directory
+        self.port = free_port()
+        self.env = dict(os.environ, PG_SANDBOX_MAX_CONNECTIONS=str(max_connections))
+        self.started = False
+        self.has_statements = False
+        self.version_num = 0
+        self.version = ""
+
+    def _sandbox(self, *args: str, timeout: float = 180) -> str:
+        try:
+            done = subprocess.run([SANDBOX, *args], env=self.env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"scripts/pg-sandbox {args[0]} timed out")
+        if done.returncode != 0:
+            raise Failure(f"scripts/pg-sandbox {args[0]} failed:\n{done.stderr.strip()}")
+        return done.stdout.strip()
+
+    def start(self) -> None:
+        self.started = True
+        self._sandbox("start", self.dir, str(self.port))
+        bindir = self._sandbox("bindir")
+        library = os.path.join(os.path.dirname(bindir), "lib", "pg_stat_statements.so")
+        if os.path.exists(library):
+            # pg-sandbox takes no extra server options: persist the setting and restart through it.
+            self.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'", db="postgres")
+            self._sandbox("start", self.dir, str(self.port))
+            self.has_statements = True
+        self.version_num = int(self.psql("SHOW server_version_num", db="postgres")[0][0])
+        self.version = self.psql("SHOW server_version", db="postgres")[0][0]
+
+    def stop(self) -> None:
+        if self.started:
+            try:
+                self._sandbox("stop", self.dir, timeout=120)
+            except Failure as error:
+                log(f"warning: {error}")
+            self.started = False
+
+    def conninfo(self, db: str = "app", user: str = "postgres", application: str | None = None) -> str:
+        text = f"host={self.dir} port={self.port} dbname={db} user={user}"
+        return text + (f" application_name={application}" if application else "")
+
+    def psql(self, sql: str, db: str = "app", user: str = "postgres", timeout: float = 120) -> list[list[str]]:
+        """Runs SQL (sent on stdin, so it may hold several statements) and returns the rows."""
+        command = ["psql", "-X", "-q", "-A", "-t", "-F", "\t", "-v", "ON_ERROR_STOP=1", self.conninfo(db, user, "bench")]
+        try:
+            done = subprocess.run(command, input=sql, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"psql timed out after {timeout}s running: {sql[:200]}")
+        if done.returncode != 0:
+            raise Failure(f"psql failed ({done.returncode}) running: {sql[:300]}\n{done.stderr.strip()}")
+        return [line.split("\t") for line in done.stdout.splitlines() if line]
+
+    def timed(self, sql: str, repetitions: int, warmup: int = WARMUP_SQL) -> list[float]:
+        """Runs one statement (or a `\\;`-joined batch, one round trip) repeatedly in ONE psql
+        session with \\timing, results to /dev/null; returns the measured milliseconds."""
+        body = sql.strip().rstrip(";") + ";\n"
+        script = (
+            "SET lock_timeout = 1000;\n\\o /dev/null\n\\timing on\n"
+            + body * (warmup + repetitions)
+            + "\\timing off\n\\o\n"
+        )
+        command = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.conninfo("app", "postgres", "bench-sql")]
+        try:
+            done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=600)
+        except subprocess.TimeoutExpired:
+            raise Failure("psql timing run timed out")
+        if done.returncode != 0:
+            raise Failure(f"psql timing run failed:\n{done.stderr.strip()}\n-- SQL:\n{body}")
+        times = [float(m.group(1)) for m in re.finditer(r"^Time: ([0-9.]+) ms", done.stdout, re.M)]
+        if len(times) != warmup + repetitions:
+            raise Failure(f"psql printed {len(times)} timings, expected {warmup + repetitions}")
+        return times[warmup:]
+
+
+# --------------------------------------------------------------------------------------------
+# SQL: the exporter's batch (a hand-written mirror of SnapshotQuery.swift), the cheapest batch
+# that yields the same information, and the pieces PRODUCT.md quotes.
+
+
+def exporter_statements(version: int) -> list[str]:
+    """The statements of one collection as SnapshotQuery.sql(statementTimeoutMilliseconds: 5000)
+    sends them for `serve` (no query text, no lock details). Mirrors
+    Sources/PGLockExporter/Collector/SnapshotQuery.swift; keep the two in step (the report says
+    when pg_stat_statements shows they differ)."""
+    wait = "extract(epoch FROM now() - w.waitstart)" if version >= 140000 else "NULL::float8"
+    join = (
+        "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) w ON w.pid = a.pid"
+        if version >= 140000
+        else ""
+    )
+    counters = (
+        "s.idle_in_transaction_time / 1000.0, s.sessions_killed, s.sessions_abandoned"
+        if version >= 140000
+        else "NULL::float8, NULL::float8, NULL::float8"
+    )
+    settings = ["max_connections", "server_version", "idle_in_transaction_session_timeout", "lock_timeout", "statement_timeout"]
+    if version >= 170000:
+        settings.append("transaction_timeout")
+    return [
+        "SET statement_timeout = 5000",
+        f"""SELECT a.pid, a.datname, a.usename, a.application_name,
+       coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''),
+       a.backend_type, a.state,
+       extract(epoch FROM now() - a.state_change),
+       extract(epoch FROM now() - a.xact_start),
+       a.wait_event_type = 'Lock',
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
+       {wait},
+       a.backend_start::text, a.state_change::text, NULL::text
+FROM pg_stat_activity a {join}
+WHERE a.pid <> pg_backend_pid()""",
+        """SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*)
+FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
+WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+GROUP BY 1, 2, 3""",
+        f"""SELECT d.datname, s.deadlocks, {counters}
+FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
+WHERE d.datallowconn AND NOT d.datistemplate
+ORDER BY d.datname""",
+        "SELECT name, reset_val FROM pg_settings WHERE name IN (" + ", ".join(f"'{n}'" for n in settings) + ")",
+    ]
+
+
+def aggregates_sql() -> str:
+    """pg_sessions, pg_idle_in_transaction_seconds and pg_transaction_age_seconds_max need one row
+    per (database, user, application, state) group, not one per session."""
+    return """SELECT datname, usename, application_name, coalesce(state, 'unknown'), count(*),
+       max(extract(epoch FROM now() - state_change)) FILTER (WHERE state LIKE 'idle in transaction%'),
+       max(extract(epoch FROM now() - xact_start))
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+GROUP BY 1, 2, 3, 4"""
+
+
+def waiters_sql(version: int) -> str:
+    """The blocking graph needs the lock waiters with pg_blocking_pids() and their wait start."""
+    wait = "extract(epoch FROM now() - l.waitstart)" if version >= 140000 else "extract(epoch FROM now() - a.state_change)"
+    join = (
+        "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) l ON l.pid = a.pid"
+        if version >= 140000
+        else ""
+    )
+    return f"""SELECT a.pid, a.datname, pg_blocking_pids(a.pid), {wait}
+FROM pg_stat_activity a {join}
+WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid()"""
+
+
+def waiters_and_roots_sql(version: int) -> str:
+    """Waiters plus the rows of the sessions they wait on (the roots' labels and ages), one
+    statement so pg_blocking_pids() is read once."""
+    wait = "extract(epoch FROM now() - l.waitstart)" if version >= 140000 else "extract(epoch FROM now() - a.state_change)"
+    join = (
+        "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) l ON l.pid = a.pid"
+        if version >= 140000
+        else ""
+    )
+    return f"""WITH w AS MATERIALIZED (
+    SELECT a.pid, a.datname, pg_blocking_pids(a.pid) AS blockers, {wait} AS wait
+    FROM pg_stat_activity a {join}
+    WHERE a.wait_event_type = 'Lock' AND a.pid <> pg_backend_pid())
+SELECT pid, datname, blockers, wait, NULL::name, NULL::text, NULL::text, NULL::text, NULL::float8 FROM w
+UNION ALL
+SELECT a.pid, a.datname, NULL, NULL, a.usename, a.application_name,
+       coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''), a.state,
+       extract(epoch FROM now() - a.state_change)
+FROM pg_stat_activity a
+WHERE a.pid IN (SELECT unnest(blockers) FROM w) AND a.wait_event_type IS DISTINCT FROM 'Lock'"""
+
+
+def batch(statements: list[str]) -> str:
+    """Statements joined with psql's \\; so they go to the server as one query, one round trip."""
+    return " \\;\n".join(statements)
+
+
+def sql_variants(version: int) -> dict[str, str]:
+    ours = exporter_statements(version)
+    return {
+        # The exporter's own batch: the reference.
+        "batch": batch(ours),
+        # The same information with the fewest rows: group aggregates instead of one row per
+        # session, waiters + roots only, then the same small statements (locks, databases, settings).
+        "min": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), *ours[2:]]),
+        # The pieces PRODUCT.md quotes.
+        "aggregates": aggregates_sql(),
+        "waiters": waiters_sql(version),
+        "rows": ours[1],
+        "rows+bp(all)": """SELECT a.*, pg_blocking_pids(a.pid) FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()""",
+        "bp(waiters)": "SELECT pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
+        "count(pg_locks)": "SELECT count(*) FROM pg_locks",
+    }
+
+
+SQL_LABELS = {
+    "batch": "the exporter's batch (mirrors SnapshotQuery.swift)",
+    "min": "cheapest batch with the same information",
+    "aggregates": "per-group aggregates of pg_stat_activity",
+    "waiters": "lock waiters with pg_blocking_pids() and waitstart",
+    "rows": "every session's row (the exporter's sessions statement)",
+    "rows+bp(all)": "every row plus pg_blocking_pids() for every session",
+    "bp(waiters)": "SELECT pg_blocking_pids(pid) ... WHERE wait_event_type='Lock'",
+    "count(pg_locks)": "SELECT count(*) FROM pg_locks",
+}
+
+
+def words(sql: str) -> frozenset[str]:
+    """The identifiers and keywords of a statement, literals and $n parameters left out: equal for
+    a statement and pg_stat_statements' normalized text of it."""
+    text = re.sub(r"'(?:[^']|'')*'", " ", sql.lower())
+    found = set(re.findall(r"[a-z_][a-z_0-9]*", re.sub(r"\$\d+", " ", text)))
+    return frozenset(found - NORMALIZED_WORDS)
+
+
+# Constants that pg_stat_statements replaces with $n: extract(epoch ...), NULL::text, true/false.
+NORMALIZED_WORDS = frozenset({"epoch", "null", "true", "false"})
+
+
+# --------------------------------------------------------------------------------------------
+# The load: one psql process per client session, fed by a pipe that stays open
+
+
+class Load:
+    """Client sessions held by psql processes. Each psql reads its SQL from a pipe we keep open,
+    so it stays connected in whatever state the SQL left it (idle, idle in transaction, waiting)."""
+
+    def __init__(self, pg: Sandbox, log_path: str):
+        self.pg = pg
+        self.procs: list[tuple[subprocess.Popen, tuple]] = []
+        self.log = open(log_path, "ab")
+        self.env = dict(os.environ, PGOPTIONS=LOAD_PGOPTIONS)
+        self.env.pop("PGAPPNAME", None)
+
+    def spawn(self, spec: tuple) -> None:
+        db, user, application, sql = spec
+        proc = subprocess.Popen(
+            ["psql", "-X", "-q", self.pg.conninfo(db, user, application)],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self.log, env=self.env, bufsize=0,
+            start_new_session=True,
+        )
+        self.procs.append((proc, spec))
+        try:
+            proc.stdin.write((sql + "\n").encode())
+        except OSError:
+            pass  # it already exited: start() notices and starts it again
+
+    def start(self, specs: list[tuple], check_sql: str, expected: tuple, what: str, timeout: float) -> None:
+        """Starts sessions and waits until `check_sql` returns `expected`; respawns a psql that
+        exited (a connection refused under the storm of new connections), a few times at most."""
+        first = len(self.procs)
+        for i, spec in enumerate(specs):
+            self.spawn(spec)
+            if i % 100 == 99:
+                time.sleep(0.05)  # let the postmaster keep up
+        respawns = 0
+        seen = None
+        for _ in deadline_loop(timeout, 0.3):
+            for index in range(first, len(self.procs)):
+                proc, spec = self.procs[index]
+                if proc.poll() is not None:
+                    if respawns >= 20:
+                        raise Failure(f"load: psql sessions keep exiting (see {self.log.name})")
+                    respawns += 1
+                    try:
+                        proc.stdin.close()
+                    except OSError:
+                        pass
+                    self.spawn(spec)
+                    self.procs[index] = self.procs.pop()
+            seen = tuple(self.pg.psql(check_sql)[0])
+            if seen == expected:
+                return
+        raise Failure(f"load: {what} not reached in {timeout:.0f}s: expected {expected}, last seen {seen}")
+
+    def stop(self) -> None:
+        """Ends every client session (the exporters are stopped first) and every psql."""
+        if not self.procs:
+            return
+        try:
+            self.pg.psql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND wait_event_type = 'Lock';"
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()",
+                timeout=60,
+            )
+        except Failure as error:
+            log(f"warning: terminating the load: {error}")
+        for proc, _ in self.procs:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+        end = time.monotonic() + 30
+        for proc, _ in self.procs:
+            try:
+                proc.wait(timeout=max(0.01, end - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+        self.procs = []
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+
+
+def load_plan(size: int) -> dict:
+    """The sessions of one size: a third blocked in chains, a tenth idle in transaction elsewhere,
+    a twentieth active, the rest idle."""
+    chains = max(2, size // 150)
+    blocked = size // 3
+    readers = blocked - chains
+    idle_tx = size // 10
+    active = size // 20
+    idle = size - chains - blocked - idle_tx - active
+    if idle < 0 or readers < chains:
+        raise Failure(f"size {size} is too small for the load (use 30 sessions or more)")
+    return dict(size=size, chains=chains, blocked=blocked, readers=readers, idle_tx=idle_tx, active=active, idle=idle)
+
+
+VERIFY_SQL = """SELECT count(*),
+       count(*) FILTER (WHERE state = 'idle'),
+       count(*) FILTER (WHERE state LIKE 'idle in transaction%'),
+       count(*) FILTER (WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'),
+       count(*) FILTER (WHERE wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0)
+FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"""
+
+
+def open_load(pg: Sandbox, load: Load, plan: dict) -> None:
+    size, chains = plan["size"], plan["chains"]
+    tables = [f"chain_{size}_{k}" for k in range(1, chains + 1)]
+    pg.psql(
+        "SET client_min_messages = warning;\n"
+        + "".join(
+            f"CREATE TABLE IF NOT EXISTS {t} (id int PRIMARY KEY, payload text);\n"
+            f"INSERT INTO {t} SELECT g, md5(g::text) FROM generate_series(1, 100) g ON CONFLICT DO NOTHING;\n"
+            for t in tables
+        ),
+        user="app",
+    )
+    base: list[tuple] = []
+    for i in range(plan["idle"]):  # idle pooled connections of several applications and users
+        if i % 10 == 0:
+            base.append(("postgres", "postgres", "psql", "SELECT 1;"))
+        elif i % 10 == 1:
+            base.append(("app", "reporting", "metabase", "SELECT 1;"))
+        else:
+            base.append(("app", "app", f"web-{i % 4 + 1}", "SELECT count(*) FROM orders WHERE id = 1;"))
+    for i in range(plan["idle_tx"]):  # idle in transaction, holding locks nobody else wants
+        base.append(("app", "app", "celery", f"BEGIN; SELECT * FROM orders WHERE id = {i + 1};"))
+    for i in range(plan["active"]):
+        base.append(("app", "app", "batch", "SELECT pg_sleep(3600);"))
+    for t in tables:  # the chain roots: a read left idle in transaction
+        base.append(("app", "app", "worker", f"BEGIN; SELECT * FROM {t} LIMIT 1;"))
+    n_idle_tx = plan["idle_tx"] + chains
+    load.start(
+        base, VERIFY_SQL,
+        (str(len(base)), str(plan["idle"]), str(n_idle_tx), str(plan["active"]), "0"),
+        "idle, idle-in-transaction and active sessions", timeout=60 + size / 10,
+    )
+    # The migrations queue behind the roots...
+    load.start(
+        [("app", "app", "alembic", f"ALTER TABLE {t} ADD COLUMN signature text;") for t in tables],
+        VERIFY_SQL,
+        (str(len(base) + chains), str(plan["idle"]), str(n_idle_tx), str(plan["active"]), str(chains)),
+        "ALTER TABLEs queued behind the roots", timeout=60,
+    )
+    # ...and the readers behind the migrations, spread over the chains.
+    readers = [
+        ("app", "app", f"web-{j % 4 + 1}", f"SELECT count(*) FROM {tables[j % chains]};") for j in range(plan["readers"])
+    ]
+    load.start(
+        readers, VERIFY_SQL,
+        (str(size), str(plan["idle"]), str(n_idle_tx), str(plan["active"]), str(plan["blocked"])),
+        "readers queued behind the ALTER TABLEs", timeout=60 + size / 10,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Exporters and scraping
+
+
+class Exporter:
+    def __init__(self, name: str, command: list[str], env: dict, port: int, log_path: str):
+        self.name = name
+        self.port = port
+        self.log_path = log_path
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(command, env=env, stdout=self.log, stderr=self.log, start_new_session=True)
+        self.conn: http.client.HTTPConnection | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def wait_ready(self, timeout: float = 20) -> None:
+        for _ in deadline_loop(timeout, 0.1):
+            if self.proc.poll() is not None:
+                raise Failure(f"{self.name} exited with {self.proc.returncode}; log: {self.log_path}\n{self.tail()}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return
+            except OSError:
+                pass
+        raise Failure(f"{self.name} does not listen on 127.0.0.1:{self.port} after {timeout}s; log: {self.log_path}")
+
+    def tail(self) -> str:
+        with open(self.log_path, "rb") as f:
+            return f.read()[-2000:].decode(errors="replace")
+
+    def scrape(self) -> tuple[float, bytes]:
+        """One GET /metrics on a kept-alive connection, as Prometheus scrapes; milliseconds from
+        sending the request to the last byte of the body, and the body (decompressed)."""
+        for attempt in range(2):
+            try:
+                if self.conn is None:
+                    self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+                    self.conn.connect()
+                started = time.perf_counter()
+                self.conn.request("GET", "/metrics", headers=SCRAPE_HEADERS)
+                response = self.conn.getresponse()
+                body = response.read()
+                elapsed = (time.perf_counter() - started) * 1000
+                if response.status != 200:
+                    raise Failure(f"{self.name} answered {response.status}: {body[:300]!r}")
+                if response.getheader("Content-Encoding") == "gzip":
+                    body = gzip.decompress(body)
+                if response.will_close:
+                    self.conn.close()
+                    self.conn = None
+                return elapsed, body
+            except (http.client.HTTPException, OSError) as error:
+                if self.conn is not None:
+                    self.conn.close()
+                    self.conn = None
+                if attempt == 1 or self.proc.poll() is not None:
+                    raise Failure(f"{self.name}: scrape failed: {error}\n{self.tail()}")
+        raise AssertionError("unreachable")
+
+    def stop(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
+def metric_value(body: bytes, name_and_labels: str) -> float | None:
+    match = re.search(rb"^" + re.escape(name_and_labels.encode()) + rb" (\S+)$", body, re.M)
+    return float(match.group(1)) if match else None
+
+
+def server_time(pg: Sandbox, role: str) -> tuple[float, int, list[frozenset]]:
+    """Total execution time (ms) and calls of `role`'s statements since the last reset, and the
+    word sets of the statements it ran."""
+    where = f"WHERE userid = '{role}'::regrole"
+    total, calls = pg.psql(f"SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) FROM pg_stat_statements {where}")[0]
+    texts = pg.psql(
+        "SELECT string_agg(translate(query, E'\\n\\r\\t', '   '), E'\\x1f') FROM pg_stat_statements " + where
+    )
+    joined = texts[0][0] if texts and texts[0] else ""
+    return float(total), int(calls), [words(t) for t in joined.split("\x1f") if t.strip()]
+
+
+def reset_statements(pg: Sandbox) -> None:
+    if pg.has_statements:
+        pg.psql("SELECT pg_stat_statements_reset()")
+
+
+def measure_exporter(pg: Sandbox, exporter: Exporter, scrapes: int, role: str) -> dict:
+    for _ in range(WARMUP_SCRAPES):
+        exporter.scrape()
+    reset_statements(pg)
+    cpu_before = proc_cpu_seconds(exporter.pid)
+    latencies = []
+    body = b""
+    for _ in range(scrapes):
+        elapsed, body = exporter.scrape()
+        latencies.append(elapsed)
+    cpu = proc_cpu_seconds(exporter.pid) - cpu_before
+    result = dict(
+        p50=statistics.median(latencies), p99=percentile(latencies, 99), mean=statistics.fmean(latencies),
+        cpu_ms=cpu * 1000 / scrapes, status=proc_status(exporter.pid), body=body, server_ms=None, statements=[],
+    )
+    if pg.has_statements:
+        total, calls, statements = server_time(pg, role)
+        result.update(server_ms=total / scrapes, server_calls=calls / scrapes, statements=statements)
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# One size
+
+
+def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak: int) -> dict:
+    size = plan["size"]
+    row: dict = dict(plan=plan)
+    load = Load(pg, os.path.join(workdir, f"load-{size}.log"))
+    ours = theirs = None
+    try:
+        started = time.monotonic()
+        log(f"size {size}: opening {size} client sessions "
+            f"({plan['idle']} idle, {plan['idle_tx'] + plan['chains']} idle in transaction incl. {plan['chains']} roots, "
+            f"{plan['active']} active, {plan['blocked']} blocked in {plan['chains']} chains)")
+        open_load(pg, load, plan)
+        row["setup_s"] = time.monotonic() - started
+        verified = pg.psql(VERIFY_SQL)[0]
+        row["verified"] = verified
+        log(f"size {size}: load verified in {row['setup_s']:.1f}s: {verified[0]} client sessions, {verified[4]} blocked")
+
+        # (1) our exporter, (4) its memory, (5) its CPU per scrape, (6) its server time
+        port = free_port()
+        ours = Exporter(
+            "pg_lock_exporter",
+            [ours_binary, "serve", "--dsn", pg.conninfo("app", "monitor"), "--web.listen-address", f"127.0.0.1:{port}"],
+            dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/")),
+            port, os.path.join(workdir, f"pg_lock_exporter-{size}.log"),
+        )
+        ours.wait_ready()
+        log(f"size {size}: pg_lock_exporter: {args.scrapes} scrapes")
+        row["ours"] = measure_exporter(pg, ours, args.scrapes, "monitor")
+        body = row["ours"]["body"]
+        row["reported_blocked"] = metric_value(body, 'pg_blocked_sessions{datname="app"}')
+        row["reported_depth"] = metric_value(body, 'pg_blocking_chain_depth_max{datname="app"}')
+        row["reported_up"] = metric_value(body, "pg_up")
+        row["breakdown"] = smaps_breakdown(ours.pid)
+        if soak:
+            row["soak"] = run_soak(ours, soak)
+        ours.stop()
+        ours = None
+
+        # (2) the SQL in psql
+        row["sql"] = {}
+        for key, sql in sql_variants(pg.version_num).items():
+            times = pg.timed(sql, args.sql_reps)
+            row["sql"][key] = dict(p50=statistics.median(times), p99=percentile(times, 99))
+        log(f"size {size}: SQL timed in psql ({args.sql_reps} runs each): "
+            + ", ".join(f"{k} {v['p50']:.2f}" for k, v in row["sql"].items()))
+
+        # (3) postgres_exporter, same scrapes
+        port = free_port()
+        theirs = Exporter(
+            "postgres_exporter",
+            [THEIR_BINARY, f"--web.listen-address=127.0.0.1:{port}"],
+            dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"),
+                 DATA_SOURCE_NAME=pg.conninfo("app", "pgexp") + " sslmode=disable"),
+            port, os.path.join(workdir, f"postgres_exporter-{size}.log"),
+        )
+        theirs.wait_ready()
+        log(f"size {size}: postgres_exporter: {args.scrapes} scrapes")
+        row["theirs"] = measure_exporter(pg, theirs, args.scrapes, "pgexp")
+        row["theirs_up"] = metric_value(row["theirs"]["body"], "pg_up")
+        theirs.stop()
+        theirs = None
+
+        row["after"] = pg.psql(VERIFY_SQL)[0]
+        if row["after"] != verified:
+            log(f"warning: size {size}: the load changed during the measurements: {verified} -> {row['after']}")
+        return row
+    finally:
+        for exporter in (ours, theirs):
+            if exporter is not None:
+                exporter.stop()
+        log(f"size {size}: closing the load")
+        load.close()
+
+
+def run_soak(exporter: Exporter, scrapes: int) -> dict:
+    log(f"soak: {scrapes} scrapes")
+    every = max(1, scrapes // 50)
+    first = proc_status(exporter.pid)
+    samples = [first["RssAnon"]]
+    rss = [first["VmRSS"]]
+    cpu_before = proc_cpu_seconds(exporter.pid)
+    latencies = []
+    started = time.monotonic()
+    for i in range(1, scrapes + 1):
+        elapsed, _ = exporter.scrape()
+        latencies.append(elapsed)
+        if i % every == 0 or i == scrapes:
+            status = proc_status(exporter.pid)
+            samples.append(status["RssAnon"])
+            rss.append(status["VmRSS"])
+    return dict(
+        scrapes=scrapes, seconds=time.monotonic() - started, anon_before=samples[0], anon_after=samples[-1],
+        anon_max=max(samples), anon_min=min(samples), rss_before=rss[0], rss_after=rss[-1], rss_max=max(rss),
+        p50=statistics.median(latencies), p99=percentile(latencies, 99),
+        cpu_ms=(proc_cpu_seconds(exporter.pid) - cpu_before) * 1000 / scrapes,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# The report
+
+
+def machine() -> dict:
+    model = "?"
+    memory = 0
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1])
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "Sources"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        commit += " (Sources/ modified)" if dirty else ""
+    except (OSError, subprocess.TimeoutExpired):
+        commit = "?"
+    return dict(
+        nproc=len(os.sched_getaffinity(0)), model=model, memory_gib=memory / 1024 / 1024, kernel=os.uname().release,
+        commit=commit, loadavg=os.getloadavg(),
+    )
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def cheapest_sql(row: dict) -> tuple[str, float]:
+    key = min(("batch", "min"), key=lambda k: row["sql"][k]["p50"])
+    return key, row["sql"][key]["p50"]
+
+
+def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, mirror_ok: bool | None) -> str:
+    out: list[str] = []
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    out.append("# pg_lock_exporter benchmark\n")
+    out.append(
+        f"{now} · {info['nproc']} CPUs ({info['model']}), {info['memory_gib']:.0f} GiB, Linux {info['kernel']} · "
+        f"PostgreSQL {pg.version} · postgres_exporter {their_version} · pg_lock_exporter {info['commit']} · "
+        f"load average at start {info['loadavg'][0]:.2f}, at end {os.getloadavg()[0]:.2f}\n"
+    )
+    out.append(
+        f"{args.scrapes} sequential scrapes per exporter and size (after {WARMUP_SCRAPES} warm-up scrapes), "
+        f"kept-alive HTTP connection, Prometheus's scrape headers (`Accept-Encoding: gzip`, "
+        f"`X-Prometheus-Scrape-Timeout-Seconds: 10`); SQL timed with `\\timing` in one psql session, "
+        f"{args.sql_reps} runs each (medians), results to /dev/null.\n"
+    )
+    out.append(
+        "| sessions | blocked | exporter p50 / p99 ms | SQL batch / min ms | ratio | postgres_exporter p50 / p99 ms "
+        "| speedup | RSS ours / theirs MiB | anon ours MiB | CPU ms/scrape |"
+    )
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        o, t = row["ours"], row["theirs"]
+        _, cheapest = cheapest_sql(row)
+        blocked = row["verified"][4]
+        if row["reported_blocked"] is not None and int(row["reported_blocked"]) != int(blocked):
+            blocked += f" (exporter said {int(row['reported_blocked'])})"
+        out.append(
+            f"| {row['plan']['size']} | {blocked} | {o['p50']:.2f} / {o['p99']:.2f} "
+            f"| {row['sql']['batch']['p50']:.2f} / {row['sql']['min']['p50']:.2f} | {o['p50'] / cheapest:.2f}× "
+            f"| {t['p50']:.2f} / {t['p99']:.2f} | {t['p50'] / o['p50']:.1f}× "
+            f"| {mib(o['status']['VmRSS']):.1f} / {mib(t['status']['VmRSS']):.1f} | {mib(o['status']['RssAnon']):.1f} "
+            f"| {o['cpu_ms']:.2f} |"
+        )
+    out.append("")
+    out.append(
+        "ratio = exporter p50 / the cheaper of the two SQL batches (\"batch\": the exporter's own statements, "
+        "hand-mirrored from `SnapshotQuery.swift`; \"min\": the same information with the fewest rows — one row per "
+        "(database, user, application, state) group, the lock waiters with `pg_blocking_pids()` and `waitstart`, the "
+        "rows of the sessions they wait on, then the same lock, database and settings statements; both one round trip). "
+        "speedup = postgres_exporter p50 / exporter p50. anon = RssAnon. CPU = the exporter's utime+stime over the "
+        "scrapes / scrapes."
+    )
+    if mirror_ok is not None:
+        out.append(
+            "The mirrored batch matches the statements the exporter ran (pg_stat_statements)."
+            if mirror_ok
+            else "**The mirrored batch no longer matches the statements the exporter ran (pg_stat_statements): "
+            "update `exporter_statements()` in scripts/bench.py.**"
+        )
+    out.append("")
+
+    out.append("## Details\n")
+    out.append(
+        "| sessions | load setup s | server ms/scrape ours / theirs | statements/scrape ours / theirs | body KiB ours / theirs "
+        "| CPU ms/scrape theirs | anon theirs MiB | threads ours / theirs | chain depth |"
+    )
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        o, t = row["ours"], row["theirs"]
+        out.append(
+            f"| {row['plan']['size']} | {row['setup_s']:.1f} | {fmt(o['server_ms'])} / {fmt(t['server_ms'])} "
+            f"| {fmt(o.get('server_calls'), 0)} / {fmt(t.get('server_calls'), 0)} "
+            f"| {len(o['body']) / 1024:.1f} / {len(t['body']) / 1024:.1f} | {t['cpu_ms']:.2f} "
+            f"| {mib(t['status']['RssAnon']):.1f} | {o['status']['Threads']} / {t['status']['Threads']} "
+            f"| {fmt(row['reported_depth'], 0)} |"
+        )
+    out.append("")
+    out.append("Server ms/scrape: `total_exec_time` of each exporter's statements in pg_stat_statements (its own role) / scrapes.\n")
+    keys = list(SQL_LABELS)
+    out.append("SQL medians in psql, ms:\n")
+    out.append("| statement | " + " | ".join(str(r["plan"]["size"]) for r in rows) + " |")
+    out.append("|---|" + "---:|" * len(rows))
+    for key in keys:
+        out.append(f"| {SQL_LABELS[key]} | " + " | ".join(f"{r['sql'][key]['p50']:.2f}" for r in rows) + " |")
+    out.append("")
+
+    soak_row = next((r for r in rows if r.get("soak")), None)
+    if soak_row:
+        s = soak_row["soak"]
+        out.append(
+            f"**Soak** ({soak_row['plan']['size']} sessions, {s['scrapes']} scrapes in {s['seconds']:.0f}s): "
+            f"RssAnon {mib(s['anon_before']):.2f} → {mib(s['anon_after']):.2f} MiB (max {mib(s['anon_max']):.2f}), "
+            f"VmRSS {mib(s['rss_before']):.1f} → {mib(s['rss_after']):.1f} MiB (max {mib(s['rss_max']):.1f}); "
+            f"scrape p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms; CPU {s['cpu_ms']:.2f} ms/scrape.\n"
+        )
+        bd = soak_row["breakdown"]
+        out.append(f"Where the exporter's resident memory is ({soak_row['plan']['size']} sessions, after the scrapes, "
+                   "from /proc/PID/smaps):\n")
+        out.append("| mapping | Rss KiB | anonymous KiB |")
+        out.append("|---|---:|---:|")
+        for name, rss_kb, anon_kb in bd[:10]:
+            out.append(f"| {name} | {rss_kb} | {anon_kb} |")
+        rest = bd[10:]
+        if rest:
+            out.append(f"| {len(rest)} others | {sum(r[1] for r in rest)} | {sum(r[2] for r in rest)} |")
+        out.append("")
+
+    out.append(targets(rows, soak_row))
+    return "\n".join(out) + "\n"
+
+
+def targets(rows: list[dict], soak_row: dict | None) -> str:
+    """PRODUCT.md's goals, judged at the size nearest 750."""
+    row = min(rows, key=lambda r: abs(r["plan"]["size"] - 750))
+    o, t = row["ours"], row["theirs"]
+    key, cheapest = cheapest_sql(row)
+    lines = [f"## PRODUCT.md targets (at {row['plan']['size']} sessions, {row['verified'][4]} blocked)\n"]
+
+    def line(ok: bool | None, text: str) -> None:
+        mark = "n/a" if ok is None else ("MET" if ok else "MISSED")
+        lines.append(f"- **{mark}** — {text}")
+
+    ratio = o["p50"] / cheapest
+    line(ratio <= 1.3, f"scrape ≤ 1.3× the cheapest SQL: {o['p50']:.2f} ms vs {cheapest:.2f} ms ({key}) = {ratio:.2f}×")
+    speedup = t["p50"] / o["p50"]
+    line(speedup >= 2, f"≥ 2× faster than postgres_exporter: {t['p50']:.2f} ms vs {o['p50']:.2f} ms = {speedup:.1f}×")
+    line(o["status"]["VmRSS"] < t["status"]["VmRSS"],
+         f"resident memory below postgres_exporter's: {mib(o['status']['VmRSS']):.1f} MiB vs {mib(t['status']['VmRSS']):.1f} MiB")
+    line(o["status"]["RssAnon"] < 8 * 1024, f"private (anonymous) memory < 8 MiB: {mib(o['status']['RssAnon']):.2f} MiB")
+    if soak_row:
+        s = soak_row["soak"]
+        growth = s["anon_after"] - s["anon_before"]
+        peak = s["anon_max"] - s["anon_before"]
+        line(growth <= 512 and peak <= 1024,
+             f"flat over {s['scrapes']} scrapes (growth ≤ 0.5 MiB, peak ≤ 1 MiB above the start): "
+             f"{growth / 1024:+.2f} MiB, peak {peak / 1024:+.2f} MiB")
+    else:
+        line(None, "flat over the soak: no soak run")
+    if len(rows) >= 3:
+        a, b, c = rows[0], rows[len(rows) // 2], rows[-1]
+
+        def slope(x, y, field):
+            return (y["ours"][field] - x["ours"][field]) / (y["plan"]["size"] - x["plan"]["size"]) * 1000
+
+        lat_lo, lat_hi = slope(a, b, "p50"), slope(b, c, "p50")
+        cpu_lo, cpu_hi = slope(a, b, "cpu_ms"), slope(b, c, "cpu_ms")
+        tolerance = 0.05  # ms per 1000 sessions: timer and scheduling noise
+        linear = lat_hi <= 1.5 * max(lat_lo, 0) + tolerance and cpu_hi <= 1.5 * max(cpu_lo, 0) + tolerance
+        line(linear,
+             f"linear growth (marginal cost per 1000 sessions {a['plan']['size']}→{b['plan']['size']} vs "
+             f"{b['plan']['size']}→{c['plan']['size']} within 1.5×): latency {lat_lo:.2f} vs {lat_hi:.2f} ms, "
+             f"CPU {cpu_lo:.2f} vs {cpu_hi:.2f} ms")
+    else:
+        line(None, "linear growth: needs three sizes")
+    if row["reported_blocked"] is None or int(row["reported_blocked"]) != int(row["verified"][4]):
+        lines.append(f"- **WARNING** — the exporter reported {row['reported_blocked']} blocked sessions, "
+                     f"pg_stat_activity shows {row['verified'][4]}")
+    return "\n".join(lines) + "\n"
+
+
+# --------------------------------------------------------------------------------------------
+
+
+def ensure_postgres_exporter() -> str:
+    if not os.access(THEIR_BINARY, os.X_OK):
+        log("installing prometheus-postgres-exporter (apt-get)")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        try:
+            subprocess.run(["apt-get", "install", "-y", "prometheus-postgres-exporter"], env=env, timeout=900,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        except (OSError, subprocess.TimeoutExpired) as error:
+            raise Failure(f"cannot install prometheus-postgres-exporter: {error}")
+        if not os.access(THEIR_BINARY, os.X_OK):
+            raise Failure(f"{THEIR_BINARY} is missing; install it: apt-get install -y prometheus-postgres-exporter")
+    done = subprocess.run([THEIR_BINARY, "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"version (\S+)", done.stdout + done.stderr)
+    return match.group(1) if match else "?"
+
+
+def build() -> None:
+    log("building: " + " ".join(BUILD_COMMAND))
+    try:
+        done = subprocess.run(BUILD_COMMAND, cwd=ROOT, capture_output=True, text=True, timeout=3600)
+    except subprocess.TimeoutExpired:
+        raise Failure("the release build timed out")
+    if done.returncode != 0:
+        raise Failure("the release build failed:\n" + (done.stdout + done.stderr)[-4000:])
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", help="client session counts (default 100,750,2000; --quick: 60,240)")
+    p.add_argument("--scrapes", type=int, help="scrapes per exporter and size (default 200; --quick: 30)")
+    p.add_argument("--sql-reps", type=int, help="psql runs per statement and size (default 100; --quick: 15)")
+    p.add_argument("--soak", type=int, help="scrapes of the memory soak at the size nearest 750 "
+                   "(default 10000; --quick: 500; 0 skips it)")
+    p.add_argument("--quick", action="store_true", help="a smoke run: small sizes, few scrapes")
+    p.add_argument("--no-build", action="store_true", help="use the existing release binary")
+    p.add_argument("--exporter", default=os.path.join(ROOT, ".build", "release", "pg_lock_exporter"),
+                   help="the pg_lock_exporter binary to measure (default: the release build)")
+    p.add_argument("--output", help="where to write the report (default bench/results.md; --quick: bench/results-quick.md)")
+    p.add_argument("--keep", action="store_true", help="keep the work directory (logs, the stopped cluster)")
+    args = p.parse_args(argv)
+    if args.quick:
+        defaults = dict(sizes="60,240", scrapes=30, sql_reps=15, soak=500, output="bench/results-quick.md")
+    else:
+        defaults = dict(sizes="100,750,2000", scrapes=200, sql_reps=100, soak=10000, output="bench/results.md")
+    for key, value in defaults.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    try:
+        args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
+    except ValueError:
+        p.error("--sizes: comma-separated integers")
+    if not args.sizes or args.scrapes < 1 or args.sql_reps < 1 or args.soak < 0:
+        p.error("sizes, --scrapes and --sql-reps must be positive, --soak zero or more")
+    for size in args.sizes:
+        if size < 30 or size > 10000:
+            p.error("--sizes: between 30 and 10000 sessions")
+    if not os.path.isabs(args.output):
+        args.output = os.path.join(ROOT, args.output)
+    return args
+
+
+def on_signal(number, _frame):
+    raise SystemExit(128 + number)
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    needed = max(args.sizes) + 512
+    if soft < needed:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(needed, soft)), hard))
+    info = machine()
+    workdir = tempfile.mkdtemp(prefix="pg_lock_bench.")
+    os.chmod(workdir, 0o755)  # the server runs as another user when we are root (pg-sandbox)
+    pg = Sandbox(os.path.join(workdir, "pg"), max(args.sizes) + 300)
+    try:
+        if not args.no_build:
+            build()
+        if not os.access(args.exporter, os.X_OK):
+            raise Failure(f"{args.exporter} is missing: build it, or drop --no-build")
+        # A private copy: a concurrent build may relink the original while we measure.
+        ours_binary = os.path.join(workdir, "pg_lock_exporter")
+        shutil.copy2(args.exporter, ours_binary)
+        their_version = ensure_postgres_exporter()
+
+        log(f"starting PostgreSQL in {pg.dir} (max_connections {max(args.sizes) + 300})")
+        pg.start()
+        pg.psql(
+            "CREATE ROLE app LOGIN; CREATE ROLE reporting LOGIN;\n"
+            "CREATE ROLE monitor LOGIN IN ROLE pg_monitor; CREATE ROLE pgexp LOGIN IN ROLE pg_monitor;\n"
+            "CREATE DATABASE app OWNER app;",
+            db="postgres",
+        )
+        pg.psql(
+            "CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric);\n"
+            "INSERT INTO orders SELECT g, g % 97, g * 1.5 FROM generate_series(1, 10000) g;\n"
+            "GRANT SELECT ON orders TO reporting;",
+            user="app",
+        )
+        if pg.has_statements:
+            pg.psql("CREATE EXTENSION pg_stat_statements")
+        log(f"PostgreSQL {pg.version} on {pg.dir}, port {pg.port}; pg_stat_statements "
+            f"{'on' if pg.has_statements else 'not available'}")
+
+        soak_size = min(args.sizes, key=lambda s: abs(s - 750)) if args.soak else None
+        rows = []
+        for size in args.sizes:
+            rows.append(run_size(args, pg, workdir, ours_binary, load_plan(size), args.soak if size == soak_size else 0))
+
+        mirror_ok = None
+        if pg.has_statements:
+            mirrored = {words(s) for s in exporter_statements(pg.version_num)}
+            ran = set(rows[-1]["ours"]["statements"])
+            mirror_ok = mirrored == ran
+        text = report(args, pg, rows, info, their_version, mirror_ok)
+        os.makedirs(os.path.dirname(args.output), exist_ok=True)
+        with open(args.output, "w") as f:
+            f.write(text)
+        print(text)
+        print(f"Written to {os.path.relpath(args.output, os.getcwd())}")
+        return 0
+    except Failure as error:
+        print(f"bench: {error}", file=sys.stderr)
+        print(f"bench: logs in {workdir}", file=sys.stderr)
+        args.keep = True
+        return 1
+    finally:
+        pg.stop()
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            log(f"work directory kept: {workdir}")
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
