@@ -133,7 +133,7 @@ extension IntegrationTests {
                 ["--dsn", cluster.dsn(database: db), "--pg.lock-timeout", "30s", "--pg.statement-timeout", "30s"])
             let locker = try PsqlSession(dsn: cluster.dsn(), applicationName: "locker")
             defer { locker.kill() }
-            locker.send("BEGIN; LOCK TABLE pg_database IN ACCESS EXCLUSIVE MODE; SELECT 'catalog' || '-locked'; SELECT pg_sleep(15); COMMIT;")
+            locker.send("BEGIN; LOCK TABLE pg_database IN ACCESS EXCLUSIVE MODE; SELECT 'catalog' || '-locked'; SELECT pg_sleep(8); COMMIT;")
             try eventually("psql to hold the lock") { locker.output.contains("catalog-locked") }
             let port = exporter.port
             Thread.detachNewThread { _ = try? HTTPClient.request(port: port, path: "/metrics", timeout: 20) }
