@@ -1,7 +1,8 @@
 # pg_lock_exporter — the commands a newcomer needs.
 #   make demo    a throwaway PostgreSQL with the seed incident, the exporter naming the root blocker
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
-.PHONY: deps build release test test-swift test-alerts test-e2e demo clean
+.PHONY: deps build release test test-swift test-alerts test-e2e test-versions test-sanitizers bench demo clean
+PG_VERSIONS ?= 16 18
 
 deps:
 	scripts/install-deps
@@ -16,7 +17,10 @@ test: deps
 	swift build --build-tests
 	swift test --skip-build
 	scripts/check_alerts.sh
+	python3 scripts/check_compose.py
 	$(MAKE) test-e2e
+	$(MAKE) test-versions
+	$(MAKE) test-sanitizers
 
 test-swift: deps
 	swift test
@@ -25,7 +29,24 @@ test-alerts:
 	scripts/check_alerts.sh
 
 test-e2e:
-	@if [ -d tests ]; then python3 -m pytest -q tests; fi
+	python3 -m pytest -q tests
+
+# The integration suite once more per extra PostgreSQL major (make test runs it on Debian's 15).
+test-versions: deps
+	scripts/pg-versions install $(PG_VERSIONS)
+	swift build --build-tests
+	@set -e; for v in $(PG_VERSIONS); do \
+	  bin=$$(scripts/pg-versions bindir $$v); \
+	  echo "== integration tests on PostgreSQL $$v ($$bin)"; \
+	  PG_BINDIR=$$bin swift test --skip-build --filter IntegrationTests; \
+	done
+
+# AddressSanitizer/LeakSanitizer build of the binary through serve, check, remediate and webhooks.
+test-sanitizers:
+	scripts/sanitizer-check 500
+
+bench:
+	python3 scripts/bench.py
 
 demo:
 	scripts/demo

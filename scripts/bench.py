@@ -30,6 +30,7 @@ import math
 import os
 import re
 import resource
+import select
 import shutil
 import signal
 import socket
@@ -38,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX = os.path.join(ROOT, "scripts", "pg-sandbox")
@@ -198,26 +200,61 @@ class Sandbox:
             raise Failure(f"psql failed ({done.returncode}) running: {sql[:300]}\n{done.stderr.strip()}")
         return [line.split("\t") for line in done.stdout.splitlines() if line]
 
-    def timed(self, sql: str, repetitions: int, warmup: int = WARMUP_SQL) -> list[float]:
-        """Runs one statement (or a `\\;`-joined batch, one round trip) repeatedly in ONE psql
-        session with \\timing, results to /dev/null; returns the measured milliseconds."""
-        body = sql.strip().rstrip(";") + ";\n"
-        script = (
-            "SET lock_timeout = 1000;\n\\o /dev/null\n\\timing on\n"
-            + body * (warmup + repetitions)
-            + "\\timing off\n\\o\n"
+
+
+class PsqlTimer:
+    """One psql session kept open on a pipe, with \\timing on and results sent to /dev/null: each
+    statement (or `\\;`-joined batch, one round trip) written to it prints one `Time:` line,
+    which psql flushes at once, so timings can be interleaved with scrapes."""
+
+    def __init__(self, pg: Sandbox):
+        self.proc = subprocess.Popen(
+            ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", pg.conninfo("app", "postgres", "bench-sql")],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0,
         )
-        command = ["psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", self.conninfo("app", "postgres", "bench-sql")]
+        self.buffer = b""
+        self.poller = select.poll()
+        self.poller.register(self.proc.stdout, select.POLLIN)
+        self.proc.stdin.write(b"SET lock_timeout = 1000;\n\\o /dev/null\n\\timing on\n")
+
+    def time(self, sql: str, timeout: float = 60) -> float:
         try:
-            done = subprocess.run(command, input=script, capture_output=True, text=True, timeout=600)
-        except subprocess.TimeoutExpired:
-            raise Failure("psql timing run timed out")
-        if done.returncode != 0:
-            raise Failure(f"psql timing run failed:\n{done.stderr.strip()}\n-- SQL:\n{body}")
-        times = [float(m.group(1)) for m in re.finditer(r"^Time: ([0-9.]+) ms", done.stdout, re.M)]
-        if len(times) != warmup + repetitions:
-            raise Failure(f"psql printed {len(times)} timings, expected {warmup + repetitions}")
+            self.proc.stdin.write((sql.strip().rstrip(";") + ";\n").encode())
+        except OSError:
+            pass  # psql exited: reported below
+        end = time.monotonic() + timeout
+        while True:
+            line, sep, rest = self.buffer.partition(b"\n")
+            if sep:
+                self.buffer = rest
+                match = re.match(rb"Time: ([0-9.]+) ms", line)
+                if match:
+                    return float(match.group(1))
+                continue
+            left = end - time.monotonic()
+            if left <= 0 or not self.poller.poll(left * 1000):  # poll(): our fd may be above 1024
+                raise Failure(f"psql timing session: no answer in {timeout}s to: {sql[:200]}")
+            chunk = os.read(self.proc.stdout.fileno(), 65536)
+            if not chunk:
+                self.proc.wait(timeout=10)
+                error = self.proc.stderr.read().decode(errors="replace").strip()
+                raise Failure(f"psql timing session ended ({self.proc.returncode}): {error}\n-- SQL:\n{sql}")
+            self.buffer += chunk
+
+    def repeat(self, sql: str, repetitions: int, warmup: int = WARMUP_SQL) -> list[float]:
+        times = [self.time(sql) for _ in range(warmup + repetitions)]
         return times[warmup:]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,6 +370,9 @@ def sql_variants(version: int) -> dict[str, str]:
         "waiters": waiters_sql(version),
         "rows": ours[1],
         "rows+bp(all)": """SELECT a.*, pg_blocking_pids(a.pid) FROM pg_stat_activity a WHERE a.pid <> pg_backend_pid()""",
+        "locks": ours[2],
+        "databases": ours[3],
+        "settings": ours[4],
         "bp(waiters)": "SELECT pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
         "count(pg_locks)": "SELECT count(*) FROM pg_locks",
     }
@@ -345,6 +385,9 @@ SQL_LABELS = {
     "waiters": "lock waiters with pg_blocking_pids() and waitstart",
     "rows": "every session's row (the exporter's sessions statement)",
     "rows+bp(all)": "every row plus pg_blocking_pids() for every session",
+    "locks": "the exporter's lock counts statement",
+    "databases": "the exporter's pg_stat_database statement",
+    "settings": "the exporter's pg_settings statement",
     "bp(waiters)": "SELECT pg_blocking_pids(pid) ... WHERE wait_event_type='Lock'",
     "count(pg_locks)": "SELECT count(*) FROM pg_locks",
 }
@@ -470,7 +513,9 @@ VERIFY_SQL = """SELECT count(*),
        count(*) FILTER (WHERE state LIKE 'idle in transaction%'),
        count(*) FILTER (WHERE state = 'active' AND wait_event_type IS DISTINCT FROM 'Lock'),
        count(*) FILTER (WHERE wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(pid)) > 0)
-FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()"""
+FROM pg_stat_activity
+WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()
+  AND usename NOT IN ('monitor', 'pgexp') AND application_name NOT LIKE 'bench%'"""
 
 
 def open_load(pg: Sandbox, load: Load, plan: dict) -> None:
@@ -620,24 +665,47 @@ def reset_statements(pg: Sandbox) -> None:
         pg.psql("SELECT pg_stat_statements_reset()")
 
 
-def measure_exporter(pg: Sandbox, exporter: Exporter, scrapes: int, role: str) -> dict:
-    for _ in range(WARMUP_SCRAPES):
-        exporter.scrape()
-    reset_statements(pg)
-    cpu_before = proc_cpu_seconds(exporter.pid)
-    latencies = []
-    body = b""
-    for _ in range(scrapes):
-        elapsed, body = exporter.scrape()
-        latencies.append(elapsed)
-    cpu = proc_cpu_seconds(exporter.pid) - cpu_before
-    result = dict(
+def exporter_stats(exporter: Exporter, cpu_before: float, scrapes: int, latencies: list[float]) -> dict:
+    return dict(
         p50=statistics.median(latencies), p99=percentile(latencies, 99), mean=statistics.fmean(latencies),
-        cpu_ms=cpu * 1000 / scrapes, status=proc_status(exporter.pid), body=body, server_ms=None, statements=[],
+        cpu_ms=(proc_cpu_seconds(exporter.pid) - cpu_before) * 1000 / scrapes, status=proc_status(exporter.pid),
+        server_ms=None, statements=[],
     )
-    if pg.has_statements:
-        total, calls, statements = server_time(pg, role)
-        result.update(server_ms=total / scrapes, server_calls=calls / scrapes, statements=statements)
+
+
+def measure(pg: Sandbox, ours: Exporter, theirs: Exporter, timer: PsqlTimer, rounds: int) -> dict:
+    """Interleaved rounds, so that the machine's noise (other jobs on a shared box) hits every
+    contender alike: each round scrapes both exporters once and runs both SQL batches once, in a
+    rotating order."""
+    variants = sql_variants(pg.version_num)
+    for _ in range(WARMUP_SCRAPES):
+        ours.scrape()
+        theirs.scrape()
+    for _ in range(WARMUP_SQL):
+        timer.time(variants["batch"])
+        timer.time(variants["min"])
+    reset_statements(pg)
+    cpu = {"ours": proc_cpu_seconds(ours.pid), "theirs": proc_cpu_seconds(theirs.pid)}
+    samples: dict[str, list[float]] = {"ours": [], "theirs": [], "batch": [], "min": []}
+    bodies = {}
+    steps = list(samples)
+    for i in range(rounds):
+        for step in steps[i % 4:] + steps[: i % 4]:
+            if step in ("batch", "min"):
+                samples[step].append(timer.time(variants[step]))
+            else:
+                elapsed, bodies[step] = (ours if step == "ours" else theirs).scrape()
+                samples[step].append(elapsed)
+    result = {
+        "ours": exporter_stats(ours, cpu["ours"], rounds, samples["ours"]),
+        "theirs": exporter_stats(theirs, cpu["theirs"], rounds, samples["theirs"]),
+        "sql": {k: dict(p50=statistics.median(samples[k]), p99=percentile(samples[k], 99)) for k in ("batch", "min")},
+    }
+    for key, role in (("ours", "monitor"), ("theirs", "pgexp")):
+        result[key]["body"] = bodies[key]
+        if pg.has_statements:
+            total, calls, statements = server_time(pg, role)
+            result[key].update(server_ms=total / rounds, server_calls=calls / rounds, statements=statements)
     return result
 
 
@@ -649,7 +717,7 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
     size = plan["size"]
     row: dict = dict(plan=plan)
     load = Load(pg, os.path.join(workdir, f"load-{size}.log"))
-    ours = theirs = None
+    ours = theirs = timer = None
     try:
         started = time.monotonic()
         log(f"size {size}: opening {size} client sessions "
@@ -661,50 +729,53 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         row["verified"] = verified
         log(f"size {size}: load verified in {row['setup_s']:.1f}s: {verified[0]} client sessions, {verified[4]} blocked")
 
-        # (1) our exporter, (4) its memory, (5) its CPU per scrape, (6) its server time
+        env = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
         port = free_port()
         ours = Exporter(
             "pg_lock_exporter",
             [ours_binary, "serve", "--dsn", pg.conninfo("app", "monitor"), "--web.listen-address", f"127.0.0.1:{port}"],
-            dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/")),
-            port, os.path.join(workdir, f"pg_lock_exporter-{size}.log"),
+            env, port, os.path.join(workdir, f"pg_lock_exporter-{size}.log"),
+        )
+        port = free_port()
+        theirs = Exporter(
+            "postgres_exporter", [THEIR_BINARY, f"--web.listen-address=127.0.0.1:{port}"],
+            dict(env, DATA_SOURCE_NAME=pg.conninfo("app", "pgexp") + " sslmode=disable"),
+            port, os.path.join(workdir, f"postgres_exporter-{size}.log"),
         )
         ours.wait_ready()
-        log(f"size {size}: pg_lock_exporter: {args.scrapes} scrapes")
-        row["ours"] = measure_exporter(pg, ours, args.scrapes, "monitor")
+        theirs.wait_ready()
+        timer = PsqlTimer(pg)
+
+        log(f"size {size}: {args.scrapes} rounds of: a scrape of each exporter, the exporter's batch and the "
+            "cheapest batch in psql")
+        measured = measure(pg, ours, theirs, timer, args.scrapes)
+        row.update(ours=measured["ours"], theirs=measured["theirs"], sql=measured["sql"])
         body = row["ours"]["body"]
         row["reported_blocked"] = metric_value(body, 'pg_blocked_sessions{datname="app"}')
         row["reported_depth"] = metric_value(body, 'pg_blocking_chain_depth_max{datname="app"}')
         row["reported_up"] = metric_value(body, "pg_up")
+        row["theirs_up"] = metric_value(row["theirs"]["body"], "pg_up")
+        if row["reported_up"] != 1 or row["theirs_up"] != 1:
+            raise Failure(f"size {size}: pg_up is {row['reported_up']} (ours) and {row['theirs_up']} (postgres_exporter)")
+        log(f"size {size}: ours p50 {row['ours']['p50']:.2f} ms, theirs {row['theirs']['p50']:.2f} ms, "
+            f"batch {row['sql']['batch']['p50']:.2f} ms, min {row['sql']['min']['p50']:.2f} ms")
+        theirs.stop()
+        theirs = None
         row["breakdown"] = smaps_breakdown(ours.pid)
         if soak:
             row["soak"] = run_soak(ours, soak)
         ours.stop()
         ours = None
 
-        # (2) the SQL in psql
-        row["sql"] = {}
+        # The pieces, one after the other (informational).
         for key, sql in sql_variants(pg.version_num).items():
-            times = pg.timed(sql, args.sql_reps)
-            row["sql"][key] = dict(p50=statistics.median(times), p99=percentile(times, 99))
-        log(f"size {size}: SQL timed in psql ({args.sql_reps} runs each): "
+            if key not in row["sql"]:
+                times = timer.repeat(sql, args.sql_reps)
+                row["sql"][key] = dict(p50=statistics.median(times), p99=percentile(times, 99))
+        log(f"size {size}: statements timed in psql ({args.sql_reps} runs each): "
             + ", ".join(f"{k} {v['p50']:.2f}" for k, v in row["sql"].items()))
-
-        # (3) postgres_exporter, same scrapes
-        port = free_port()
-        theirs = Exporter(
-            "postgres_exporter",
-            [THEIR_BINARY, f"--web.listen-address=127.0.0.1:{port}"],
-            dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"),
-                 DATA_SOURCE_NAME=pg.conninfo("app", "pgexp") + " sslmode=disable"),
-            port, os.path.join(workdir, f"postgres_exporter-{size}.log"),
-        )
-        theirs.wait_ready()
-        log(f"size {size}: postgres_exporter: {args.scrapes} scrapes")
-        row["theirs"] = measure_exporter(pg, theirs, args.scrapes, "pgexp")
-        row["theirs_up"] = metric_value(row["theirs"]["body"], "pg_up")
-        theirs.stop()
-        theirs = None
+        timer.close()
+        timer = None
 
         row["after"] = pg.psql(VERIFY_SQL)[0]
         if row["after"] != verified:
@@ -714,6 +785,8 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         for exporter in (ours, theirs):
             if exporter is not None:
                 exporter.stop()
+        if timer is not None:
+            timer.close()
         log(f"size {size}: closing the load")
         load.close()
 
@@ -791,10 +864,11 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
         f"load average at start {info['loadavg'][0]:.2f}, at end {os.getloadavg()[0]:.2f}\n"
     )
     out.append(
-        f"{args.scrapes} sequential scrapes per exporter and size (after {WARMUP_SCRAPES} warm-up scrapes), "
-        f"kept-alive HTTP connection, Prometheus's scrape headers (`Accept-Encoding: gzip`, "
-        f"`X-Prometheus-Scrape-Timeout-Seconds: 10`); SQL timed with `\\timing` in one psql session, "
-        f"{args.sql_reps} runs each (medians), results to /dev/null.\n"
+        f"Per size, {args.scrapes} interleaved rounds (after {WARMUP_SCRAPES} warm-up scrapes), each: one scrape of "
+        "pg_lock_exporter, one of postgres_exporter, one run of the exporter's SQL batch and one of the cheapest batch "
+        "in a psql session (`\\timing`, results to /dev/null), in a rotating order, so noise from other jobs hits all "
+        "alike. Scrapes are sequential on a kept-alive HTTP connection with Prometheus's scrape headers "
+        "(`Accept-Encoding: gzip`, `X-Prometheus-Scrape-Timeout-Seconds: 10`). Medians unless marked p99.\n"
     )
     out.append(
         "| sessions | blocked | exporter p50 / p99 ms | SQL batch / min ms | ratio | postgres_exporter p50 / p99 ms "
@@ -850,7 +924,8 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
     out.append("")
     out.append("Server ms/scrape: `total_exec_time` of each exporter's statements in pg_stat_statements (its own role) / scrapes.\n")
     keys = list(SQL_LABELS)
-    out.append("SQL medians in psql, ms:\n")
+    out.append(f"SQL medians in psql, ms (the two batches from the rounds, the rest {args.sql_reps} runs each "
+               "afterwards):\n")
     out.append("| statement | " + " | ".join(str(r["plan"]["size"]) for r in rows) + " |")
     out.append("|---|" + "---:|" * len(rows))
     for key in keys:
@@ -1060,6 +1135,11 @@ def main(argv: list[str]) -> int:
     except Failure as error:
         print(f"bench: {error}", file=sys.stderr)
         print(f"bench: logs in {workdir}", file=sys.stderr)
+        args.keep = True
+        return 1
+    except Exception:
+        traceback.print_exc()
+        print(f"bench: internal error; logs in {workdir}", file=sys.stderr)
         args.keep = True
         return 1
     finally:

@@ -174,12 +174,8 @@ class ManagedProcess:
                     break
                 except subprocess.TimeoutExpired:
                     continue
-        else:
-            # The leader is gone; make sure nothing it started lingers in its group.
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        # (A leader that already exited and was reaped is left alone: its group id may
+        # belong to someone else by now.)
         if not self._log.closed:
             self._log.close()
         if self in _LIVE_PROCESSES:

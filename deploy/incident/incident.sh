@@ -10,7 +10,8 @@
 #      AccessExclusiveLock and queues behind the worker;
 #   3. starts two readers, SELECT count(*) FROM features, which queue behind the migration;
 # then prints the state of those sessions every few seconds until the chain is released
-# (normally by the remediator terminating the worker), and exits.
+# (normally by the remediator terminating the worker), and exits. However it ends (done,
+# Ctrl-C, docker compose stop), the incident's sessions end with it.
 #
 # Environment (set by docker-compose.yml): PGHOST, PGDATABASE, PGUSER, APP_PASSWORD_FILE.
 # Runs in the postgres image, which has bash and psql.
@@ -24,6 +25,9 @@ say() { printf '%s  %s\n' "$(date -u +%H:%M:%S)" "$*"; }
 die() { say "ERROR: $*" >&2; exit 1; }
 
 trap 'say "stopped; the incident'"'"'s sessions end with this script"; exit 130' INT TERM
+trap 'kill "$ticker" 2>/dev/null || true' EXIT
+trap '' PIPE  # a psql that died makes the write to its input fail with an error, not kill us
+ticker=""
 
 # libpq reads passwords from PGPASSFILE only when the file is mode 0600: copy the secret into
 # one on /tmp (see deploy/pg_lock_exporter/with-pgpass.sh for the same thing, explained).
@@ -44,14 +48,21 @@ sql() { psql -X -A -t -q -v ON_ERROR_STOP=1 -c "$1"; }
 # stays connected. Its standard input is a FIFO whose write end this script keeps open, so
 # psql waits for more input; when this script ends, for whatever reason, psql reads EOF and
 # quits, and its session ends with it.
+# Each psql closes the write ends it inherits from earlier sessions, or a reader queued on
+# the lock would keep the worker's input open and the worker would never see EOF.
+session_fds=()
 session() {
     local fifo fd
     fifo=$(mktemp -u "/tmp/$1.XXXXXX")
     mkfifo -m 600 "$fifo"
-    psql -X -q "application_name=$1" <"$fifo" >>"/tmp/$1.out" 2>&1 &
+    (
+        for inherited in "${session_fds[@]}"; do exec {inherited}>&-; done
+        exec psql -X -q "application_name=$1" <"$fifo" >>"/tmp/$1.out" 2>&1
+    ) &
     exec {fd}>"$fifo"
     rm -f "$fifo"
-    printf '%s\n' "$2" >&"$fd"
+    session_fds+=("$fd")
+    printf '%s\n' "$2" >&"$fd" 2>/dev/null || die "psql for $1 exited: $(tail -n 2 "/tmp/$1.out")"
 }
 
 wait_for() {  # DESCRIPTION SQL-CONDITION: poll until the condition is true (30 s at most)
@@ -140,5 +151,6 @@ while :; do
         say "Still blocked after 5 minutes. Is the remediator up and run with --execute?"
         say "  docker compose logs remediator; http://localhost:9093 (was the webhook sent?)"
     fi
-    sleep "$INTERVAL" & wait $!
+    sleep "$INTERVAL" & ticker=$!
+    wait "$ticker"
 done

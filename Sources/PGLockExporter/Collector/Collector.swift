@@ -53,7 +53,8 @@ public final class Collector: Sendable {
         w.family("pg_up", .gauge, help: "1 if the last collection from PostgreSQL succeeded, else 0.")
         w.sample("pg_up", up ? 1 : 0)
         if let collection { w.append(contentsOf: collection.exposition) }
-        sampler?.counters.withLock { $0.write(into: &w) }
+        let known = collection?.snapshot?.databases.map(\.datname) ?? []
+        sampler?.counters.withLock { $0.write(into: &w, known: known) }
         writeScrapeMetrics(into: &w, scrapeSeconds: (ContinuousClock.now - started).seconds)
         if processMetrics { Self.writeProcessMetrics(into: &w) }
         return w.bytes

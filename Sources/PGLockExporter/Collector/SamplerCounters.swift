@@ -61,7 +61,11 @@ struct SamplerCounters {
         }
     }
 
-    func write(into w: inout ExpositionWriter) {
+    /// `known` are the databases of the last collection: their series exist (at 0) before the
+    /// first sample reaches them, so they never appear late.
+    func write(into w: inout ExpositionWriter, known: [String]) {
+        var databases = self.databases
+        for name in known where databases[name] == nil { databases[name] = PerDatabase() }
         let names = databases.keys.sorted()
         w.family("pg_blocked_session_seconds_total", .counter, help: "Sum over samples of blocked client sessions × seconds (--sample.interval).")
         for d in names { w.sample("pg_blocked_session_seconds_total", ["datname": d], databases[d]!.blockedSeconds) }
