@@ -3,11 +3,11 @@
 # pg_lock_exporter container image: one static-stdlib Swift binary on Debian 12 slim.
 #
 #   docker build -t pg_lock_exporter .
-#   docker run --rm -e DATA_SOURCE_NAME='host=db dbname=app user=pg_lock_monitor' -p 9817:9817 pg_lock_exporter
+#   docker run --rm -e DATA_SOURCE_NAME='host=db dbname=app user=lock_monitor' -p 9817:9817 pg_lock_exporter
 #
 # The same image runs every subcommand: `serve` (the default CMD), `check` and `remediate`.
-# It needs libpq's ways of getting a password (PGPASSFILE, a mounted .pgpass with mode 0600);
-# docker-compose.yml shows one with deploy/pg_lock_exporter/with-pgpass.sh.
+# Give it a password through a mounted secret file named by DATA_SOURCE_PASS_FILE (or
+# --pg.password-file), never in DATA_SOURCE_NAME; docker-compose.yml shows how.
 #
 # No HEALTHCHECK: the runtime has no HTTP client, and adding one for a probe would grow the
 # image; orchestrators should probe GET /metrics (pg_up tells "exporter up, database down").

@@ -185,6 +185,13 @@ class Sandbox:
                 log(f"warning: {error}")
             self.started = False
 
+    def postmaster_pid(self) -> int:
+        try:
+            with open(os.path.join(self.dir, "data", "postmaster.pid")) as f:
+                return int(f.readline())
+        except (OSError, ValueError):
+            return -1
+
     def conninfo(self, db: str = "app", user: str = "postgres", application: str | None = None) -> str:
         text = f"host={self.dir} port={self.port} dbname={db} user={user}"
         return text + (f" application_name={application}" if application else "")
@@ -357,14 +364,65 @@ def batch(statements: list[str]) -> str:
     return " \\;\n".join(statements)
 
 
+def lean_sql(version: int) -> str:
+    """The exporter's sessions and lock statements folded into one, reading pg_locks once (for the
+    wait starts and the lock counts) and leaving out what no metric uses (backend_start and
+    state_change as text, needed only by remediate). Lock-count rows come after the session rows,
+    with a NULL pid."""
+    if version < 140000:
+        return f"""SELECT a.pid, a.datname, a.usename, a.application_name,
+       coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''), a.backend_type, a.state,
+       extract(epoch FROM now() - a.state_change), extract(epoch FROM now() - a.xact_start),
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END, NULL::float8, NULL::bool, NULL::int8
+FROM pg_stat_activity a
+WHERE a.pid <> pg_backend_pid()
+UNION ALL
+SELECT NULL, coalesce(d.datname, ''), NULL, l.mode, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.granted, count(*)
+FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
+WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+GROUP BY d.datname, l.mode, l.granted"""
+    return """WITH l AS MATERIALIZED (SELECT pid, database, mode, granted, waitstart FROM pg_locks)
+SELECT a.pid, a.datname, a.usename, a.application_name,
+       coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''), a.backend_type, a.state,
+       extract(epoch FROM now() - a.state_change), extract(epoch FROM now() - a.xact_start),
+       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
+       extract(epoch FROM now() - w.waitstart), NULL::bool, NULL::int8
+FROM pg_stat_activity a
+LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM l WHERE NOT granted GROUP BY pid) w ON w.pid = a.pid
+WHERE a.pid <> pg_backend_pid()
+UNION ALL
+SELECT NULL, coalesce(d.datname, ''), NULL, l.mode, NULL, NULL, NULL, NULL, NULL, NULL, NULL, l.granted, count(*)
+FROM l LEFT JOIN pg_database d ON d.oid = l.database
+WHERE l.pid IS DISTINCT FROM pg_backend_pid()
+GROUP BY d.datname, l.mode, l.granted"""
+
+
+def prepare_statements(version: int) -> list[str]:
+    """Run once in the timing session: the lean batch as prepared statements (planned once, as an
+    exporter that prepares its statements per connection would)."""
+    ours = exporter_statements(version)
+    return [
+        f"PREPARE bench_lean AS {lean_sql(version)}",
+        f"PREPARE bench_databases AS {ours[3]}",
+        f"PREPARE bench_settings AS {ours[4]}",
+    ]
+
+
+# The SQL timed in the same rounds as the scrapes; the cheapest of them is the reference.
+ROUND_SQL = ("batch", "lean", "prepared")
+
+
 def sql_variants(version: int) -> dict[str, str]:
     ours = exporter_statements(version)
     return {
-        # The exporter's own batch: the reference.
+        # The exporter's own batch, as it sends it.
         "batch": batch(ours),
-        # The same information with the fewest rows: group aggregates instead of one row per
-        # session, waiters + roots only, then the same small statements (locks, databases, settings).
-        "min": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), *ours[2:]]),
+        # The same information, cheaper: one statement for sessions and locks, then the same
+        # database and settings statements; and that batch prepared.
+        "lean": batch([ours[0], lean_sql(version), ours[3], ours[4]]),
+        "prepared": batch([ours[0], "EXECUTE bench_lean", "EXECUTE bench_databases", "EXECUTE bench_settings"]),
+        # Fewer rows instead: one row per group, the waiters and the rows of those they wait on.
+        "aggregated": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), *ours[2:]]),
         # The pieces PRODUCT.md quotes.
         "aggregates": aggregates_sql(),
         "waiters": waiters_sql(version),
@@ -375,12 +433,15 @@ def sql_variants(version: int) -> dict[str, str]:
         "settings": ours[4],
         "bp(waiters)": "SELECT pg_blocking_pids(pid) FROM pg_stat_activity WHERE wait_event_type = 'Lock'",
         "count(pg_locks)": "SELECT count(*) FROM pg_locks",
+        "count(pg_stat_activity)": "SELECT count(*) FROM pg_stat_activity",
     }
 
 
 SQL_LABELS = {
-    "batch": "the exporter's batch (mirrors SnapshotQuery.swift)",
-    "min": "cheapest batch with the same information",
+    "batch": "the exporter's batch as it sends it (mirrors SnapshotQuery.swift)",
+    "lean": "lean batch: sessions + lock counts in one statement reading pg_locks once, no timestamp text",
+    "prepared": "the lean batch, prepared (no planning per run)",
+    "aggregated": "aggregated batch: group aggregates + waiters + their blockers' rows + locks, databases, settings",
     "aggregates": "per-group aggregates of pg_stat_activity",
     "waiters": "lock waiters with pg_blocking_pids() and waitstart",
     "rows": "every session's row (the exporter's sessions statement)",
@@ -390,6 +451,7 @@ SQL_LABELS = {
     "settings": "the exporter's pg_settings statement",
     "bp(waiters)": "SELECT pg_blocking_pids(pid) ... WHERE wait_event_type='Lock'",
     "count(pg_locks)": "SELECT count(*) FROM pg_locks",
+    "count(pg_stat_activity)": "SELECT count(*) FROM pg_stat_activity",
 }
 
 
@@ -674,24 +736,28 @@ def exporter_stats(exporter: Exporter, cpu_before: float, scrapes: int, latencie
 
 
 def measure(pg: Sandbox, ours: Exporter, theirs: Exporter, timer: PsqlTimer, rounds: int) -> dict:
-    """Interleaved rounds, so that the machine's noise (other jobs on a shared box) hits every
-    contender alike: each round scrapes both exporters once and runs both SQL batches once, in a
-    rotating order."""
+    """Interleaved rounds, so that noise from other jobs on a shared machine hits every contender
+    alike: each round scrapes both exporters once and runs each SQL batch of ROUND_SQL once in the
+    psql session, in a rotating order."""
     variants = sql_variants(pg.version_num)
+    for statement in prepare_statements(pg.version_num):
+        timer.time(statement)
     for _ in range(WARMUP_SCRAPES):
         ours.scrape()
         theirs.scrape()
     for _ in range(WARMUP_SQL):
-        timer.time(variants["batch"])
-        timer.time(variants["min"])
+        for key in ROUND_SQL:
+            timer.time(variants[key])
     reset_statements(pg)
-    cpu = {"ours": proc_cpu_seconds(ours.pid), "theirs": proc_cpu_seconds(theirs.pid)}
-    samples: dict[str, list[float]] = {"ours": [], "theirs": [], "batch": [], "min": []}
+    steps = ["ours", "theirs", *ROUND_SQL]
+    samples: dict[str, list[float]] = {step: [] for step in steps}
     bodies = {}
-    steps = list(samples)
+    cpu = {"ours": proc_cpu_seconds(ours.pid), "theirs": proc_cpu_seconds(theirs.pid)}
+    watch = Interference(pg, [ours.pid, theirs.pid, timer.proc.pid])
     for i in range(rounds):
-        for step in steps[i % 4:] + steps[: i % 4]:
-            if step in ("batch", "min"):
+        shift = i % len(steps)
+        for step in steps[shift:] + steps[:shift]:
+            if step in variants:
                 samples[step].append(timer.time(variants[step]))
             else:
                 elapsed, bodies[step] = (ours if step == "ours" else theirs).scrape()
@@ -699,7 +765,8 @@ def measure(pg: Sandbox, ours: Exporter, theirs: Exporter, timer: PsqlTimer, rou
     result = {
         "ours": exporter_stats(ours, cpu["ours"], rounds, samples["ours"]),
         "theirs": exporter_stats(theirs, cpu["theirs"], rounds, samples["theirs"]),
-        "sql": {k: dict(p50=statistics.median(samples[k]), p99=percentile(samples[k], 99)) for k in ("batch", "min")},
+        "sql": {k: dict(p50=statistics.median(samples[k]), p99=percentile(samples[k], 99)) for k in ROUND_SQL},
+        "other_cpus": watch.others(),
     }
     for key, role in (("ours", "monitor"), ("theirs", "pgexp")):
         result[key]["body"] = bodies[key]
@@ -707,6 +774,43 @@ def measure(pg: Sandbox, ours: Exporter, theirs: Exporter, timer: PsqlTimer, rou
             total, calls, statements = server_time(pg, role)
             result[key].update(server_ms=total / rounds, server_calls=calls / rounds, statements=statements)
     return result
+
+
+class Interference:
+    """How many CPUs other jobs on the machine kept busy while we measured: the machine's busy
+    time less the time of everything we run (the server's processes, the exporters, psql, us)."""
+
+    def __init__(self, pg: Sandbox, pids: list[int]):
+        self.pg = pg
+        self.pids = pids
+        self.start = (time.monotonic(), machine_busy_seconds(), self.ours())
+
+    def ours(self) -> float:
+        total = sum(os.times()[:2])
+        postmaster = self.pg.postmaster_pid()
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat") as f:
+                    fields = f.read().rpartition(")")[2].split()
+            except OSError:
+                continue
+            pid = int(entry.name)
+            if pid in self.pids or pid == postmaster or int(fields[1]) == postmaster:
+                total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return total
+
+    def others(self) -> float:
+        wall, busy, ours = self.start
+        return max(0.0, ((machine_busy_seconds() - busy) - (self.ours() - ours)) / (time.monotonic() - wall))
+
+
+def machine_busy_seconds() -> float:
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
 # --------------------------------------------------------------------------------------------

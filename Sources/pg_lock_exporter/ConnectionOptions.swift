@@ -16,6 +16,11 @@ struct ConnectionOptions: ParsableArguments {
             valueName: "conninfo"))
     var dsn: String?
 
+    @Option(
+        name: .customLong("pg.password-file"),
+        help: ArgumentHelp("File holding the password. Default: $DATA_SOURCE_PASS_FILE, else libpq's own (PGPASSWORD, PGPASSFILE).", valueName: "file"))
+    var passwordFile: String?
+
     @Option(name: .customLong("pg.connect-timeout"), help: "Give up connecting after this long (libpq's minimum is 2s).")
     var connectTimeout: String = "5s"
 
@@ -34,12 +39,19 @@ struct ConnectionOptions: ParsableArguments {
         } catch {
             throw ValidationError("\(dsn != nil ? "--dsn" : "DATA_SOURCE_NAME"): \(error.message)")
         }
-        return ConnectionSettings(
+        var password: String?
+        if let file = passwordFile ?? getenv("DATA_SOURCE_PASS_FILE").map({ String(cString: $0) }) {
+            let flag = passwordFile != nil ? "--pg.password-file" : "DATA_SOURCE_PASS_FILE"
+            do { password = try TextFile.secret(file) } catch { throw ValidationError("\(flag) \(error)") }
+        }
+        var settings = ConnectionSettings(
             dsn: resolved,
             connectTimeoutSeconds: Int(try parseDuration(connectTimeout, "--pg.connect-timeout").rounded(.up)),
             applicationName: applicationName,
             statementTimeoutMilliseconds: Int(try parseDuration(statementTimeout, "--pg.statement-timeout") * 1000),
             lockTimeoutMilliseconds: Int(try parseDuration(lockTimeout, "--pg.lock-timeout") * 1000))
+        settings.password = password
+        return settings
     }
 }
 
