@@ -850,10 +850,9 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         theirs.wait_ready()
         timer = PsqlTimer(pg)
 
-        log(f"size {size}: {args.scrapes} rounds of: a scrape of each exporter, the exporter's batch and the "
-            "cheapest batch in psql")
+        log(f"size {size}: {args.scrapes} rounds of: a scrape of each exporter, {', '.join(ROUND_SQL)} in psql")
         measured = measure(pg, ours, theirs, timer, args.scrapes)
-        row.update(ours=measured["ours"], theirs=measured["theirs"], sql=measured["sql"])
+        row.update(ours=measured["ours"], theirs=measured["theirs"], sql=measured["sql"], other_cpus=measured["other_cpus"])
         body = row["ours"]["body"]
         row["reported_blocked"] = metric_value(body, 'pg_blocked_sessions{datname="app"}')
         row["reported_depth"] = metric_value(body, 'pg_blocking_chain_depth_max{datname="app"}')
@@ -862,7 +861,8 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         if row["reported_up"] != 1 or row["theirs_up"] != 1:
             raise Failure(f"size {size}: pg_up is {row['reported_up']} (ours) and {row['theirs_up']} (postgres_exporter)")
         log(f"size {size}: ours p50 {row['ours']['p50']:.2f} ms, theirs {row['theirs']['p50']:.2f} ms, "
-            f"batch {row['sql']['batch']['p50']:.2f} ms, min {row['sql']['min']['p50']:.2f} ms")
+            + ", ".join(f"{k} {row['sql'][k]['p50']:.2f} ms" for k in ROUND_SQL)
+            + f"; other jobs kept {row['other_cpus']:.2f} CPUs busy")
         theirs.stop()
         theirs = None
         row["breakdown"] = smaps_breakdown(ours.pid)
@@ -945,7 +945,7 @@ def machine() -> dict:
         commit = "?"
     return dict(
         nproc=len(os.sched_getaffinity(0)), model=model, memory_gib=memory / 1024 / 1024, kernel=os.uname().release,
-        commit=commit, loadavg=os.getloadavg(),
+        commit=commit, argv=sys.argv[1:],
     )
 
 
@@ -954,7 +954,7 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def cheapest_sql(row: dict) -> tuple[str, float]:
-    key = min(("batch", "min"), key=lambda k: row["sql"][k]["p50"])
+    key = min(ROUND_SQL, key=lambda k: row["sql"][k]["p50"])
     return key, row["sql"][key]["p50"]
 
 
@@ -964,18 +964,19 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
     out.append("# pg_lock_exporter benchmark\n")
     out.append(
         f"{now} · {info['nproc']} CPUs ({info['model']}), {info['memory_gib']:.0f} GiB, Linux {info['kernel']} · "
-        f"PostgreSQL {pg.version} · postgres_exporter {their_version} · pg_lock_exporter {info['commit']} · "
-        f"load average at start {info['loadavg'][0]:.2f}, at end {os.getloadavg()[0]:.2f}\n"
+        f"PostgreSQL {pg.version} · postgres_exporter {their_version} (Debian, default collectors) · "
+        f"pg_lock_exporter {info['commit']} (release, static Swift stdlib) · `{' '.join(['scripts/bench.py', *info['argv']])}`\n"
     )
     out.append(
-        f"Per size, {args.scrapes} interleaved rounds (after {WARMUP_SCRAPES} warm-up scrapes), each: one scrape of "
-        "pg_lock_exporter, one of postgres_exporter, one run of the exporter's SQL batch and one of the cheapest batch "
-        "in a psql session (`\\timing`, results to /dev/null), in a rotating order, so noise from other jobs hits all "
-        "alike. Scrapes are sequential on a kept-alive HTTP connection with Prometheus's scrape headers "
-        "(`Accept-Encoding: gzip`, `X-Prometheus-Scrape-Timeout-Seconds: 10`). Medians unless marked p99.\n"
+        f"Per size, {args.scrapes} interleaved rounds after {WARMUP_SCRAPES} warm-up scrapes; each round, in a rotating "
+        "order: one scrape of pg_lock_exporter, one of postgres_exporter, and one run of each SQL batch in one psql "
+        "session (`\\timing`, results to /dev/null), so noise from other jobs hits all alike. Scrapes are sequential "
+        "on a kept-alive HTTP connection with Prometheus's headers (`Accept-Encoding: gzip`, "
+        "`X-Prometheus-Scrape-Timeout-Seconds: 10`). Both exporters connect over the Unix socket as a `pg_monitor` "
+        "role. Times are medians unless marked p99.\n"
     )
     out.append(
-        "| sessions | blocked | exporter p50 / p99 ms | SQL batch / min ms | ratio | postgres_exporter p50 / p99 ms "
+        "| sessions | blocked | exporter p50 / p99 ms | SQL batch / cheapest ms | ratio | postgres_exporter p50 / p99 ms "
         "| speedup | RSS ours / theirs MiB | anon ours MiB | CPU ms/scrape |"
     )
     out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
@@ -987,23 +988,24 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
             blocked += f" (exporter said {int(row['reported_blocked'])})"
         out.append(
             f"| {row['plan']['size']} | {blocked} | {o['p50']:.2f} / {o['p99']:.2f} "
-            f"| {row['sql']['batch']['p50']:.2f} / {row['sql']['min']['p50']:.2f} | {o['p50'] / cheapest:.2f}× "
+            f"| {row['sql']['batch']['p50']:.2f} / {cheapest:.2f} | {o['p50'] / cheapest:.2f}× "
             f"| {t['p50']:.2f} / {t['p99']:.2f} | {t['p50'] / o['p50']:.1f}× "
             f"| {mib(o['status']['VmRSS']):.1f} / {mib(t['status']['VmRSS']):.1f} | {mib(o['status']['RssAnon']):.1f} "
             f"| {o['cpu_ms']:.2f} |"
         )
     out.append("")
     out.append(
-        "ratio = exporter p50 / the cheaper of the two SQL batches (\"batch\": the exporter's own statements, "
-        "hand-mirrored from `SnapshotQuery.swift`; \"min\": the same information with the fewest rows — one row per "
-        "(database, user, application, state) group, the lock waiters with `pg_blocking_pids()` and `waitstart`, the "
-        "rows of the sessions they wait on, then the same lock, database and settings statements; both one round trip). "
-        "speedup = postgres_exporter p50 / exporter p50. anon = RssAnon. CPU = the exporter's utime+stime over the "
-        "scrapes / scrapes."
+        "SQL batch = the exporter's own statements as it sends them (`SET statement_timeout` + sessions, locks, "
+        "databases, settings in one round trip), hand-mirrored from `SnapshotQuery.swift`. Cheapest = the fastest of "
+        "the SQL that yields the same information: that batch; the *lean* batch (sessions and lock counts in one "
+        "statement that reads `pg_locks` once, without the `backend_start`/`state_change` text no metric uses); and "
+        "the lean batch *prepared* (no planning per run). ratio = exporter p50 / cheapest. speedup = postgres_exporter "
+        "p50 / exporter p50. RSS = VmRSS, anon = RssAnon, after the scrapes. CPU = the exporter's utime+stime over the "
+        "rounds / scrapes."
     )
     if mirror_ok is not None:
         out.append(
-            "The mirrored batch matches the statements the exporter ran (pg_stat_statements)."
+            "The mirrored batch matches the statements the exporter ran (checked against pg_stat_statements)."
             if mirror_ok
             else "**The mirrored batch no longer matches the statements the exporter ran (pg_stat_statements): "
             "update `exporter_statements()` in scripts/bench.py.**"
@@ -1012,27 +1014,44 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
 
     out.append("## Details\n")
     out.append(
-        "| sessions | load setup s | server ms/scrape ours / theirs | statements/scrape ours / theirs | body KiB ours / theirs "
-        "| CPU ms/scrape theirs | anon theirs MiB | threads ours / theirs | chain depth |"
+        "| sessions | exporter mean ms = server + own CPU + rest | SQL batch / lean / prepared ms | server ms/scrape theirs "
+        "| statements/scrape ours / theirs | body KiB ours / theirs | CPU ms/scrape theirs | anon theirs MiB "
+        "| threads ours / theirs | other jobs' CPUs | load setup s |"
     )
-    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         o, t = row["ours"], row["theirs"]
+        if o["server_ms"] is not None:
+            split = (f"{o['mean']:.2f} = {o['server_ms']:.2f} + {o['cpu_ms']:.2f} + "
+                     f"{o['mean'] - o['server_ms'] - o['cpu_ms']:.2f}")
+        else:
+            split = f"{o['mean']:.2f} = n/a + {o['cpu_ms']:.2f} + n/a"
         out.append(
-            f"| {row['plan']['size']} | {row['setup_s']:.1f} | {fmt(o['server_ms'])} / {fmt(t['server_ms'])} "
-            f"| {fmt(o.get('server_calls'), 0)} / {fmt(t.get('server_calls'), 0)} "
+            f"| {row['plan']['size']} | {split} | "
+            + " / ".join(f"{row['sql'][k]['p50']:.2f}" for k in ROUND_SQL)
+            + f" | {fmt(t['server_ms'])} | {fmt(o.get('server_calls'), 0)} / {fmt(t.get('server_calls'), 0)} "
             f"| {len(o['body']) / 1024:.1f} / {len(t['body']) / 1024:.1f} | {t['cpu_ms']:.2f} "
             f"| {mib(t['status']['RssAnon']):.1f} | {o['status']['Threads']} / {t['status']['Threads']} "
-            f"| {fmt(row['reported_depth'], 0)} |"
+            f"| {row['other_cpus']:.2f} | {row['setup_s']:.1f} |"
         )
     out.append("")
-    out.append("Server ms/scrape: `total_exec_time` of each exporter's statements in pg_stat_statements (its own role) / scrapes.\n")
-    keys = list(SQL_LABELS)
-    out.append(f"SQL medians in psql, ms (the two batches from the rounds, the rest {args.sql_reps} runs each "
+    out.append(
+        "server = `total_exec_time` of the exporter's statements in pg_stat_statements (its own role) / scrapes; "
+        "own CPU = the exporter process's CPU time / scrapes; rest = waiting for the network, wake-ups, planning and "
+        "parse on the server (not in `total_exec_time`). other jobs' CPUs = the machine's busy time during the rounds "
+        "less that of the server, both exporters, psql and this script, over the wall time: above ~0.2 the latencies "
+        "are inflated by other work on the machine."
+    )
+    worst = max(row["other_cpus"] for row in rows)
+    if worst > 0.25:
+        out.append(f"\n**Warning: other jobs kept up to {worst:.2f} of {info['nproc']} CPUs busy during the "
+                   "measurements; absolute times are inflated, the interleaved ratios less so. Rerun on a quiet machine.**")
+    out.append("")
+    out.append(f"SQL medians in psql, ms ({', '.join(ROUND_SQL)} from the rounds; the rest {args.sql_reps} runs each, "
                "afterwards):\n")
     out.append("| statement | " + " | ".join(str(r["plan"]["size"]) for r in rows) + " |")
     out.append("|---|" + "---:|" * len(rows))
-    for key in keys:
+    for key in SQL_LABELS:
         out.append(f"| {SQL_LABELS[key]} | " + " | ".join(f"{r['sql'][key]['p50']:.2f}" for r in rows) + " |")
     out.append("")
 
@@ -1040,22 +1059,23 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
     if soak_row:
         s = soak_row["soak"]
         out.append(
-            f"**Soak** ({soak_row['plan']['size']} sessions, {s['scrapes']} scrapes in {s['seconds']:.0f}s): "
+            f"**Soak** ({soak_row['plan']['size']} sessions, {s['scrapes']} back-to-back scrapes in {s['seconds']:.0f}s): "
             f"RssAnon {mib(s['anon_before']):.2f} → {mib(s['anon_after']):.2f} MiB (max {mib(s['anon_max']):.2f}), "
             f"VmRSS {mib(s['rss_before']):.1f} → {mib(s['rss_after']):.1f} MiB (max {mib(s['rss_max']):.1f}); "
             f"scrape p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms; CPU {s['cpu_ms']:.2f} ms/scrape.\n"
         )
-        bd = soak_row["breakdown"]
-        out.append(f"Where the exporter's resident memory is ({soak_row['plan']['size']} sessions, after the scrapes, "
-                   "from /proc/PID/smaps):\n")
-        out.append("| mapping | Rss KiB | anonymous KiB |")
-        out.append("|---|---:|---:|")
-        for name, rss_kb, anon_kb in bd[:10]:
-            out.append(f"| {name} | {rss_kb} | {anon_kb} |")
-        rest = bd[10:]
-        if rest:
-            out.append(f"| {len(rest)} others | {sum(r[1] for r in rest)} | {sum(r[2] for r in rest)} |")
-        out.append("")
+    mem_row = soak_row or min(rows, key=lambda r: abs(r["plan"]["size"] - 750))
+    bd = mem_row["breakdown"]
+    out.append(f"Where the exporter's resident memory is ({mem_row['plan']['size']} sessions, after the scrapes, "
+               "/proc/PID/smaps summed per file):\n")
+    out.append("| mapping | Rss KiB | of which anonymous KiB |")
+    out.append("|---|---:|---:|")
+    for name, rss_kb, anon_kb in bd[:10]:
+        out.append(f"| {name} | {rss_kb} | {anon_kb} |")
+    rest = bd[10:]
+    if rest:
+        out.append(f"| {len(rest)} others | {sum(r[1] for r in rest)} | {sum(r[2] for r in rest)} |")
+    out.append("")
 
     out.append(targets(rows, soak_row))
     return "\n".join(out) + "\n"

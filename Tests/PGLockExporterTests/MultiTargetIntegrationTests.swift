@@ -67,6 +67,24 @@ extension IntegrationTests {
             #expect(exporter.log.contains("password authentication failed") || exporter.log.contains("no password supplied"))
         }
 
+        @Test func singleTargetPasswordFromDataSourcePassFile() throws {
+            let password = "pw-\(UUID().uuidString)"
+            try requirePassword(for: "secretive", password: password)
+            let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)").path
+            try (password + "\n").write(toFile: file, atomically: true, encoding: .utf8)
+            let dsn = "host=127.0.0.1 port=\(cluster.port) user=secretive dbname=postgres"
+            let withFile = try ExporterProcess(["--dsn", dsn], environment: ["DATA_SOURCE_PASS_FILE": file])
+            #expect(try withFile.metrics().value("pg_up") == 1)
+            let withFlag = try ExporterProcess(["--dsn", dsn, "--pg.password-file", file])
+            #expect(try withFlag.metrics().value("pg_up") == 1)
+            let without = try ExporterProcess(["--dsn", dsn])
+            #expect(try without.metrics().value("pg_up") == 0)
+            let missing = try ExporterProcess(["--dsn", dsn, "--pg.password-file", "/nonexistent/pw"], waitForListening: false)
+            #expect(try missing.waitForExit() == 2)
+            #expect(missing.log.contains("--pg.password-file /nonexistent/pw: No such file or directory"))
+            for log in [withFile.log, withFlag.log, without.log] { #expect(!log.contains(password)) }
+        }
+
         @Test func aHangingTargetNeverSlowsAnother() throws {
             let blackhole = try BlackholeListener()
             let config = try configFile(
