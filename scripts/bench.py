@@ -173,6 +173,8 @@ class Sandbox:
             # pg-sandbox takes no extra server options: persist the setting and restart through it.
             self.psql("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'", db="postgres")
             self._sandbox("start", self.dir, str(self.port))
+            self.psql("ALTER SYSTEM SET pg_stat_statements.track_planning = on", db="postgres")
+            self.psql("SELECT pg_reload_conf()", db="postgres")
             self.has_statements = True
         self.version_num = int(self.psql("SHOW server_version_num", db="postgres")[0][0])
         self.version = self.psql("SHOW server_version", db="postgres")[0][0]
@@ -662,7 +664,7 @@ class Exporter:
         with open(self.log_path, "rb") as f:
             return f.read()[-2000:].decode(errors="replace")
 
-    def scrape(self) -> tuple[float, bytes]:
+    def scrape(self, path: str = "/metrics") -> tuple[float, bytes]:
         """One GET /metrics on a kept-alive connection, as Prometheus scrapes; milliseconds from
         sending the request to the last byte of the body, and the body (decompressed)."""
         for attempt in range(2):
@@ -671,7 +673,7 @@ class Exporter:
                     self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
                     self.conn.connect()
                 started = time.perf_counter()
-                self.conn.request("GET", "/metrics", headers=SCRAPE_HEADERS)
+                self.conn.request("GET", path, headers=SCRAPE_HEADERS)
                 response = self.conn.getresponse()
                 body = response.read()
                 elapsed = (time.perf_counter() - started) * 1000
@@ -710,16 +712,19 @@ def metric_value(body: bytes, name_and_labels: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
-def server_time(pg: Sandbox, role: str) -> tuple[float, int, list[frozenset]]:
-    """Total execution time (ms) and calls of `role`'s statements since the last reset, and the
-    word sets of the statements it ran."""
+def server_time(pg: Sandbox, role: str) -> tuple[float, float, int, list[frozenset]]:
+    """Total execution and planning time (ms) and calls of `role`'s statements since the last
+    reset, and the word sets of the statements it ran."""
     where = f"WHERE userid = '{role}'::regrole"
-    total, calls = pg.psql(f"SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(calls), 0) FROM pg_stat_statements {where}")[0]
+    execute, plan, calls = pg.psql(
+        "SELECT coalesce(sum(total_exec_time), 0), coalesce(sum(total_plan_time), 0), coalesce(sum(calls), 0) "
+        f"FROM pg_stat_statements {where}"
+    )[0]
     texts = pg.psql(
         "SELECT string_agg(translate(query, E'\\n\\r\\t', '   '), E'\\x1f') FROM pg_stat_statements " + where
     )
     joined = texts[0][0] if texts and texts[0] else ""
-    return float(total), int(calls), [words(t) for t in joined.split("\x1f") if t.strip()]
+    return float(execute), float(plan), int(calls), [words(t) for t in joined.split("\x1f") if t.strip()]
 
 
 def reset_statements(pg: Sandbox) -> None:
@@ -731,7 +736,7 @@ def exporter_stats(exporter: Exporter, cpu_before: float, scrapes: int, latencie
     return dict(
         p50=statistics.median(latencies), p99=percentile(latencies, 99), mean=statistics.fmean(latencies),
         cpu_ms=(proc_cpu_seconds(exporter.pid) - cpu_before) * 1000 / scrapes, status=proc_status(exporter.pid),
-        server_ms=None, statements=[],
+        server_ms=None, plan_ms=None, statements=[],
     )
 
 
@@ -771,8 +776,9 @@ def measure(pg: Sandbox, ours: Exporter, theirs: Exporter, timer: PsqlTimer, rou
     for key, role in (("ours", "monitor"), ("theirs", "pgexp")):
         result[key]["body"] = bodies[key]
         if pg.has_statements:
-            total, calls, statements = server_time(pg, role)
-            result[key].update(server_ms=total / rounds, server_calls=calls / rounds, statements=statements)
+            execute, plan, calls, statements = server_time(pg, role)
+            result[key].update(server_ms=execute / rounds, plan_ms=plan / rounds, server_calls=calls / rounds,
+                               statements=statements)
     return result
 
 
@@ -865,6 +871,8 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
             + f"; other jobs kept {row['other_cpus']:.2f} CPUs busy")
         theirs.stop()
         theirs = None
+        # The HTTP round trip alone (this script's client included): the exporter's health check.
+        row["http_floor"] = statistics.median(ours.scrape("/-/healthy")[0] for _ in range(50))
         row["breakdown"] = smaps_breakdown(ours.pid)
         if soak:
             row["soak"] = run_soak(ours, soak)
@@ -1014,31 +1022,33 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
 
     out.append("## Details\n")
     out.append(
-        "| sessions | exporter mean ms = server + own CPU + rest | SQL batch / lean / prepared ms | server ms/scrape theirs "
+        "| sessions | exporter mean ms = execute + plan + own CPU + rest | HTTP floor ms | SQL batch / lean / prepared ms "
+        "| server ms/scrape theirs "
         "| statements/scrape ours / theirs | body KiB ours / theirs | CPU ms/scrape theirs | anon theirs MiB "
         "| threads ours / theirs | other jobs' CPUs | load setup s |"
     )
-    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    out.append("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for row in rows:
         o, t = row["ours"], row["theirs"]
         if o["server_ms"] is not None:
-            split = (f"{o['mean']:.2f} = {o['server_ms']:.2f} + {o['cpu_ms']:.2f} + "
-                     f"{o['mean'] - o['server_ms'] - o['cpu_ms']:.2f}")
+            split = (f"{o['mean']:.2f} = {o['server_ms']:.2f} + {o['plan_ms']:.2f} + {o['cpu_ms']:.2f} + "
+                     f"{o['mean'] - o['server_ms'] - o['plan_ms'] - o['cpu_ms']:.2f}")
         else:
-            split = f"{o['mean']:.2f} = n/a + {o['cpu_ms']:.2f} + n/a"
+            split = f"{o['mean']:.2f} = n/a + n/a + {o['cpu_ms']:.2f} + n/a"
         out.append(
-            f"| {row['plan']['size']} | {split} | "
+            f"| {row['plan']['size']} | {split} | {row['http_floor']:.2f} | "
             + " / ".join(f"{row['sql'][k]['p50']:.2f}" for k in ROUND_SQL)
-            + f" | {fmt(t['server_ms'])} | {fmt(o.get('server_calls'), 0)} / {fmt(t.get('server_calls'), 0)} "
+            + f" | {fmt(None if t['server_ms'] is None else t['server_ms'] + t['plan_ms'])} | {fmt(o.get('server_calls'), 0)} / {fmt(t.get('server_calls'), 0)} "
             f"| {len(o['body']) / 1024:.1f} / {len(t['body']) / 1024:.1f} | {t['cpu_ms']:.2f} "
             f"| {mib(t['status']['RssAnon']):.1f} | {o['status']['Threads']} / {t['status']['Threads']} "
             f"| {row['other_cpus']:.2f} | {row['setup_s']:.1f} |"
         )
     out.append("")
     out.append(
-        "server = `total_exec_time` of the exporter's statements in pg_stat_statements (its own role) / scrapes; "
-        "own CPU = the exporter process's CPU time / scrapes; rest = waiting for the network, wake-ups, planning and "
-        "parse on the server (not in `total_exec_time`). other jobs' CPUs = the machine's busy time during the rounds "
+        "execute and plan = `total_exec_time` and `total_plan_time` of the exporter's statements in "
+        "pg_stat_statements (its own role) / scrapes (theirs: the sum); own CPU = the exporter process's CPU time / "
+        "scrapes; rest = everything else: parse on the server, the network, thread wake-ups, this script's HTTP "
+        "client. HTTP floor = p50 of `GET /-/healthy` on the same connection (no database work). other jobs' CPUs = the machine's busy time during the rounds "
         "less that of the server, both exporters, psql and this script, over the wall time: above ~0.2 the latencies "
         "are inflated by other work on the machine."
     )
@@ -1195,6 +1205,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def on_signal(number, _frame):
+    if os.environ.get("BENCH_DEBUG"):
+        traceback.print_stack(_frame)
     raise SystemExit(128 + number)
 
 

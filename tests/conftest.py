@@ -8,8 +8,12 @@
     prometheus      Prometheus scraping the exporter every 1s (job "pg_lock_exporter"),
                     evaluating rule_files every 1s, with its own storage
 
-Binaries: PG_LOCK_EXPORTER_BIN (default .build/debug/pg_lock_exporter) and PROMETHEUS_BIN
-(default `prometheus` on PATH). A missing binary fails the run; nothing is skipped.
+    alertmanager_bin  Alertmanager, for the end-to-end remediation test (test_e2e_remediation.py),
+                    which builds its own stacks from deploy/'s configs
+
+Binaries: PG_LOCK_EXPORTER_BIN (default .build/debug/pg_lock_exporter), PROMETHEUS_BIN
+(default `prometheus` on PATH) and ALERTMANAGER_BIN (default Debian's `prometheus-alertmanager`,
+else `alertmanager`, on PATH). A missing binary fails the run; nothing is skipped.
 Every process started here is stopped at teardown, also when a test or a fixture fails.
 Set PG_LOCK_TESTS_KEEP=1 to keep the work directory (logs, prometheus.yml, overlay).
 """
@@ -55,6 +59,12 @@ def exporter_bin():
 @pytest.fixture(scope="session")
 def prometheus_bin():
     return _binary("PROMETHEUS_BIN", "prometheus", "Prometheus (apt-get install prometheus)")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_bin():
+    default = "prometheus-alertmanager" if shutil.which("prometheus-alertmanager") else "alertmanager"
+    return _binary("ALERTMANAGER_BIN", default, "Alertmanager (apt-get install prometheus-alertmanager)")
 
 
 @pytest.fixture(scope="session")

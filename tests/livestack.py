@@ -1,14 +1,16 @@
 """Helpers for the tests that run the real stack: PostgreSQL (scripts/pg-sandbox), the seed
-incident (scripts/incident), the pg_lock_exporter binary and Prometheus.
+incident (scripts/incident), the pg_lock_exporter binary (`serve` and `remediate --listen`),
+Prometheus and Alertmanager, and the overlays that run deploy/'s configs natively.
 
-conftest.py turns these into session-scoped fixtures; later tests (Alertmanager, remediator)
-can reuse the classes directly, e.g. PrometheusServer with alertmanager targets.
+conftest.py turns these into session-scoped fixtures; the end-to-end remediation test
+(test_e2e_remediation.py) uses the classes directly, each test with its own stack.
 
 Everything here talks only to loopback addresses: every HTTP request goes through
 `http_get_json`, which refuses other hosts and ignores the *_proxy environment variables.
 """
 
 import atexit
+import copy
 import json
 import os
 import re
@@ -317,18 +319,24 @@ class Exporter:
         self.process.stop()
 
 
+def wait_listening(proc, what, timeout=15):
+    """The HOST:PORT from the `msg=listening address=...` log line of `serve` or
+    `remediate --listen` (both started on port 0: the kernel picks a free one)."""
+    def listening():
+        if not proc.alive():
+            raise AssertionError(proc.describe_exit())
+        m = LISTENING_RE.search(proc.log_text())
+        return m.group(1) if m else None
+    return wait_until(f"{what}'s msg=listening log line", listening, timeout=timeout, interval=0.05)
+
+
 def start_exporter(binary, dsn, log_path, extra_args=()):
     """pg_lock_exporter serve on 127.0.0.1 with a port the kernel picks; waits for the
     `msg=listening` log line and for a scrape that reports pg_up 1."""
     proc = ManagedProcess("pg_lock_exporter", [binary, "serve", "--dsn", dsn, "--web.listen-address",
                                                "127.0.0.1:0", *extra_args], log_path)
     try:
-        def listening():
-            if not proc.alive():
-                raise AssertionError(proc.describe_exit())
-            m = LISTENING_RE.search(proc.log_text())
-            return m.group(1) if m else None
-        address = wait_until("the exporter's msg=listening log line", listening, timeout=15, interval=0.05)
+        address = wait_listening(proc, "the exporter")
         exporter = Exporter(process=proc, address=address)
         wait_until("pg_up 1 from the exporter",
                    lambda: re.search(rb"^pg_up 1$", http_get(exporter.url)[1], re.M), timeout=15, interval=0.1)
@@ -344,26 +352,31 @@ class PrometheusServer:
     """A Prometheus with its own storage and a generated prometheus.yml.
 
     scrape_jobs: {job_name: [HOST:PORT, ...]}; rule_files: paths; alertmanagers: [HOST:PORT, ...].
-    Scrape and evaluation interval default to 1s."""
+    Scrape and evaluation interval default to 1s.
+    Or config: a whole prometheus.yml document (e.g. prometheus_overlay() of deploy/'s file),
+    used as given; scrape_jobs, rule_files, alertmanagers and interval are then ignored."""
 
-    def __init__(self, binary, directory, scrape_jobs, rule_files=(), alertmanagers=(), interval="1s",
-                 extra_flags=(), attempts=3):
+    def __init__(self, binary, directory, scrape_jobs=None, rule_files=(), alertmanagers=(), interval="1s",
+                 extra_flags=(), attempts=3, config=None):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path = self.directory / "prometheus.yml"
-        self.rule_files = [str(Path(f).resolve()) for f in rule_files]
-        for target in [t for ts in scrape_jobs.values() for t in ts] + list(alertmanagers):
+        if config is None:
+            self.rule_files = [str(Path(f).resolve()) for f in rule_files]
+            config = {
+                "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
+                "rule_files": self.rule_files,
+                "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
+                                   for job, targets in (scrape_jobs or {}).items()],
+            }
+            if alertmanagers:
+                config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
+        else:
+            self.rule_files = list(config.get("rule_files") or [])
+        for target in prometheus_targets(config):
             host = target.rsplit(":", 1)[0].strip("[]")
             if host not in LOOPBACK_HOSTS:
                 raise ValueError(f"refusing a non-loopback target {target}")
-        config = {
-            "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
-            "rule_files": self.rule_files,
-            "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                               for job, targets in scrape_jobs.items()],
-        }
-        if alertmanagers:
-            config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.process = None
         failures = []
@@ -445,6 +458,13 @@ class PrometheusServer:
             groups = self.rule_groups()
             return groups and all(r.get("health") != "unknown" for g in groups for r in g["rules"])
         wait_until("every rule to be evaluated once", probe, timeout=timeout)
+
+
+def prometheus_targets(config):
+    """Every static target of a prometheus.yml document: scrape targets and Alertmanagers."""
+    configs = list(config.get("scrape_configs") or [])
+    configs += list((config.get("alerting") or {}).get("alertmanagers") or [])
+    return [t for c in configs for sc in c.get("static_configs") or [] for t in sc.get("targets") or []]
 
 
 # --------------------------------------------------------------------- the time-scaled rule overlay
@@ -549,3 +569,228 @@ _LiteralDumper.add_representer(
 def write_rules(doc, path):
     Path(path).write_text(yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=1000, allow_unicode=True))
     return path
+
+
+# --------------------------------------------------------------------- metrics text
+
+_SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
+_LABEL_PAIR_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def parse_metrics(body):
+    """Prometheus text exposition -> {(name, frozenset of (label, value)): value}."""
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    out = {}
+    for line in text.splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
+        m = _SAMPLE_RE.match(line)
+        if not m:
+            raise AssertionError(f"not a metrics sample line: {line!r}")
+        labels = frozenset((k, re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1), v))
+                           for k, v in _LABEL_PAIR_RE.findall(m.group(2) or ""))
+        out[(m.group(1), labels)] = float(m.group(3))
+    return out
+
+
+def sample(metrics, name, **labels):
+    """The value of series `name` with exactly these labels in parse_metrics() output, or None."""
+    return metrics.get((name, frozenset(labels.items())))
+
+
+def samples(metrics, name):
+    """{frozenset(labels): value} of every series called `name`."""
+    return {labels: value for (n, labels), value in metrics.items() if n == name}
+
+
+# --------------------------------------------------------------------- the remediator
+
+@dataclass
+class RemediatorService:
+    """`pg_lock_exporter remediate --listen`: the Alertmanager webhook receiver."""
+    process: ManagedProcess
+    address: str  # HOST:PORT
+
+    @property
+    def webhook_url(self):
+        return f"http://{self.address}/webhook/alertmanager"
+
+    def metrics(self):
+        status, body = http_get(f"http://{self.address}/metrics")
+        assert status == 200, f"remediator /metrics: HTTP {status}"
+        return parse_metrics(body)
+
+    def stop(self):
+        self.process.stop()
+
+
+def start_remediator(binary, dsn, log_path, args=()):
+    """`remediate --dsn DSN --listen 127.0.0.1:0 ARGS`; waits for the listening log line and
+    /-/healthy. The service connects to PostgreSQL only when a webhook starts a pass."""
+    proc = ManagedProcess("pg_lock_exporter remediate",
+                          [binary, "remediate", "--dsn", dsn, "--listen", "127.0.0.1:0", *args], log_path)
+    try:
+        address = wait_listening(proc, "the remediator")
+        wait_until("the remediator's /-/healthy", lambda: http_get(f"http://{address}/-/healthy")[0] == 200,
+                   timeout=10, interval=0.05)
+        return RemediatorService(process=proc, address=address)
+    except BaseException:
+        proc.stop()
+        raise
+
+
+# --------------------------------------------------------------------- Alertmanager
+
+class AlertmanagerServer:
+    """Alertmanager with the given alertmanager.yml document, its own storage, clustering off,
+    listening on a free 127.0.0.1 port; every webhook URL in the config must be loopback."""
+
+    def __init__(self, binary, directory, config, attempts=3):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for receiver in config.get("receivers") or []:
+            for hook in receiver.get("webhook_configs") or []:
+                _check_loopback(hook["url"])
+        self.config_path = self.directory / "alertmanager.yml"
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+        self.process = None
+        failures = []
+        for attempt in range(attempts):
+            self.port = free_port()
+            self.address = f"127.0.0.1:{self.port}"
+            self.url = f"http://{self.address}"
+            self.process = ManagedProcess("alertmanager", [
+                binary,
+                f"--config.file={self.config_path}",
+                f"--storage.path={self.directory / 'data'}",
+                f"--web.listen-address={self.address}",
+                "--cluster.listen-address=",  # no gossip: a single, local instance
+                "--log.level=debug",  # logs each notification attempt, for the failure messages
+            ], self.directory / f"alertmanager.{attempt}.log")
+            try:
+                wait_until("Alertmanager /-/ready", self._ready, timeout=30, interval=0.1)
+                return
+            except AssertionError as e:
+                failures.append(str(e))
+                self.process.stop()
+                if "address already in use" not in self.process.log_text():
+                    break
+        raise AssertionError("Alertmanager did not start:\n" + "\n".join(failures))
+
+    def _ready(self):
+        if not self.process.alive():
+            raise AssertionError(self.process.describe_exit())
+        try:
+            return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    def alerts(self):
+        """/api/v2/alerts: the active (not resolved) alerts it holds."""
+        status, doc = http_get_json(f"{self.url}/api/v2/alerts")
+        assert status == 200, f"Alertmanager /api/v2/alerts: HTTP {status}: {doc}"
+        return doc
+
+    def metrics(self):
+        status, body = http_get(f"{self.url}/metrics")
+        assert status == 200, f"Alertmanager /metrics: HTTP {status}"
+        return parse_metrics(body)
+
+    def stop(self):
+        if self.process:
+            self.process.stop()
+
+
+# --------------------------------------------------------------------- deploy/'s configs, natively
+
+# The OVERLAY CONTRACT in the header comments of these two files: what a native run may change.
+DEPLOY_PROMETHEUS_CONFIG = REPO / "deploy" / "prometheus" / "prometheus.yml"
+DEPLOY_ALERTMANAGER_CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
+DEPLOY_EXPORTER = "exporter:9817"
+DEPLOY_REMEDIATOR = "remediator:9818"
+DEPLOY_ALERTMANAGER = "alertmanager:9093"
+DEPLOY_WEBHOOK_URL = "http://remediator:9818/webhook/alertmanager"
+DEPLOY_TOKEN_FILE = "/run/secrets/remediator_token"
+PROMETHEUS_INTERVAL_KEYS = ("scrape_interval", "scrape_timeout", "evaluation_interval")
+ALERTMANAGER_TIMING_KEYS = ("group_wait", "group_interval", "repeat_interval")
+REMEDIATOR_RECEIVER = "pg-lock-remediator"
+
+
+def _replace_strings(node, mapping, counts):
+    if isinstance(node, dict):
+        return {k: _replace_strings(v, mapping, counts) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_replace_strings(v, mapping, counts) for v in node]
+    if isinstance(node, str) and node in mapping:
+        counts[node] += 1
+        return mapping[node]
+    return node
+
+
+def _replace_each_once(doc, mapping, source):
+    """Replace whole string values, by exact match; each key must occur exactly once."""
+    counts = dict.fromkeys(mapping, 0)
+    out = _replace_strings(copy.deepcopy(doc), mapping, counts)
+    wrong = {k: n for k, n in counts.items() if n != 1}
+    if wrong:
+        raise ValueError(f"{source}: the overlay contract replaces each of these values exactly once; "
+                         f"occurrences found: {wrong}")
+    return out
+
+
+def prometheus_overlay(doc, exporter, remediator, alertmanager, rule_files, interval="1s"):
+    """deploy/prometheus/prometheus.yml for a native run, per its OVERLAY CONTRACT: the three
+    targets become the given 127.0.0.1:PORT addresses, the global intervals `interval`, and
+    rule_files the given absolute paths. Nothing else changes."""
+    for address in (exporter, remediator, alertmanager):
+        if address.rsplit(":", 1)[0].strip("[]") not in LOOPBACK_HOSTS:
+            raise ValueError(f"refusing a non-loopback target {address}")
+    out = _replace_each_once(doc, {DEPLOY_EXPORTER: exporter, DEPLOY_REMEDIATOR: remediator,
+                                   DEPLOY_ALERTMANAGER: alertmanager}, DEPLOY_PROMETHEUS_CONFIG.name)
+    out.setdefault("global", {})
+    for key in PROMETHEUS_INTERVAL_KEYS:
+        out["global"][key] = interval
+    out["rule_files"] = [str(Path(f).resolve()) for f in rule_files]
+    return out
+
+
+def alertmanager_overlay(doc, webhook_url, token_file, timings=None):
+    """deploy/alertmanager/alertmanager.yml for a native run, per its OVERLAY CONTRACT: the
+    remediator's webhook URL and the token file replaced, and optionally the timing keys
+    (`timings`: {group_wait|group_interval|repeat_interval: duration}) of the root route and
+    of the pg-lock-remediator route. Nothing else changes."""
+    _check_loopback(webhook_url)
+    out = _replace_each_once(doc, {DEPLOY_WEBHOOK_URL: webhook_url, DEPLOY_TOKEN_FILE: str(token_file)},
+                             DEPLOY_ALERTMANAGER_CONFIG.name)
+    timings = dict(timings or {})
+    unknown = set(timings) - set(ALERTMANAGER_TIMING_KEYS)
+    if unknown:
+        raise ValueError(f"the overlay contract allows only {ALERTMANAGER_TIMING_KEYS}, not {sorted(unknown)}")
+    remediation_routes = [r for r in out["route"].get("routes") or [] if r.get("receiver") == REMEDIATOR_RECEIVER]
+    if len(remediation_routes) != 1:
+        raise ValueError(f"{DEPLOY_ALERTMANAGER_CONFIG.name}: expected one route to {REMEDIATOR_RECEIVER}, "
+                         f"found {len(remediation_routes)}")
+    for route in (out["route"], remediation_routes[0]):
+        route.update(timings)
+    return out
+
+
+def config_changes(old, new, path=()):
+    """[(path, old, new)] for every value that differs between two YAML documents; a list of a
+    different length, or a key present on one side only, is one change (MISSING on that side)."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in list(old) + [k for k in new if k not in old]:
+            out += config_changes(old.get(key, MISSING), new.get(key, MISSING), path + (key,))
+        return out
+    if isinstance(old, list) and isinstance(new, list) and len(old) == len(new):
+        return [c for i, (a, b) in enumerate(zip(old, new)) for c in config_changes(a, b, path + (i,))]
+    return [] if old == new else [(path, old, new)]
+
+
+class _Missing:
+    def __repr__(self):
+        return "MISSING"
+
+
+MISSING = _Missing()

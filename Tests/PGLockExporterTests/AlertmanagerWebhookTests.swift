@@ -39,6 +39,38 @@ import Testing
         #expect(try AlertmanagerWebhook.parse(Array(body.utf8)).alerts[0].deliveryKey == "a=1,b=2@t")
     }
 
+    /// Generated inputs: random mutations of a real payload and random bytes never crash the
+    /// parser; every outcome is a payload or a one-line error.
+    @Test func mutatedPayloadsNeverCrash() {
+        let valid = Array(Self.firing.utf8)
+        var generator = SystemRandomNumberGenerator()
+        var parsed = 0
+        for round in 0..<3000 {
+            var bytes = valid
+            if round % 10 == 0 {
+                bytes = (0..<Int.random(in: 0...512, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            } else {
+                for _ in 0..<Int.random(in: 1...8, using: &generator) where !bytes.isEmpty {
+                    let at = Int.random(in: 0..<bytes.count, using: &generator)
+                    switch Int.random(in: 0..<4, using: &generator) {
+                    case 0: bytes[at] = UInt8.random(in: 0...255, using: &generator)
+                    case 1: bytes.remove(at: at)
+                    case 2: bytes.insert(Array("{}[]\",:0aé".utf8).randomElement(using: &generator)!, at: at)
+                    default: bytes.insert(contentsOf: bytes[at..<min(bytes.count, at + 40)], at: at)
+                    }
+                }
+            }
+            do {
+                _ = try AlertmanagerWebhook.parse(bytes)
+                parsed += 1
+            } catch {
+                #expect(!error.description.contains("\n"))
+                #expect(error.description.hasPrefix("invalid Alertmanager webhook") || error.description.hasPrefix("unsupported"))
+            }
+        }
+        #expect(parsed > 0)
+    }
+
     @Test func constantTimeCompare() {
         #expect(WebhookService.constantTimeEqual("Bearer abc", "Bearer abc"))
         #expect(!WebhookService.constantTimeEqual("Bearer abd", "Bearer abc"))
