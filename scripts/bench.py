@@ -1205,8 +1205,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def on_signal(number, _frame):
-    if os.environ.get("BENCH_DEBUG"):
-        traceback.print_stack(_frame)
+    log(f"stopped by signal {number}: cleaning up")
     raise SystemExit(128 + number)
 
 

@@ -27,9 +27,12 @@ final class ExporterProcess {
         child = try ChildProcess([Self.binary] + args, environment: env.merging(environment) { $1 })
         if waitForListening {
             try eventually("the exporter to log its listening address") {
-                if let range = log.range(of: #"msg=listening address=[^ ]*:(\d+)"#, options: .regularExpression) {
-                    port = Int(log[range].split(separator: ":").last!)!
-                    return true
+                // logfmt: msg=listening address=HOST:PORT; json: "msg":"listening","address":"HOST:PORT"
+                for pattern in [#"msg=listening address=[^ ]*:\d+"#, #""msg":"listening","address":"[^"]*:\d+"#] {
+                    if let range = log.range(of: pattern, options: .regularExpression) {
+                        port = Int(log[range].split(separator: ":").last!.filter(\.isNumber))!
+                        return true
+                    }
                 }
                 if !child.isRunning { throw TestFailure("exporter exited early: \(log)") }
                 return false
