@@ -87,21 +87,10 @@ struct Serve: ParsableCommand {
             collectors = [collector]
         }
 
-        let address = try ListenAddress(parsing: listenAddress)
-        let server: HTTPServer
-        do {
-            server = try web.startServer(webConfig, address: address) { routes.handle($0) }
-        } catch {
-            logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
-        }
-        logger.info(
-            "listening",
-            metadata: [
-                "address": "\(ListenAddress(host: address.host, port: server.port))", "version": "\(BuildInfo.version)",
-                "targets": "\(configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ","))",
-                "tls": "\(webConfig.tls != nil)", "basic_auth": "\(!webConfig.basicAuthUsers.isEmpty)",
-            ])
+        let targets = configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ",")
+        let server = try web.startServer(
+            webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"]
+        ) { routes.handle($0) }
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
             // down is not fatal: scrapes answer pg_up 0 until it is back.
@@ -109,8 +98,7 @@ struct Serve: ParsableCommand {
         }
         let sampler = try sampleInterval.map { Sampler(collectors: collectors, intervalSeconds: try parseDuration($0, "--sample.interval")) }
 
-        let signal = ShutdownSignals.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+        waitForShutdown(logger)
         sampler?.stop()
         collectors.forEach { $0.cancelRunningQuery() }
         server.stop()

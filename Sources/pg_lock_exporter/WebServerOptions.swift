@@ -1,5 +1,12 @@
 import ArgumentParser
+import Logging
 import PGLockExporter
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// The HTTP server's settings shared by `serve` and `remediate --listen`: `--web.config.file`
 /// (TLS and basic auth, exporter-toolkit format) and the limits that keep slow or abusive
@@ -40,11 +47,33 @@ struct WebServerOptions: ParsableArguments {
         do { return try WebConfig.load(path: path) } catch { throw ValidationError(error.description) }
     }
 
-    /// Starts the server with the file's TLS settings and its access rules in front of `handler`.
+    /// Starts the server with the file's TLS settings and its access rules in front of `handler`,
+    /// and logs `listening` with the bound address and `details`. A failure to listen is logged
+    /// and exits 1.
     func startServer(
-        _ config: WebConfig, address: ListenAddress, basicAuthExempt: Set<String> = [], handler: @escaping HTTPServer.Handler
-    ) throws(HTTPServerError) -> HTTPServer {
+        _ config: WebConfig, address: ListenAddress, basicAuthExempt: Set<String> = [], logger: Logger,
+        details: Logger.Metadata, handler: @escaping HTTPServer.Handler
+    ) throws -> HTTPServer {
         let guarded = AccessGuard(config: config, basicAuthExempt: basicAuthExempt).wrap(handler)
-        return try HTTPServer(address: address, limits: limits, tls: config.tls, handler: guarded)
+        let server: HTTPServer
+        do {
+            server = try HTTPServer(address: address, limits: limits, tls: config.tls, handler: guarded)
+        } catch {
+            logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
+            throw ExitCode(1)
+        }
+        var metadata = details
+        metadata["address"] = "\(ListenAddress(host: address.host, port: server.port))"
+        metadata["version"] = "\(BuildInfo.version)"
+        metadata["tls"] = "\(config.tls != nil)"
+        metadata["basic_auth"] = "\(!config.basicAuthUsers.isEmpty)"
+        logger.info("listening", metadata: metadata)
+        return server
     }
+}
+
+/// Waits for SIGTERM or SIGINT (blocked at start with `ShutdownSignals.block()`) and logs it.
+func waitForShutdown(_ logger: Logger) {
+    let signal = ShutdownSignals.wait()
+    logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
 }

@@ -51,26 +51,16 @@ struct WebhookOptions: ParsableArguments {
                 allDatabases: remediation.allDatabases, token: token, alertNames: Set(alertNames),
                 maxTerminationsPerMinute: maxPerMinute, audit: audit),
             logger: logger)
-        let server: HTTPServer
-        do {
-            // The webhook has its own bearer token (Alertmanager sends one Authorization header);
-            // basic auth, when configured, guards the other paths.
-            server = try web.startServer(webConfig, address: address, basicAuthExempt: [WebhookService.webhookPath]) {
-                service.handle($0)
-            }
-        } catch {
-            logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
-            throw ExitCode(1)
-        }
-        logger.info(
-            "listening",
-            metadata: [
-                "address": "\(ListenAddress(host: address.host, port: server.port))", "version": "\(BuildInfo.version)",
+        // The webhook has its own bearer token (Alertmanager sends one Authorization header);
+        // basic auth, when configured, guards the other paths.
+        let server = try web.startServer(
+            webConfig, address: address, basicAuthExempt: [WebhookService.webhookPath], logger: logger,
+            details: [
                 "mode": "\(remediation.execute ? "execute" : "dry-run")", "target": "\(ConnectionString.redacted(settings.dsn))",
                 "alertnames": "\(alertNames.sorted().joined(separator: ","))",
-            ])
-        let signal = ShutdownSignals.wait()
-        logger.info("shutting down", metadata: ["signal": "\(signal == 15 ? "SIGTERM" : "SIGINT")"])
+            ]
+        ) { service.handle($0) }
+        waitForShutdown(logger)
         server.stop()
         service.drain(timeoutSeconds: 10)
     }
