@@ -972,7 +972,7 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
     out.append(
         f"{now} · {info['nproc']} CPUs ({info['model']}), {info['memory_gib']:.0f} GiB, Linux {info['kernel']} · "
         f"PostgreSQL {pg.version} · postgres_exporter {their_version} (Debian, default collectors) · "
-        f"pg_lock_exporter {info['commit']} (release, static Swift stdlib) · `{' '.join(['scripts/bench.py', *info['argv']])}`\n"
+        f"pg_lock_exporter at {info['commit']} (binary {info['binary']}) · `{' '.join(['scripts/bench.py', *info['argv']])}`\n"
     )
     out.append(
         f"Per size, {args.scrapes} interleaved rounds after {WARMUP_SCRAPES} warm-up scrapes; each round, in a rotating "
@@ -1228,6 +1228,8 @@ def main(argv: list[str]) -> int:
         # A private copy: a concurrent build may relink the original while we measure.
         ours_binary = os.path.join(workdir, "pg_lock_exporter")
         shutil.copy2(args.exporter, ours_binary)
+        built = datetime.datetime.fromtimestamp(os.stat(ours_binary).st_mtime, datetime.timezone.utc)
+        info["binary"] = f"{os.path.relpath(args.exporter, ROOT)}, {os.stat(ours_binary).st_size / 2**20:.0f} MiB, built {built:%H:%M} UTC"
         their_version = ensure_postgres_exporter()
 
         log(f"starting PostgreSQL in {pg.dir} (max_connections {max(args.sizes) + 300})")

@@ -111,12 +111,14 @@ def remediation_stack(exporter_bin, prometheus_bin, alertmanager_bin, pg_server,
             am_token_file = write_secret(directory / "alertmanager_token", alertmanager_token)
 
         stack.exporter = livestack.start_exporter(exporter_bin, pg_server.dsn, directory / "exporter.log")
-        stack.remediator = livestack.start_remediator(exporter_bin, pg_server.dsn_for(datname), directory / "remediator.log", [
+        remediator_args = [
             "--webhook.token-file", token_file, "--execute", "--min-idle", MIN_IDLE, "--audit-log", stack.audit_log,
             # The webhook runs its pass in the database named by the alert's datname. Other
             # databases of this shared server (the `app` incident) are not this test's to end.
             "--only-database", re.escape(datname),
-        ])
+        ]
+        stack.remediator = livestack.start_remediator(exporter_bin, pg_server.dsn_for(datname),
+                                                      directory / "remediator.log", remediator_args)
         am_config = livestack.alertmanager_overlay(
             yaml.safe_load(DEPLOY_ALERTMANAGER_CONFIG.read_text(encoding="utf-8")),
             stack.remediator.webhook_url, am_token_file, ALERTMANAGER_TIMINGS)
@@ -138,11 +140,28 @@ def remediation_stack(exporter_bin, prometheus_bin, alertmanager_bin, pg_server,
 
     yield build
     for stack in reversed(stacks):
-        if stack.incident is not None:
-            stack.incident.stop()
         for part in (stack.prometheus, stack.alertmanager, stack.remediator, stack.exporter):
             if part is not None:
                 part.stop()
+        if stack.incident is not None:
+            stack.incident.stop()
+            empty_database(pg_server, stack.datname)
+
+
+def empty_database(pg_server, datname):
+    """After the incident's clients are killed, wait until its sessions have left the server
+    (a backend waiting on a lock notices a vanished client only at the sandbox's
+    client_connection_check_interval), so the next test sees nothing of this one; end what is
+    left after that. Only sessions of this test's own database are touched."""
+    count = f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{datname}' AND backend_type = 'client backend'"
+    try:
+        wait_until(f"the sessions of {datname} to end", lambda: livestack.psql(pg_server.dsn, count) == [["0"]],
+                   timeout=10)
+    except AssertionError:
+        livestack.psql(pg_server.dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                      f"WHERE datname = '{datname}' AND backend_type = 'client backend'")
+        wait_until(f"the sessions of {datname} to end after pg_terminate_backend",
+                   lambda: livestack.psql(pg_server.dsn, count) == [["0"]], timeout=5)
 
 
 def start(stack, start_incident):
@@ -265,7 +284,7 @@ def test_deploy_config_overlays_change_only_what_their_contract_allows(tmp_path)
 
 # --------------------------------------------------------------------- alert -> webhook -> termination
 
-def test_alert_triggered_remediation_ends_exactly_the_root_blocker(remediation_stack, start_incident, pg_server):
+def test_alert_triggered_remediation_ends_exactly_the_root_blocker(remediation_stack, start_incident):
     stack = remediation_stack("e2e_remediation")
     started = time.monotonic()
     incident = start(stack, start_incident)
