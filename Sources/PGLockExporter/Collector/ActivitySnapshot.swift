@@ -3,15 +3,26 @@
 public struct ActivitySnapshot: Sendable {
     public var serverVersion: Int
     /// `server_version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
-    public var serverVersionString: String
+    public var serverVersionString: String {
+        get { settings.versionString }
+        set { settings.versionString = newValue }
+    }
     /// Every backend except the exporter's own; filter with `isClient`.
     public var sessions: [Session]
     public var locks: [LockCount]
     /// Connectable databases, in name order: the zero-filled metrics get one series each.
     public var databases: [DatabaseStats]
-    public var maxConnections: Int
+    /// The server's settings; read every scrape by `check`/`remediate`, cached by the exporter.
+    public var settings: ServerSettings
+    public var maxConnections: Int {
+        get { settings.maxConnections }
+        set { settings.maxConnections = newValue }
+    }
     /// Guard settings in seconds (0 = disabled), keyed by setting name.
-    public var timeouts: [String: Double]
+    public var timeouts: [String: Double] {
+        get { settings.timeouts }
+        set { settings.timeouts = newValue }
+    }
     /// Locks on contended objects; only read for `check` (see `SnapshotQuery.lockDetails`).
     public var lockDetails: [LockDetail]
 
@@ -21,12 +32,10 @@ public struct ActivitySnapshot: Sendable {
     ) {
         self.lockDetails = lockDetails
         self.serverVersion = serverVersion
-        self.serverVersionString = serverVersionString
+        self.settings = ServerSettings(versionString: serverVersionString, maxConnections: maxConnections, timeouts: timeouts)
         self.sessions = sessions
         self.locks = locks
         self.databases = databases
-        self.maxConnections = maxConnections
-        self.timeouts = timeouts
     }
 
     /// True when some sessions' state was hidden from us (the role lacks `pg_read_all_stats`).
@@ -156,4 +165,13 @@ public struct LockDetail: Sendable, Equatable {
         self.mode = mode
         self.object = object
     }
+}
+
+/// What `pg_settings` says: the version, `max_connections` and the guard timeouts.
+public struct ServerSettings: Sendable, Equatable {
+    /// `server_version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
+    public var versionString: String
+    public var maxConnections: Int
+    /// Guard settings in seconds (0 = disabled), keyed by setting name.
+    public var timeouts: [String: Double]
 }

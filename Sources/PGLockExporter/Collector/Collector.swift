@@ -29,6 +29,10 @@ public final class Collector: Sendable {
     private let warnedHidden = Atomic<Bool>(false)
     /// Cancels the statement in flight (at shutdown), from another thread than the one blocked on it.
     private let canceller = Mutex<PostgresCanceller?>(nil)
+    /// The server's settings, read on connect and then once a minute (`pg_settings` is the most
+    /// expensive small statement of the batch and changes only on reload).
+    private let settingsCache = Mutex<(settings: ServerSettings, read: ContinuousClock.Instant)?>(nil)
+    static let settingsMaxAge = Duration.seconds(60)
     /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
     let sampler: SamplerCounters.Box?
 
@@ -66,10 +70,18 @@ public final class Collector: Sendable {
         let started = ContinuousClock.now
         let timeoutMs = Int(min(Double(settings.statementTimeoutMilliseconds), budgetSeconds * 1000))
         do {
-            let snapshot = try connection.withLock { connection in
+            let cached = settingsCache.withLock { cache in
+                cache.flatMap { ContinuousClock.now - $0.read < Self.settingsMaxAge ? $0.settings : nil }
+            }
+            var snapshot = try connection.withLock { connection in
                 try withConnection(&connection, budgetSeconds: budgetSeconds) { db in
-                    try db.readSnapshot(statementTimeoutMilliseconds: timeoutMs)
+                    try db.readSnapshot(identity: false, settings: cached == nil, statementTimeoutMilliseconds: timeoutMs)
                 }
+            }
+            if let cached {
+                snapshot.settings = cached
+            } else {
+                settingsCache.withLock { $0 = (snapshot.settings, ContinuousClock.now) }
             }
             noteUp(snapshot)
             let graph = BlockingGraph(sessions: snapshot.sessions)
@@ -94,6 +106,7 @@ public final class Collector: Sendable {
         if connection == nil || connection?.isHealthy == false {
             connection = nil
             canceller.withLock { $0 = nil }
+            settingsCache.withLock { $0 = nil }  // a new connection may be a restarted, reconfigured server
             var attempt = settings
             attempt.connectTimeoutSeconds = min(settings.connectTimeoutSeconds, max(2, Int(budgetSeconds.rounded(.up))))
             let opened = try PostgresConnection(attempt)

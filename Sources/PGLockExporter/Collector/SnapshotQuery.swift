@@ -1,8 +1,9 @@
 /// The SQL of one collection, shaped for the server's version, and the decoding of its results.
 ///
-/// Everything comes back in one round trip: four statements sent as one simple query, so they
+/// Everything comes back in one round trip: the statements are sent as one simple query, so they
 /// share one implicit transaction and `pg_stat_activity` is read once (the server caches the
-/// activity snapshot for the transaction). No statement carries user input.
+/// activity snapshot for the transaction); `pg_locks` is read once too. No statement carries
+/// user input.
 public struct SnapshotQuery: Sendable {
     public let serverVersion: Int
     /// Characters of query text to read per session; 0 leaves the column out (the exporter never
@@ -13,10 +14,30 @@ public struct SnapshotQuery: Sendable {
     /// (`check` draws it; the exporter does not need it).
     public let lockDetails: Bool
 
-    public init(serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false) {
+    /// Also read `backend_start` and `state_change` as text: the identity a termination re-checks
+    /// (`remediate`, `check`). The exporter leaves them out: no metric needs them.
+    public let identity: Bool
+
+    /// Also read the guard settings (`pg_settings`); the exporter reads them once a minute.
+    public let settings: Bool
+
+    public init(
+        serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false, identity: Bool = true, settings: Bool = true
+    ) {
         self.serverVersion = serverVersion
         self.queryCharacters = max(0, queryCharacters)
         self.lockDetails = lockDetails
+        self.identity = identity
+        self.settings = settings
+    }
+
+    /// The statements of the batch, in order (the `SET` before them is not listed).
+    enum Statement: Sendable {
+        case sessions, locks, databases, settings, lockDetails
+    }
+
+    var statements: [Statement] {
+        [.sessions, .locks, .databases] + (settings ? [.settings] : []) + (lockDetails ? [.lockDetails] : [])
     }
 
     /// `pg_locks.waitstart` exists from PostgreSQL 14.
@@ -36,19 +57,22 @@ public struct SnapshotQuery: Sendable {
     /// The batch, preceded by a `SET statement_timeout` that bounds this collection.
     public func sql(statementTimeoutMilliseconds: Int) -> String {
         "SET statement_timeout = \(max(1, statementTimeoutMilliseconds));\n"
-            + ([sessionsSQL, locksSQL, databasesSQL, settingsSQL] + (lockDetails ? [lockDetailsSQL] : []))
-            .joined(separator: ";\n")
+            + statements.map { statement in
+                switch statement {
+                case .sessions: sessionsSQL
+                case .locks: locksSQL
+                case .databases: databasesSQL
+                case .settings: settingsSQL
+                case .lockDetails: lockDetailsSQL
+                }
+            }.joined(separator: ";\n")
     }
 
     /// Every backend but ours. `pg_blocking_pids()` only for lock waiters: it takes the lock
-    /// manager's partition locks, so calling it for every row would stall the server. The wait
-    /// start comes from one aggregate over `pg_locks` joined by pid, not a per-row subquery.
+    /// manager's partition locks, so calling it for every row would stall the server.
     var sessionsSQL: String {
-        let waitSeconds = hasWaitStart ? "extract(epoch FROM now() - w.waitstart)" : "NULL::float8"
-        let waitJoin = hasWaitStart
-            ? "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) w ON w.pid = a.pid"
-            : ""
         let query = queryCharacters > 0 ? "left(a.query, \(queryCharacters))" : "NULL::text"
+        let identityColumns = identity ? "a.backend_start::text, a.state_change::text" : "NULL::text, NULL::text"
         return """
             SELECT a.pid, a.datname, a.usename, a.application_name,
                    coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''),
@@ -57,21 +81,33 @@ public struct SnapshotQuery: Sendable {
                    extract(epoch FROM now() - a.xact_start),
                    a.wait_event_type = 'Lock',
                    CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
-                   \(waitSeconds),
-                   a.backend_start::text, a.state_change::text, \(query)
-            FROM pg_stat_activity a \(waitJoin)
+                   \(identityColumns), \(query)
+            FROM pg_stat_activity a
             WHERE a.pid <> pg_backend_pid()
             """
     }
 
-    /// Lock counts; locks without a database (transaction ids) or on shared catalogs get ''.
+    /// One read of `pg_locks` for two answers: lock counts (locks without a database, such as
+    /// transaction ids, or on shared catalogs get datname ''), and, from 14, each waiter's
+    /// longest wait from `waitstart` (rows with a pid). Reading it once matters: every read
+    /// takes all the lock manager's partition locks in turn.
     var locksSQL: String {
-        """
-        SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*)
-        FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
-        WHERE l.pid IS DISTINCT FROM pg_backend_pid()
-        GROUP BY 1, 2, 3
-        """
+        let waits = hasWaitStart
+            ? """
+
+              UNION ALL
+              SELECT NULL, NULL, NULL, NULL, pid, extract(epoch FROM now() - min(waitstart))
+              FROM l WHERE NOT granted AND pid IS NOT NULL GROUP BY pid
+              """
+            : ""
+        return """
+            WITH l AS MATERIALIZED (
+                SELECT database, mode, granted, pid\(hasWaitStart ? ", waitstart" : "")
+                FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid())
+            SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*), NULL::int, NULL::float8
+            FROM l LEFT JOIN pg_database d ON d.oid = l.database
+            GROUP BY 1, 2, 3\(waits)
+            """
     }
 
     var databasesSQL: String {
@@ -122,20 +158,27 @@ public struct SnapshotQuery: Sendable {
         public private(set) var databases: [DatabaseStats] = []
         public private(set) var lockDetails: [LockDetail] = []
         var settings: [String: String] = [:]
+        /// pid → seconds since `pg_locks.waitstart` (14+).
+        var waitSeconds: [Int32: Double] = [:]
+        private let statements: [Statement]
 
-        public init(_ query: SnapshotQuery) { self.query = query }
+        public init(_ query: SnapshotQuery) {
+            self.query = query
+            self.statements = query.statements
+        }
 
+        /// Reads the result of batch statement `index` (0 is the `SET`).
         public mutating func read(_ index: Int, _ result: borrowing PostgresResult) {
-            switch index {
-            case 1: readSessions(result)
-            case 2: readLocks(result)
-            case 3: readDatabases(result)
-            case 4:
+            guard index >= 1, index <= statements.count else { return }
+            switch statements[index - 1] {
+            case .sessions: readSessions(result)
+            case .locks: readLocks(result)
+            case .databases: readDatabases(result)
+            case .settings:
                 for row in 0..<result.rowCount {
                     if let name = result.string(row, 0) { settings[name] = result.string(row, 1) }
                 }
-            case 5: readLockDetails(result)
-            default: break
+            case .lockDetails: readLockDetails(result)
             }
         }
 
@@ -185,17 +228,20 @@ public struct SnapshotQuery: Sendable {
                         transactionSeconds: r.double(row, 8),
                         waitingOnLock: waiting,
                         blockedBy: blockers,
-                        // Before 14 the best available is the time since the waiter's state_change.
-                        lockWaitSeconds: waiting ? (r.double(row, 11) ?? r.double(row, 7)) : nil,
-                        backendStart: r.string(row, 12),
-                        stateChange: r.string(row, 13),
-                        query: r.string(row, 14)
+                        lockWaitSeconds: nil,  // from the locks statement, in snapshot()
+                        backendStart: r.string(row, 11),
+                        stateChange: r.string(row, 12),
+                        query: r.string(row, 13)
                     ))
             }
         }
 
         mutating func readLocks(_ r: borrowing PostgresResult) {
             for row in 0..<r.rowCount {
+                if let pid = r.int(row, 4) {
+                    waitSeconds[Int32(pid)] = r.double(row, 5)
+                    continue
+                }
                 locks.append(
                     LockCount(
                         datname: r.string(row, 0) ?? "", mode: r.string(row, 1) ?? "",
@@ -214,16 +260,24 @@ public struct SnapshotQuery: Sendable {
         }
 
         public func snapshot() -> ActivitySnapshot {
-            var timeouts: [String: Double] = [:]
-            for name in query.timeoutSettings {
-                timeouts[name] = (settings[name].flatMap(Double.init) ?? 0) / 1000
+            var sessions = sessions
+            for index in sessions.indices where sessions[index].waitingOnLock {
+                // Before 14 there is no waitstart: the best available is the waiter's state_change.
+                sessions[index].lockWaitSeconds = waitSeconds[sessions[index].pid] ?? sessions[index].stateSeconds
             }
-            return ActivitySnapshot(
-                serverVersion: query.serverVersion,
-                serverVersionString: settings["server_version"] ?? "",
-                sessions: sessions, locks: locks, databases: databases, lockDetails: lockDetails,
-                maxConnections: settings["max_connections"].flatMap { Int($0) } ?? 0,
-                timeouts: timeouts)
+            var snapshot = ActivitySnapshot(
+                serverVersion: query.serverVersion, serverVersionString: "", sessions: sessions, locks: locks,
+                databases: databases, lockDetails: lockDetails, maxConnections: 0, timeouts: [:])
+            if query.settings {
+                var timeouts: [String: Double] = [:]
+                for name in query.timeoutSettings {
+                    timeouts[name] = (settings[name].flatMap(Double.init) ?? 0) / 1000
+                }
+                snapshot.settings = ServerSettings(
+                    versionString: settings["server_version"] ?? "",
+                    maxConnections: settings["max_connections"].flatMap { Int($0) } ?? 0, timeouts: timeouts)
+            }
+            return snapshot
         }
     }
 }
