@@ -31,9 +31,12 @@ public struct BlockingGraph: Sendable {
     private let waitersByBlocker: [Int32: [Int32]]
 
     public init(sessions: [Session]) {
-        var byPID: [Int32: Session] = [:]
-        byPID.reserveCapacity(sessions.count)
-        for session in sessions { byPID[session.pid] = session }
+        // pid → index, not copies: a Session holds several strings, and copying hundreds of them
+        // per scrape costs more than the graph itself.
+        var indexByPID: [Int32: Int] = [:]
+        indexByPID.reserveCapacity(sessions.count)
+        for (index, session) in sessions.enumerated() { indexByPID[session.pid] = index }
+        func session(_ pid: Int32) -> Session? { indexByPID[pid].map { sessions[$0] } }
 
         var blocked: [Int32: Session] = [:]
         var waitersByBlocker: [Int32: [Int32]] = [:]
@@ -50,8 +53,8 @@ public struct BlockingGraph: Sendable {
         var depthMemo: [Int32: Int] = [:]
         var roots: [Root] = []
         for (pid, direct) in waitersByBlocker where blocked[pid] == nil {
-            let session = byPID[pid]
-            let datname = session?.datname ?? direct.lazy.compactMap { byPID[$0]?.datname }.first ?? ""
+            let session = session(pid)
+            let datname = session?.datname ?? direct.lazy.compactMap { indexByPID[$0].flatMap { sessions[$0].datname } }.first ?? ""
             let state = pid == 0 ? "prepared transaction" : (session?.stateLabel ?? "unknown")
             var onPath = Set<Int32>()
             roots.append(

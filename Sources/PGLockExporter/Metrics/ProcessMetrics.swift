@@ -21,7 +21,7 @@ public enum ProcessMetrics {
         w.sample("process_resident_memory_bytes", field(24) * pageSize)
         w.family("process_virtual_memory_bytes", .gauge, help: "Virtual memory size in bytes.")
         w.sample("process_virtual_memory_bytes", field(23))
-        if let bootTime = bootTimeSeconds() {
+        if let bootTime = Self.bootTime {
             w.family("process_start_time_seconds", .gauge, help: "Start time of the process since unix epoch in seconds.")
             w.sample("process_start_time_seconds", bootTime + field(22) / ticks)
         }
@@ -39,6 +39,9 @@ public enum ProcessMetrics {
     private static let RLIMIT_NOFILE_VALUE = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
 
     static func readFile(_ path: String) -> String? { try? TextFile.read(path) }
+
+    /// The machine's boot time does not change: read once.
+    private static let bootTime: Double? = bootTimeSeconds()
 
     private static func bootTimeSeconds() -> Double? {
         guard let stat = readFile("/proc/stat") else { return nil }

@@ -42,6 +42,7 @@ public struct SnapshotMetrics {
     }
 
     private struct Pair: Hashable, Comparable {
+        // (datname, state) for transaction ages and root blockers
         var first: String
         var second: String
         static func < (a: Pair, b: Pair) -> Bool { (a.first, a.second) < (b.first, b.second) }
@@ -64,58 +65,78 @@ public struct SnapshotMetrics {
         return names.sorted()
     }
 
-    /// Maps each session to its (datname, usename, application) group, folding the smallest
-    /// user/application pairs of a database into `other` beyond the cap.
-    private func groupKeys(_ clients: [Session]) -> [GroupKey] {
-        var pairCounts: [String: [Pair: Int]] = [:]
-        for s in clients {
-            pairCounts[s.datname ?? "", default: [:]][Pair(first: s.usename ?? "", second: s.applicationName), default: 0] += 1
-        }
-        var kept: [String: Set<Pair>] = [:]
-        for (datname, counts) in pairCounts {
-            let ranked = counts.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
-            kept[datname] = Set(ranked.prefix(max(0, options.maxUserApplicationPairs)).map(\.key))
-        }
-        return clients.map { s in
-            let datname = s.datname ?? ""
-            let pair = Pair(first: s.usename ?? "", second: s.applicationName)
-            if kept[datname]?.contains(pair) == true {
-                return GroupKey(datname: datname, usename: pair.first, application: pair.second)
+    /// Per group: sessions by state, and the oldest idle-in-transaction age.
+    private struct GroupStats {
+        /// Counts for `baselineStates`, in that order; other states in `others`.
+        var baseline = [0, 0, 0, 0]
+        var others: [String: Int] = [:]
+        var total = 0
+        var idleMax = 0.0
+
+        mutating func add(_ s: Session) {
+            total += 1
+            switch s.state {
+            case "active": baseline[0] += 1
+            case "idle": baseline[1] += 1
+            case "idle in transaction": baseline[2] += 1
+            case "idle in transaction (aborted)": baseline[3] += 1
+            default: others[s.stateLabel, default: 0] += 1
             }
-            return GroupKey(datname: datname, usename: Self.other, application: Self.other)
+            if s.isIdleInTransaction { idleMax = max(idleMax, s.stateSeconds ?? 0) }
+        }
+
+        mutating func merge(_ other: GroupStats) {
+            for i in baseline.indices { baseline[i] += other.baseline[i] }
+            others.merge(other.others, uniquingKeysWith: +)
+            total += other.total
+            idleMax = max(idleMax, other.idleMax)
         }
     }
 
-    private func writeSessionGroups(_ clients: [Session], into w: inout ExpositionWriter) {
-        let keys = groupKeys(clients)
-        var counts: [GroupKey: [String: Int]] = [:]
-        var idleMax: [GroupKey: Double] = [:]
-        for (session, key) in zip(clients, keys) {
-            counts[key, default: [:]][session.stateLabel, default: 0] += 1
-            let idle = session.isIdleInTransaction ? max(0, session.stateSeconds ?? 0) : 0
-            idleMax[key] = max(idleMax[key] ?? 0, idle)
+    /// Groups sessions by (datname, usename, application) in one pass, then folds each database's
+    /// smallest user/application pairs beyond the cap into `other`.
+    private func groups(_ clients: [Session]) -> [(GroupKey, GroupStats)] {
+        var groups: [GroupKey: GroupStats] = [:]
+        for s in clients {
+            groups[GroupKey(datname: s.datname ?? "", usename: s.usename ?? "", application: s.applicationName), default: GroupStats()].add(s)
         }
-        let groups = counts.keys.sorted()
+        var byDatabase: [String: [(GroupKey, GroupStats)]] = [:]
+        for (key, stats) in groups { byDatabase[key.datname, default: []].append((key, stats)) }
+        var result: [(GroupKey, GroupStats)] = []
+        for (datname, entries) in byDatabase {
+            guard entries.count > options.maxUserApplicationPairs else {
+                result += entries
+                continue
+            }
+            let ranked = entries.sorted { $0.1.total != $1.1.total ? $0.1.total > $1.1.total : $0.0 < $1.0 }
+            result += ranked.prefix(max(0, options.maxUserApplicationPairs))
+            var folded = GroupStats()
+            for (_, stats) in ranked.dropFirst(max(0, options.maxUserApplicationPairs)) { folded.merge(stats) }
+            result.append((GroupKey(datname: datname, usename: Self.other, application: Self.other), folded))
+        }
+        return result.sorted { $0.0 < $1.0 }
+    }
 
+    private func writeSessionGroups(_ clients: [Session], into w: inout ExpositionWriter) {
+        let groups = groups(clients)
         w.family("pg_sessions", .gauge, help: "Client sessions by database, user, application and state.")
-        for key in groups {
-            let byState = counts[key]!
-            let states = Set(Self.baselineStates).union(byState.keys).sorted()
-            for state in states {
+        for (key, stats) in groups {
+            var states = Self.baselineStates.enumerated().map { ($1, stats.baseline[$0]) } + stats.others.map { ($0.key, $0.value) }
+            states.sort { $0.0 < $1.0 }
+            for (state, count) in states {
                 w.sample(
                     "pg_sessions",
                     ["datname": key.datname, "usename": key.usename, "application_name": key.application, "state": state],
-                    byState[state] ?? 0)
+                    count)
             }
         }
         w.family(
             "pg_idle_in_transaction_seconds", .gauge,
             help: "Longest time a session of the group has sat idle in transaction (now - state_change); 0 if none.")
-        for key in groups {
+        for (key, stats) in groups {
             w.sample(
                 "pg_idle_in_transaction_seconds",
-                ["datname": key.datname, "usename": key.usename, "application_name": key.application],
-                idleMax[key] ?? 0)
+                ["datname": key.datname, "usename": key.usename, "application_name": key.application], max(0, stats.idleMax))
         }
     }
 
