@@ -266,52 +266,26 @@ class PsqlTimer:
 
 
 # --------------------------------------------------------------------------------------------
-# SQL: the exporter's batch (a hand-written mirror of SnapshotQuery.swift), the cheapest batch
+# SQL: the exporter's batch (printed by the binary), the cheapest batch
 # that yields the same information, and the pieces PRODUCT.md quotes.
 
 
+# The binary whose SQL is timed (set in main()): it prints its own statements, so the timed
+# batch can never drift from what a scrape sends.
+EXPORTER_BINARY = ""
+
+
 def exporter_statements(version: int) -> list[str]:
-    """The statements of one collection as SnapshotQuery.sql(statementTimeoutMilliseconds: 5000)
-    sends them for `serve` (no query text, no lock details). Mirrors
-    Sources/PGLockExporter/Collector/SnapshotQuery.swift; keep the two in step (the report says
-    when pg_stat_statements shows they differ)."""
-    wait = "extract(epoch FROM now() - w.waitstart)" if version >= 140000 else "NULL::float8"
-    join = (
-        "LEFT JOIN (SELECT pid, min(waitstart) AS waitstart FROM pg_locks WHERE NOT granted GROUP BY pid) w ON w.pid = a.pid"
-        if version >= 140000
-        else ""
-    )
-    counters = (
-        "s.idle_in_transaction_time / 1000.0, s.sessions_killed, s.sessions_abandoned"
-        if version >= 140000
-        else "NULL::float8, NULL::float8, NULL::float8"
-    )
-    settings = ["max_connections", "server_version", "idle_in_transaction_session_timeout", "lock_timeout", "statement_timeout"]
-    if version >= 170000:
-        settings.append("transaction_timeout")
-    return [
-        "SET statement_timeout = 5000",
-        f"""SELECT a.pid, a.datname, a.usename, a.application_name,
-       coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''),
-       a.backend_type, a.state,
-       extract(epoch FROM now() - a.state_change),
-       extract(epoch FROM now() - a.xact_start),
-       a.wait_event_type = 'Lock',
-       CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid) END,
-       {wait},
-       a.backend_start::text, a.state_change::text, NULL::text
-FROM pg_stat_activity a {join}
-WHERE a.pid <> pg_backend_pid()""",
-        """SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*)
-FROM pg_locks l LEFT JOIN pg_database d ON d.oid = l.database
-WHERE l.pid IS DISTINCT FROM pg_backend_pid()
-GROUP BY 1, 2, 3""",
-        f"""SELECT d.datname, s.deadlocks, {counters}
-FROM pg_database d LEFT JOIN pg_stat_database s ON s.datid = d.oid
-WHERE d.datallowconn AND NOT d.datistemplate
-ORDER BY d.datname""",
-        "SELECT name, reset_val FROM pg_settings WHERE name IN (" + ", ".join(f"'{n}'" for n in settings) + ")",
-    ]
+    """The statements of one collection as the exporter sends them for `serve`, printed by the
+    binary itself (`serve --print-sql VERSION`): SET statement_timeout, sessions, locks,
+    databases, and the settings statement it sends on connect and then once a minute."""
+    out = subprocess.run([EXPORTER_BINARY, "serve", "--print-sql", str(version)], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        raise Failure(f"{EXPORTER_BINARY} serve --print-sql failed: {out.stderr.strip()[:200]}")
+    statements = [part.strip() for part in out.stdout.split("\n--\n")]
+    if len(statements) != 5:
+        raise Failure(f"expected 5 statements from --print-sql, got {len(statements)}")
+    return statements
 
 
 def aggregates_sql() -> str:
@@ -405,7 +379,6 @@ def prepare_statements(version: int) -> list[str]:
     return [
         f"PREPARE bench_lean AS {lean_sql(version)}",
         f"PREPARE bench_databases AS {ours[3]}",
-        f"PREPARE bench_settings AS {ours[4]}",
     ]
 
 
@@ -416,14 +389,14 @@ ROUND_SQL = ("batch", "lean", "prepared")
 def sql_variants(version: int) -> dict[str, str]:
     ours = exporter_statements(version)
     return {
-        # The exporter's own batch, as it sends it.
-        "batch": batch(ours),
-        # The same information, cheaper: one statement for sessions and locks, then the same
-        # database and settings statements; and that batch prepared.
-        "lean": batch([ours[0], lean_sql(version), ours[3], ours[4]]),
-        "prepared": batch([ours[0], "EXECUTE bench_lean", "EXECUTE bench_databases", "EXECUTE bench_settings"]),
+        # The exporter's own batch, as a scrape sends it (the settings statement goes once a minute).
+        "batch": batch(ours[:4]),
+        # The same information in one statement for sessions and locks, then the same
+        # databases statement; and that batch prepared.
+        "lean": batch([ours[0], lean_sql(version), ours[3]]),
+        "prepared": batch([ours[0], "EXECUTE bench_lean", "EXECUTE bench_databases"]),
         # Fewer rows instead: one row per group, the waiters and the rows of those they wait on.
-        "aggregated": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), *ours[2:]]),
+        "aggregated": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), ours[2], ours[3]]),
         # The pieces PRODUCT.md quotes.
         "aggregates": aggregates_sql(),
         "waiters": waiters_sql(version),
@@ -439,7 +412,7 @@ def sql_variants(version: int) -> dict[str, str]:
 
 
 SQL_LABELS = {
-    "batch": "the exporter's batch as it sends it (mirrors SnapshotQuery.swift)",
+    "batch": "the exporter's batch as a scrape sends it (printed by the binary)",
     "lean": "lean batch: sessions + lock counts in one statement reading pg_locks once, no timestamp text",
     "prepared": "the lean batch, prepared (no planning per run)",
     "aggregated": "aggregated batch: group aggregates + waiters + their blockers' rows + locks, databases, settings",
@@ -1003,7 +976,7 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
     out.append("")
     out.append(
         "SQL batch = the exporter's own statements as it sends them (`SET statement_timeout` + sessions, locks, "
-        "databases, settings in one round trip), hand-mirrored from `SnapshotQuery.swift`. Cheapest = the fastest of "
+        "databases, settings in one round trip), as printed by the binary (`serve --print-sql`); `pg_settings` is read once a minute, not per scrape. Cheapest = the fastest of "
         "the SQL that yields the same information: that batch; the *lean* batch (sessions and lock counts in one "
         "statement that reads `pg_locks` once, without the `backend_start`/`state_change` text no metric uses); and "
         "the lean batch *prepared* (no planning per run). ratio = exporter p50 / cheapest. speedup = postgres_exporter "
@@ -1228,6 +1201,8 @@ def main(argv: list[str]) -> int:
         # A private copy: a concurrent build may relink the original while we measure.
         ours_binary = os.path.join(workdir, "pg_lock_exporter")
         shutil.copy2(args.exporter, ours_binary)
+        global EXPORTER_BINARY
+        EXPORTER_BINARY = ours_binary
         built = datetime.datetime.fromtimestamp(os.stat(ours_binary).st_mtime, datetime.timezone.utc)
         info["binary"] = f"{os.path.relpath(args.exporter, ROOT)}, {os.stat(ours_binary).st_size / 2**20:.0f} MiB, built {built:%H:%M} UTC"
         their_version = ensure_postgres_exporter()

@@ -43,6 +43,11 @@ struct Serve: ParsableCommand {
         help: "usename/application_name pairs per database before the rest fold into \"other\".")
     var maxPairs: Int = 50
 
+    @Option(
+        name: .customLong("print-sql"),
+        help: ArgumentHelp("Print the collection's SQL for a server_version_num (e.g. 150018) and exit.", visibility: .hidden))
+    var printSQLVersion: Int?
+
     func validate() throws {
         guard telemetryPath.hasPrefix("/"), telemetryPath != "/", telemetryPath != ExporterRoutes.probePath else {
             throw ValidationError("--web.telemetry-path: must start with /, and not be / or /probe")
@@ -57,6 +62,13 @@ struct Serve: ParsableCommand {
     }
 
     func run() throws {
+        if let version = printSQLVersion {
+            // For the benchmark: the exact statements a scrape sends (the settings statement is
+            // sent on connect and then once a minute), separated by lines of "--".
+            print(SnapshotQuery(serverVersion: version, identity: false).sql(statementTimeoutMilliseconds: 5000)
+                .split(separator: ";\n").joined(separator: "\n--\n"))
+            return
+        }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
