@@ -75,7 +75,7 @@ public final class Collector: Sendable {
             }
             var snapshot = try connection.withLock { connection in
                 try withConnection(&connection, budgetSeconds: budgetSeconds) { db in
-                    try db.readSnapshot(identity: false, settings: cached == nil, statementTimeoutMilliseconds: timeoutMs)
+                    try db.readPreparedSnapshot(settings: cached == nil, statementTimeoutMilliseconds: timeoutMs)
                 }
             }
             if let cached {
@@ -110,6 +110,7 @@ public final class Collector: Sendable {
             var attempt = settings
             attempt.connectTimeoutSeconds = min(settings.connectTimeoutSeconds, max(2, Int(budgetSeconds.rounded(.up))))
             let opened = try PostgresConnection(attempt)
+            try opened.prepareSnapshotStatements()
             canceller.withLock { $0 = opened.makeCanceller() }
             connection = opened
         }

@@ -57,15 +57,35 @@ public struct SnapshotQuery: Sendable {
     /// The batch, preceded by a `SET statement_timeout` that bounds this collection.
     public func sql(statementTimeoutMilliseconds: Int) -> String {
         "SET statement_timeout = \(max(1, statementTimeoutMilliseconds));\n"
-            + statements.map { statement in
-                switch statement {
-                case .sessions: sessionsSQL
-                case .locks: locksSQL
-                case .databases: databasesSQL
-                case .settings: settingsSQL
-                case .lockDetails: lockDetailsSQL
-                }
-            }.joined(separator: ";\n")
+            + statements.map(sql(for:)).joined(separator: ";\n")
+    }
+
+    func sql(for statement: Statement) -> String {
+        switch statement {
+        case .sessions: sessionsSQL
+        case .locks: locksSQL
+        case .databases: databasesSQL
+        case .settings: settingsSQL
+        case .lockDetails: lockDetailsSQL
+        }
+    }
+
+    /// Names under which the exporter prepares its statements once per connection, so a scrape
+    /// neither sends nor plans SQL text (`PostgresConnection.executePrepared`).
+    static let preparedTimeout = "pg_lock_exporter_timeout"
+
+    static func preparedName(_ statement: Statement) -> String { "pg_lock_exporter_\(statement)" }
+
+    /// Every statement this query can send, to prepare on a new connection.
+    public var preparedStatements: [(name: String, sql: String)] {
+        [(Self.preparedTimeout, "SELECT set_config('statement_timeout', $1, false)")]
+            + statements.map { (Self.preparedName($0), sql(for: $0)) }
+    }
+
+    /// The calls of one collection: the timeout first (result index 0, like the batch's `SET`).
+    public func preparedCalls(statementTimeoutMilliseconds: Int) -> [PostgresConnection.PreparedCall] {
+        [.init(Self.preparedTimeout, [String(max(1, statementTimeoutMilliseconds))])]
+            + statements.map { .init(Self.preparedName($0)) }
     }
 
     /// Every backend but ours. `pg_blocking_pids()` only for lock waiters: it takes the lock

@@ -143,11 +143,86 @@ public final class PostgresConnection {
         if let firstError { throw firstError }
     }
 
+    /// One call of a prepared statement in a pipeline.
+    public struct PreparedCall: Sendable {
+        public var name: String
+        public var parameters: [String?]
+        public init(_ name: String, _ parameters: [String?] = []) {
+            self.name = name
+            self.parameters = parameters
+        }
+    }
+
+    /// Prepares statements (name → SQL) in one round trip, using libpq's pipeline mode.
+    public func prepare(_ statements: [(name: String, sql: String)]) throws {
+        try pipeline(statements.count, send: { index in
+            PQsendPrepare(raw, statements[index].name, statements[index].sql, 0, nil)
+        }, { _, _ in })
+    }
+
+    /// Runs prepared statements in one round trip (pipeline mode: no planning, no parsing) and hands
+    /// each result to `body` with its index. Until the sync they share one implicit transaction,
+    /// like a multi-statement query.
+    public func executePrepared(_ calls: [PreparedCall], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
+        try pipeline(calls.count, send: { index in
+            let copies = calls[index].parameters.map { $0.map { strdup($0) } ?? nil }
+            defer { copies.forEach { free($0) } }
+            let pointers = copies.map { UnsafePointer<CChar>($0) }
+            return pointers.withUnsafeBufferPointer { params in
+                PQsendQueryPrepared(raw, calls[index].name, Int32(params.count), params.baseAddress, nil, nil, 0)
+            }
+        }, body)
+    }
+
+    /// Sends `count` requests in pipeline mode, syncs, and reads every result (each request ends
+    /// with a NULL from `PQgetResult`, the sync with `PGRES_PIPELINE_SYNC`). After an error the
+    /// server skips the rest (`PGRES_PIPELINE_ABORTED`); they are read and dropped, and the first
+    /// error is thrown once the pipeline is drained, so the connection stays usable.
+    private func pipeline(
+        _ count: Int, send: (Int) -> Int32, _ body: (Int, borrowing PostgresResult) throws -> Void
+    ) throws {
+        guard PQenterPipelineMode(raw) == 1 else {
+            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
+        }
+        defer { PQexitPipelineMode(raw) }
+        for index in 0..<count where send(index) != 1 {
+            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
+        }
+        guard PQpipelineSync(raw) == 1 else {
+            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
+        }
+        var firstError: Error?
+        for index in 0..<count {
+            while let next = PQgetResult(raw) {
+                let result = PostgresResult(taking: next)
+                if result.status == PGRES_PIPELINE_ABORTED { continue }
+                do {
+                    let checked = try check(result)
+                    if firstError == nil { try body(index, checked) }
+                } catch {
+                    if firstError == nil { firstError = error }
+                }
+            }
+            if !isHealthy {
+                throw firstError ?? PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
+            }
+        }
+        // The sync point.
+        if let sync = PQgetResult(raw) {
+            _ = PostgresResult(taking: sync)
+        }
+        if let firstError { throw firstError }
+    }
+
     private func wrap(_ raw: OpaquePointer?) throws(PostgresError) -> PostgresResult {
         guard let raw else {
             throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(self.raw)))
         }
-        let result = PostgresResult(taking: raw)
+        return try check(PostgresResult(taking: raw))
+    }
+
+    /// Passes a successful result through; turns an error result into a `PostgresError`.
+    private func check(_ result: consuming PostgresResult) throws(PostgresError) -> PostgresResult {
         switch result.status {
         case PGRES_TUPLES_OK, PGRES_COMMAND_OK, PGRES_EMPTY_QUERY:
             return result
