@@ -1,5 +1,3 @@
-import Yams
-
 /// `--config.file`: named targets for the multi-target exporter pattern (`/probe?target=NAME`).
 ///
 /// ```yaml
@@ -29,15 +27,14 @@ public struct TargetsConfig: Sendable {
         }
         let text: String
         do { text = try TextFile.read(path) } catch { throw fail(nil, error.reason) }
-        let node: Node?
-        do { node = try Yams.compose(yaml: text) } catch { throw fail(nil, "not valid YAML") }
-        guard let top = node?.mapping else { throw fail(nil, "expected a mapping with a \"targets\" key") }
+        let node: ConfigYAML
+        do { node = try ConfigYAML.parse(text) } catch { throw fail(nil, "not valid YAML (\(error))") }
+        guard let top = node.mapping, !top.isEmpty else { throw fail(nil, "expected a mapping with a \"targets\" key") }
         var result: [(String, Target)] = []
         for (key, value) in top {
-            guard key.string == "targets" else { throw fail(key.string ?? "?", "unknown key") }
+            guard key == "targets" else { throw fail(key, "unknown key") }
             guard let targets = value.mapping, !targets.isEmpty else { throw fail("targets", "expected a mapping of names to targets") }
-            for (nameNode, spec) in targets {
-                let name = nameNode.string ?? ""
+            for (name, spec) in targets {
                 let field = "targets.\(name)"
                 guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }) else {
                     throw fail(field, "target names may use letters, digits, '_', '-' and '.'")
@@ -45,8 +42,7 @@ public struct TargetsConfig: Sendable {
                 guard let map = spec.mapping else { throw fail(field, "expected a mapping with a dsn") }
                 var dsn: String?
                 var password: String?
-                for (k, v) in map {
-                    let option = k.string ?? ""
+                for (option, v) in map {
                     guard let text = v.string else { throw fail("\(field).\(option)", "expected a string") }
                     switch option {
                     case "dsn":

@@ -1,5 +1,4 @@
 import CCrypt
-import Yams
 
 /// `--web.config.file`, in the format of the Prometheus exporter toolkit that Prometheus users
 /// already have: `tls_server_config` (served by libmicrohttpd over GnuTLS) and
@@ -33,20 +32,17 @@ public struct WebConfig: Sendable {
         }
         let text: String
         do { text = try TextFile.read(path) } catch { throw fail(nil, error.reason) }
-        let root: Node?
-        do { root = try Yams.compose(yaml: text) } catch { throw fail(nil, "not valid YAML") }
-        var config = WebConfig()
-        guard let root else { return config }  // an empty file configures nothing
+        let root: ConfigYAML
+        do { root = try ConfigYAML.parse(text) } catch { throw fail(nil, "not valid YAML (\(error))") }
+        var config = WebConfig()  // an empty file configures nothing
         guard let top = root.mapping else { throw fail(nil, "expected a mapping at the top level") }
-        for (keyNode, value) in top {
-            let key = keyNode.string ?? ""
+        for (key, value) in top {
             switch key {
             case "tls_server_config":
                 try config.readTLS(value, fail: fail)
             case "basic_auth_users":
                 guard let users = value.mapping else { throw fail(key, "expected a mapping of user names to bcrypt hashes") }
-                for (user, hash) in users {
-                    let name = user.string ?? ""
+                for (name, hash) in users {
                     guard let hash = hash.string, hash.hasPrefix("$2") else {
                         throw fail("\(key).\(name)", "expected a bcrypt hash ($2y$... or $2b$...)")
                     }
@@ -62,12 +58,11 @@ public struct WebConfig: Sendable {
         return config
     }
 
-    private mutating func readTLS(_ node: Node, fail: (String?, String) -> LoadError) throws(LoadError) {
+    private mutating func readTLS(_ node: ConfigYAML, fail: (String?, String) -> LoadError) throws(LoadError) {
         let prefix = "tls_server_config"
         guard let map = node.mapping else { throw fail(prefix, "expected a mapping") }
         var fields: [String: String] = [:]
-        for (key, value) in map {
-            let name = key.string ?? ""
+        for (name, value) in map {
             switch name {
             case "cert_file", "key_file", "client_ca_file", "client_auth_type", "min_version", "cert", "key":
                 guard let text = value.string else { throw fail("\(prefix).\(name)", "expected a string") }
