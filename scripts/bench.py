@@ -45,7 +45,9 @@ import traceback
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX = os.path.join(ROOT, "scripts", "pg-sandbox")
 THEIR_BINARY = "/usr/bin/prometheus-postgres-exporter"
-BUILD_COMMAND = ["swift", "build", "-c", "release", "--static-swift-stdlib", "--product", "pg_lock_exporter"]
+# As `make release` builds it (RELEASE_FLAGS in the Makefile).
+BUILD_COMMAND = ["swift", "build", "-c", "release", "--static-swift-stdlib", "-Xswiftc", "-use-ld=lld",
+                 "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "--product", "pg_lock_exporter"]
 # The headers Prometheus 2.x sends with a scrape, with a 10 s scrape timeout.
 SCRAPE_HEADERS = {
     "Accept": "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"

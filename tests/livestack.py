@@ -324,10 +324,16 @@ def wait_listening(proc, what, timeout=15):
     `remediate --listen` (both started on port 0: the kernel picks a free one)."""
     def listening():
         if not proc.alive():
-            raise AssertionError(proc.describe_exit())
+            return _EXITED  # stop waiting (wait_until would retry an exception until the timeout)
         m = LISTENING_RE.search(proc.log_text())
         return m.group(1) if m else None
-    return wait_until(f"{what}'s msg=listening log line", listening, timeout=timeout, interval=0.05)
+    address = wait_until(f"{what}'s msg=listening log line", listening, timeout=timeout, interval=0.05)
+    if address is _EXITED:
+        raise AssertionError(proc.describe_exit())
+    return address
+
+
+_EXITED = type("Exited", (), {"__repr__": lambda self: "EXITED"})()
 
 
 def start_exporter(binary, dsn, log_path, extra_args=()):
@@ -669,6 +675,8 @@ class AlertmanagerServer:
             ], self.directory / f"alertmanager.{attempt}.log")
             try:
                 wait_until("Alertmanager /-/ready", self._ready, timeout=30, interval=0.1)
+                if not self.process.alive():
+                    raise AssertionError(self.process.describe_exit())
                 return
             except AssertionError as e:
                 failures.append(str(e))
@@ -679,7 +687,7 @@ class AlertmanagerServer:
 
     def _ready(self):
         if not self.process.alive():
-            raise AssertionError(self.process.describe_exit())
+            return _EXITED  # stop waiting; __init__ reports the exit
         try:
             return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
         except OSError:
