@@ -877,6 +877,63 @@ def run_size(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         load.close()
 
 
+def run_scale(pg: Sandbox, workdir: str, binary: str, targets: int, window: float, interval: float) -> list[dict]:
+    """One exporter serving `targets` databases through /probe (--config.file), each probed every
+    `interval` seconds as Prometheus would, for `window` seconds: without and with the background
+    sampler (--sample.interval 1s). Reports CPU, memory and the connections it holds."""
+    names = [f"scale_{i:03d}" for i in range(targets)]
+    log(f"scale: creating {targets} databases")
+    existing = {row[0] for row in pg.psql("SELECT datname FROM pg_database", db="postgres")}
+    missing = [n for n in names if n not in existing]
+    for start in range(0, len(missing), 50):
+        # psql sends each statement on its own: CREATE DATABASE cannot run in a transaction block.
+        pg.psql("".join(f"CREATE DATABASE {n};\n" for n in missing[start:start + 50]), db="postgres", timeout=600)
+    config = os.path.join(workdir, "targets.yml")
+    with open(config, "w") as f:
+        f.write("targets:\n")
+        for n in names:
+            f.write(f"  {n}:\n    dsn: \"{pg.conninfo(n, 'monitor')}\"\n")
+    results = []
+    for label, extra in (("probes only", []), ("probes + sampler 1s", ["--sample.interval", "1s"])):
+        port = free_port()
+        exporter = Exporter(
+            "pg_lock_exporter (scale)",
+            [binary, "serve", "--config.file", config, "--web.listen-address", f"127.0.0.1:{port}", *extra],
+            dict(os.environ), port, os.path.join(workdir, "scale.log"))
+        try:
+            exporter.wait_ready()
+            for n in names:  # every target connected and warm before measuring
+                exporter.scrape(f"/probe?target={n}")
+            cpu_before = proc_cpu_seconds(exporter.pid)
+            started = time.monotonic()
+            latencies = []
+            probes = 0
+            step = interval / targets
+            while time.monotonic() - started < window:
+                due = started + probes * step
+                pause = due - time.monotonic()
+                if pause > 0:
+                    time.sleep(pause)
+                elapsed, body = exporter.scrape(f"/probe?target={names[probes % targets]}")
+                if metric_value(body, "pg_up") != 1:
+                    raise Failure(f"scale: target {names[probes % targets]} answered pg_up != 1")
+                latencies.append(elapsed)
+                probes += 1
+            wall = time.monotonic() - started
+            cpu = proc_cpu_seconds(exporter.pid) - cpu_before
+            held = int(pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_lock_exporter'", db="postgres")[0][0])
+            status = proc_status(exporter.pid)
+            results.append(dict(
+                label=label, targets=targets, interval=interval, window=wall, probes=probes,
+                cpu_percent=100 * cpu / wall, cpu_ms_per_probe=1000 * cpu / max(1, probes),
+                p50=percentile(latencies, 50), p99=percentile(latencies, 99), connections=held,
+                rss=mib(status["VmRSS"]), anon=mib(status["RssAnon"]), threads=status["Threads"]))
+            log(f"scale ({label}): {probes} probes in {wall:.0f}s, CPU {100 * cpu / wall:.1f}%, {held} connections")
+        finally:
+            exporter.stop()
+    return results
+
+
 def run_soak(exporter: Exporter, scrapes: int) -> dict:
     log(f"soak: {scrapes} scrapes")
     every = max(1, scrapes // 50)
@@ -929,6 +986,23 @@ def machine() -> dict:
         nproc=len(os.sched_getaffinity(0)), model=model, memory_gib=memory / 1024 / 1024, kernel=os.uname().release,
         commit=commit, argv=sys.argv[1:],
     )
+
+
+def scale_report(scale: list[dict]) -> str:
+    if not scale:
+        return ""
+    first = scale[0]
+    out = ["", f"## Scale: one exporter, {first['targets']} targets", "",
+           f"`--config.file` with {first['targets']} databases on the sandbox server, each probed at `/probe?target=NAME` "
+           f"every {first['interval']:g} s (Prometheus's schedule, spread evenly), for {first['window']:.0f} s; then the same "
+           "with the background sampler on (`--sample.interval 1s`, one aggregate per target per second).", "",
+           "| mode | probes | CPU % of one core | CPU ms/probe | probe p50 / p99 ms | connections held | RSS MiB | anon MiB | threads |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in scale:
+        out.append(f"| {r['label']} | {r['probes']} | {r['cpu_percent']:.1f} | {r['cpu_ms_per_probe']:.2f} | "
+                   f"{r['p50']:.2f} / {r['p99']:.2f} | {r['connections']} | {r['rss']:.1f} | {r['anon']:.1f} | {r['threads']} |")
+    out.append("")
+    return "\n".join(out)
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
@@ -1156,11 +1230,17 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the pg_lock_exporter binary to measure (default: the release build)")
     p.add_argument("--output", help="where to write the report (default bench/results.md; --quick: bench/results-quick.md)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, the stopped cluster)")
+    p.add_argument("--targets", type=int, help="databases served by one exporter in the scale check "
+                   "(default 200; --quick: 20; 0 skips it)")
+    p.add_argument("--targets-window", type=float, help="seconds each scale measurement lasts (default 45; --quick: 6)")
+    p.add_argument("--targets-interval", type=float, help="seconds between two probes of one target (default 15; --quick: 2)")
     args = p.parse_args(argv)
     if args.quick:
-        defaults = dict(sizes="60,240", scrapes=30, sql_reps=15, soak=500, output="bench/results-quick.md")
+        defaults = dict(sizes="60,240", scrapes=30, sql_reps=15, soak=500, output="bench/results-quick.md",
+                        targets=20, targets_window=6.0, targets_interval=2.0)
     else:
-        defaults = dict(sizes="100,750,2000", scrapes=200, sql_reps=100, soak=10000, output="bench/results.md")
+        defaults = dict(sizes="100,750,2000", scrapes=200, sql_reps=100, soak=10000, output="bench/results.md",
+                        targets=200, targets_window=45.0, targets_interval=15.0)
     for key, value in defaults.items():
         if getattr(args, key) is None:
             setattr(args, key, value)
@@ -1233,12 +1313,14 @@ def main(argv: list[str]) -> int:
         for size in args.sizes:
             rows.append(run_size(args, pg, workdir, ours_binary, load_plan(size), args.soak if size == soak_size else 0))
 
+        scale = run_scale(pg, workdir, ours_binary, args.targets, args.targets_window, args.targets_interval) if args.targets else []
+
         mirror_ok = None
         if pg.has_statements:
             mirrored = {words(s) for s in exporter_statements(pg.version_num)}
             ran = set(rows[-1]["ours"]["statements"])
             mirror_ok = mirrored == ran
-        text = report(args, pg, rows, info, their_version, mirror_ok)
+        text = report(args, pg, rows, info, their_version, mirror_ok) + scale_report(scale)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
