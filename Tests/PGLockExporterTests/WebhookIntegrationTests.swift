@@ -87,6 +87,27 @@ extension IntegrationTests {
             #expect(service.log.contains("WOULD TERMINATE pid \(incident.holderPID)"))
         }
 
+        @Test func anAlertAboutAnotherDatabaseIsIgnoredUnlessAllDatabases() throws {
+            let incident = try Incident(cluster: cluster, readers: 0)
+            defer { incident.end() }
+            let service = try ExporterProcess([
+                "remediate", "--dsn", cluster.dsn(database: "postgres"), "--listen", "127.0.0.1:0", "--execute", "--min-idle", "0s",
+            ])
+            #expect(try post(service, Self.payload(datname: incident.database), token: nil).status == 202)
+            try eventually("the pass to decline") { service.log.contains("alert ignored: it is about another database") }
+            #expect(try Incident.waitFor(cluster.connect(database: incident.database), "worker", state: "idle in transaction") == [incident.holderPID])
+            #expect(try Exposition(parsing: try service.get("/metrics").body).value("pg_lock_remediator_terminations_total") == 0)
+
+            let anyDatabase = try ExporterProcess([
+                "remediate", "--dsn", cluster.dsn(database: "postgres"), "--listen", "127.0.0.1:0", "--execute", "--min-idle", "0s",
+                "--all-databases",
+            ])
+            #expect(try post(anyDatabase, Self.payload(datname: incident.database), token: nil).status == 202)
+            try eventually("the root blocker in the alert's database to be terminated") {
+                try Exposition(parsing: try anyDatabase.get("/metrics").body).value("pg_lock_remediator_terminations_total") == 1
+            }
+        }
+
         @Test func refusesToExecuteOnANetworkAddressWithoutAToken() throws {
             let service = try ExporterProcess(
                 ["remediate", "--dsn", cluster.dsn(), "--listen", ":0", "--execute"], waitForListening: false)

@@ -123,22 +123,30 @@ public final class Collector: Sendable {
         }
     }
 
-    /// One background sample of the cheap aggregates (`--sample.interval`), on the same single
-    /// connection; it waits while a scrape's collection runs.
+    /// One background sample of the cheap aggregates (`--sample.interval`), on the target's one
+    /// connection. It never waits and never connects: while a scrape's collection holds the
+    /// connection, or while the target is down (scrapes reconnect), the sample is skipped and its
+    /// time is not attributed. So one sampler thread can serve every target.
     public func sample() {
         guard let sampler else { return }
-        do {
-            let rows = try connection.withLock { connection in
+        let outcome: Result<[(String, Int, Int)], Error>? = connection.withLockIfAvailable { connection in
+            guard let db = connection, db.isHealthy else { return nil }
+            return Result {
                 try withConnection(&connection, budgetSeconds: Double(settings.statementTimeoutMilliseconds) / 1000) { db in
                     try db.execute(SamplerCounters.sql) { r in
                         (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.int($0, 2) ?? 0) }
                     }
                 }
             }
+        } ?? nil
+        switch outcome {
+        case .success(let rows)?:
             sampler.counters.withLock { $0.record(rows, at: ContinuousClock.now) }
-        } catch {
+        case .failure(let error)?:
             sampler.counters.withLock { $0.gap() }
             logger.debug("sample failed", metadata: ["error": "\(error)"])
+        case nil:
+            break  // busy with a scrape, or not connected: the next sample covers the time
         }
     }
 

@@ -80,21 +80,19 @@ struct SamplerCounters {
     }
 }
 
-/// Runs `Collector.sample()` every interval until stopped: one timer and queue per target, so a
-/// target that hangs never delays another's samples. Owned by the command that starts it.
+/// Runs `Collector.sample()` for every target every interval, on one background queue, until
+/// stopped. Samples never block on a busy or down target (see `Collector.sample()`), so one
+/// thread serves hundreds of targets. Owned by the command that starts it.
 public final class Sampler {
-    private let timers: [DispatchSourceTimer]
+    private let timer: DispatchSourceTimer
 
     public init(collectors: [Collector], intervalSeconds: Double) {
-        let interval = DispatchTimeInterval.milliseconds(max(10, Int(intervalSeconds * 1000)))
-        timers = collectors.map { collector in
-            let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pg_lock_exporter.sampler"))
-            timer.schedule(deadline: .now(), repeating: interval, leeway: .milliseconds(5))
-            timer.setEventHandler { collector.sample() }
-            timer.resume()
-            return timer
-        }
+        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pg_lock_exporter.sampler"))
+        timer.schedule(
+            deadline: .now(), repeating: .milliseconds(max(10, Int(intervalSeconds * 1000))), leeway: .milliseconds(5))
+        timer.setEventHandler { collectors.forEach { $0.sample() } }
+        timer.resume()
     }
 
-    public func stop() { timers.forEach { $0.cancel() } }
+    public func stop() { timer.cancel() }
 }

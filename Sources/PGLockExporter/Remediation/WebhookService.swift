@@ -168,13 +168,21 @@ public final class WebhookService: Sendable {
         }
         var policy = configuration.policy
         policy.maxTerminations = min(policy.maxTerminations, budget)
-        if let database { policy.database = database }
-        let remediator = Remediator(
-            policy: policy, execute: configuration.execute, allDatabases: configuration.allDatabases,
-            statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds)
         let decisions: [Decision]
         do {
             let connection = try PostgresConnection(configuration.settings)
+            // Like the one-shot command, act only in the DSN's database unless --all-databases;
+            // an alert about another database is a hint for some other remediator.
+            if let database, !configuration.allDatabases, database != connection.database {
+                logger.warning(
+                    "alert ignored: it is about another database (--all-databases to act on any)",
+                    metadata: ["alert_datname": "\(database)", "datname": "\(connection.database)"])
+                return
+            }
+            if let database { policy.database = database }
+            let remediator = Remediator(
+                policy: policy, execute: configuration.execute, allDatabases: configuration.allDatabases,
+                statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds)
             decisions = try remediator.run(on: connection)
         } catch {
             state.withLock {
