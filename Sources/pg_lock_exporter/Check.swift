@@ -74,7 +74,7 @@ struct Check: ParsableCommand {
         if failOnBlocking && report.server.blockedSessions > 0 { throw ExitStatus.finding }
         if let failOnIdle {
             let limit = try parseDuration(failOnIdle, "--fail-on-idle-in-transaction")
-            if report.sessions.contains(where: { $0.state.hasPrefix("idle in transaction") && ($0.stateSeconds ?? 0) >= limit }) {
+            if report.sessions.contains(where: { Session.isIdleInTransaction($0.state) && ($0.stateSeconds ?? 0) >= limit }) {
                 throw ExitStatus.finding
             }
         }

@@ -44,6 +44,8 @@ struct ConnectionOptions: ParsableArguments {
             let flag = passwordFile != nil ? "--pg.password-file" : "DATA_SOURCE_PASS_FILE"
             do { password = try TextFile.secret(file) } catch { throw ValidationError("\(flag) \(error)") }
         }
+        let statementSeconds = try parseDuration(statementTimeout, "--pg.statement-timeout")
+        guard statementSeconds >= 0.1 else { throw ValidationError("--pg.statement-timeout: at least 100ms (the exporter never runs unbounded)") }
         var settings = ConnectionSettings(
             dsn: resolved,
             connectTimeoutSeconds: Int(try parseDuration(connectTimeout, "--pg.connect-timeout").rounded(.up)),

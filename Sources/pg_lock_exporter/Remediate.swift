@@ -65,7 +65,6 @@ struct Remediate: ParsableCommand {
             printError("pg_lock_exporter remediate: cannot read PostgreSQL: \(error)")
             throw ExitStatus.connectionOrUsage
         }
-        try audit?.append(decisions)
         if format == "json" {
             struct Output: Encodable {
                 var dryRun: Bool
@@ -78,6 +77,11 @@ struct Remediate: ParsableCommand {
         } else {
             for decision in decisions { print(decision.summary) }
             print(summaryLine(decisions))
+        }
+        // The decisions are printed first: a failing audit log must not hide what was done.
+        do { try audit?.append(decisions) } catch {
+            printError("pg_lock_exporter remediate: \(error)")
+            throw ExitStatus.finding
         }
         // A session that changed before the kill was skipped by design; a policy refusal of the
         // session the user named is a failure to do what was asked.

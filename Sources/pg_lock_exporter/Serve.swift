@@ -73,7 +73,7 @@ struct Serve: ParsableCommand {
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs)
-        let sampling = sampleInterval != nil
+        let sampling = try sampleInterval.map { try parseDuration($0, "--sample.interval") }
         let base = try connection.settings()
 
         let routes: ExporterRoutes
@@ -89,12 +89,12 @@ struct Serve: ParsableCommand {
                 settings.dsn = target.dsn
                 settings.password = target.password
                 targets[name] = Collector(
-                    settings: settings, options: options, sampling: sampling, logger: logger.with(metadata: "target", name))
+                    settings: settings, options: options, sampleInterval: sampling, logger: logger.with(metadata: "target", name))
             }
             routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
-            let collector = Collector(settings: base, options: options, sampling: sampling, logger: logger)
+            let collector = Collector(settings: base, options: options, sampleInterval: sampling, logger: logger)
             routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector)
             collectors = [collector]
         }
@@ -108,7 +108,7 @@ struct Serve: ParsableCommand {
             // down is not fatal: scrapes answer pg_up 0 until it is back.
             _ = collectors[0].scrape(timeoutSeconds: Double(base.connectTimeoutSeconds) + 1)
         }
-        let sampler = try sampleInterval.map { Sampler(collectors: collectors, intervalSeconds: try parseDuration($0, "--sample.interval")) }
+        let sampler = sampling.map { Sampler(collectors: collectors, intervalSeconds: $0) }
 
         waitForShutdown(logger)
         sampler?.stop()

@@ -51,10 +51,10 @@ struct WebhookOptions: ParsableArguments {
                 allDatabases: remediation.allDatabases, token: token, alertNames: Set(alertNames),
                 maxTerminationsPerMinute: maxPerMinute, audit: audit),
             logger: logger)
-        // The webhook has its own bearer token (Alertmanager sends one Authorization header);
-        // basic auth, when configured, guards the other paths.
+        // With a token the webhook has its own bearer auth (Alertmanager sends one Authorization
+        // header) and basic auth guards the other paths; without one, basic auth guards all.
         let server = try web.startServer(
-            webConfig, address: address, basicAuthExempt: [WebhookService.webhookPath], logger: logger,
+            webConfig, address: address, basicAuthExempt: token == nil ? [] : [WebhookService.webhookPath], logger: logger,
             details: [
                 "mode": "\(remediation.execute ? "execute" : "dry-run")", "target": "\(ConnectionString.redacted(settings.dsn))",
                 "alertnames": "\(alertNames.sorted().joined(separator: ","))",

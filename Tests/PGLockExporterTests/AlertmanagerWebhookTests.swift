@@ -72,9 +72,9 @@ import Testing
     }
 
     @Test func constantTimeCompare() {
-        #expect(WebhookService.constantTimeEqual("Bearer abc", "Bearer abc"))
-        #expect(!WebhookService.constantTimeEqual("Bearer abd", "Bearer abc"))
-        #expect(!WebhookService.constantTimeEqual("Bearer ab", "Bearer abc"))
-        #expect(!WebhookService.constantTimeEqual("", "Bearer abc"))
+        #expect(ConstantTime.equal("Bearer abc", "Bearer abc"))
+        #expect(!ConstantTime.equal("Bearer abd", "Bearer abc"))
+        #expect(!ConstantTime.equal("Bearer ab", "Bearer abc"))
+        #expect(!ConstantTime.equal("", "Bearer abc"))
     }
 }

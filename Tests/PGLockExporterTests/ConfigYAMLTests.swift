@@ -57,3 +57,12 @@ import Testing
         #expect(try ConfigYAML.parse("# only a comment\n---\n").mapping?.isEmpty == true)
     }
 }
+
+@Suite struct ConfigYAMLLineEndingTests {
+    @Test func windowsLineEndingsReadLikeUnix() throws {
+        let crlf = "# web config\r\nbasic_auth_users:\r\n  prometheus: '$2b$05$abc'\r\n"
+        let doc = try ConfigYAML.parse(crlf)
+        #expect(doc.mapping?.first?.key == "basic_auth_users")
+        #expect(doc.mapping?.first?.value.mapping?.first?.value.string == "$2b$05$abc")
+    }
+}

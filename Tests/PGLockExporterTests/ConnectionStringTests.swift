@@ -28,6 +28,12 @@ import Testing
         #expect(ConnectionString.redacted("host=db password hunter2") == "<invalid connection string>")
     }
 
+    @Test func aQuoteInsideTheInputCannotShiftTheScrubbing() {
+        let error = #expect(throws: PostgresError.self) { try ConnectionString.validate("host=db password=abc def\"ghi") }
+        #expect(error?.message.contains("ghi") == false)
+        #expect(error?.message.contains("def") == false)
+    }
+
     @Test func unknownKeywordIsNamed() {
         let error = #expect(throws: PostgresError.self) { try ConnectionString.validate("hots=db") }
         #expect(error?.message == "invalid connection string: invalid connection option \"…\"")

@@ -127,6 +127,28 @@ extension IntegrationTests {
             #expect(exporter.isRunning)
         }
 
+        /// Private (anonymous) memory of the exporter after a warm-up and after 10,000 more scrapes
+        /// of the incident: it must not grow (no PGresult, PGconn or response leaks per scrape).
+        @Test func privateMemoryStaysFlatOverTenThousandScrapes() throws {
+            let incident = try Incident(cluster: cluster, readers: 2)
+            defer { incident.end() }
+            let exporter = try ExporterProcess(["--dsn", cluster.dsn(database: incident.database)])
+            func privateKiB() throws -> Int {
+                let status = try String(contentsOfFile: "/proc/\(exporter.child.pid)/status", encoding: .utf8)
+                let line = try #require(status.split(separator: "\n").first { $0.hasPrefix("RssAnon:") })
+                return Int(line.split(separator: " ", omittingEmptySubsequences: true)[1])!
+            }
+            for _ in 0..<500 { _ = try exporter.get() }
+            let before = try privateKiB()
+            for _ in 0..<10_000 {
+                let reply = try exporter.get()
+                try #require(reply.status == 200)
+            }
+            let after = try privateKiB()
+            #expect(try exporter.metrics().value("pg_blocked_sessions", ["datname": incident.database]) == 3)
+            #expect(after - before < 1024, "private memory grew from \(before) KiB to \(after) KiB over 10,000 scrapes")
+        }
+
         @Test func sigtermDuringAScrapeExitsCleanlyAndPromptly() throws {
             let db = try cluster.createDatabase("sigterm")
             let exporter = try ExporterProcess(

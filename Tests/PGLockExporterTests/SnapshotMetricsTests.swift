@@ -42,6 +42,27 @@ import Testing
         #expect(Set(e.all("pg_sessions").map { $0.labels["application_name"]! }) == ["big", "mid", "other"])
     }
 
+    @Test func aRealOtherPairSharesTheFoldedSeries() throws {
+        // Cap 2: "big" (3) and the real other/other (2) are kept; small1 and small2 fold into it.
+        let sessions = [
+            Session(pid: 1, applicationName: "big", state: "idle"), Session(pid: 2, applicationName: "big", state: "idle"),
+            Session(pid: 3, applicationName: "big", state: "idle"),
+            Session(pid: 4, usename: "other", applicationName: "other", state: "idle"),
+            Session(pid: 5, usename: "other", applicationName: "other", state: "idle"),
+            Session(pid: 6, applicationName: "small1", state: "idle"), Session(pid: 7, applicationName: "small2", state: "idle"),
+        ]
+        let e = try render(sessions, options: MetricOptions(maxUserApplicationPairs: 2))
+        #expect(e.all("pg_sessions", ["usename": "other", "application_name": "other", "state": "idle"]).count == 1)
+        #expect(e.value("pg_sessions", ["usename": "other", "application_name": "other", "state": "idle"]) == 4)
+    }
+
+    @Test func hiddenBackgroundProcessesAreNotClientSessions() throws {
+        let checkpointer = Session(pid: 5, datname: nil, usename: nil, backendType: nil, state: nil, stateSeconds: nil)
+        let e = try render([checkpointer])
+        #expect(e.all("pg_sessions").isEmpty)
+        #expect(e.all("pg_blocked_sessions", ["datname": ""]).isEmpty)
+    }
+
     @Test func hiddenSessionsCountAsUnknownAndNonClientsAreLeftOut() throws {
         let hidden = Session(pid: 1, usename: "someone", backendType: nil, state: nil, stateSeconds: nil)
         let walsender = Session(pid: 2, backendType: "walsender", state: "active")

@@ -97,7 +97,7 @@ public struct BlockingReport: Sendable, Encodable {
 
     /// Client sessions idle in transaction that block nobody (yet), oldest first.
     public var idleInTransactionNotBlocking: [SessionEntry] {
-        sessions.filter { ($0.state == "idle in transaction" || $0.state == "idle in transaction (aborted)") && !$0.blocking }
+        sessions.filter { Session.isIdleInTransaction($0.state) && !$0.blocking }
             .sorted { ($0.stateSeconds ?? 0) > ($1.stateSeconds ?? 0) }
     }
 }

@@ -100,13 +100,17 @@ public struct Session: Sendable, Equatable {
     /// pid, database, user and application NULL.
     public var isHidden: Bool { backendType == nil && state == nil }
 
-    /// A client session in the product's sense: a client backend (or one whose type is hidden).
-    public var isClient: Bool { backendType == "client backend" || isHidden }
+    /// A client session in the product's sense: a client backend, or a hidden row with a database
+    /// and a user (hidden background processes such as the checkpointer have neither).
+    public var isClient: Bool { backendType == "client backend" || (isHidden && datname != nil && usename != nil) }
 
     /// The state as a metric label: hidden sessions count as `unknown`, never as missing.
     public var stateLabel: String { state ?? "unknown" }
 
-    public var isIdleInTransaction: Bool {
+    public var isIdleInTransaction: Bool { Self.isIdleInTransaction(state) }
+
+    /// `idle in transaction` or `idle in transaction (aborted)`.
+    public static func isIdleInTransaction(_ state: String?) -> Bool {
         state == "idle in transaction" || state == "idle in transaction (aborted)"
     }
 

@@ -36,11 +36,12 @@ public final class Collector: Sendable {
     /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
     let sampler: SamplerCounters.Box?
 
-    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampling: Bool = false, logger: Logger) {
+    /// `sampleInterval` (seconds) turns on the counters kept by `sample()`.
+    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: Double? = nil, logger: Logger) {
         self.settings = settings
         self.options = options
         self.logger = logger
-        self.sampler = sampling ? SamplerCounters.Box() : nil
+        self.sampler = sampleInterval.map { SamplerCounters.Box(interval: $0) }
     }
 
     /// A full scrape body: session metrics (or `pg_up 0`), then the exporter's own metrics.
@@ -129,24 +130,32 @@ public final class Collector: Sendable {
     /// time is not attributed. So one sampler thread can serve every target.
     public func sample() {
         guard let sampler else { return }
-        let outcome: Result<[(String, Int, Int)], Error>? = connection.withLockIfAvailable { connection in
-            guard let db = connection, db.isHealthy else { return nil }
-            return Result {
-                try withConnection(&connection, budgetSeconds: Double(settings.statementTimeoutMilliseconds) / 1000) { db in
-                    try db.execute(SamplerCounters.sql) { r in
-                        (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.int($0, 2) ?? 0) }
-                    }
-                }
+        enum Outcome {
+            case rows([(String, Int, Int)]), failed(Error), disconnected
+        }
+        let outcome: Outcome? = connection.withLockIfAvailable { connection in
+            guard let db = connection, db.isHealthy else { return .disconnected }
+            do {
+                return .rows(
+                    try withConnection(&connection, budgetSeconds: Double(settings.statementTimeoutMilliseconds) / 1000) { db in
+                        try db.execute(SamplerCounters.sql) { r in
+                            (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.int($0, 2) ?? 0) }
+                        }
+                    })
+            } catch {
+                return .failed(error)
             }
-        } ?? nil
+        }
         switch outcome {
-        case .success(let rows)?:
+        case .rows(let rows)?:
             sampler.counters.withLock { $0.record(rows, at: ContinuousClock.now) }
-        case .failure(let error)?:
+        case .failed(let error)?:
             sampler.counters.withLock { $0.gap() }
             logger.debug("sample failed", metadata: ["error": "\(error)"])
+        case .disconnected?:
+            sampler.counters.withLock { $0.gap() }  // the outage is nobody's blocked time
         case nil:
-            break  // busy with a scrape, or not connected: the next sample covers the time
+            break  // a scrape holds the connection: the next sample covers this interval
         }
     }
 

@@ -10,7 +10,8 @@ import Synchronization
 struct SamplerCounters {
     /// The counters of one target, shared by the sampler thread and the scrapes.
     final class Box: Sendable {
-        let counters = Mutex(SamplerCounters())
+        let counters: Mutex<SamplerCounters>
+        init(interval: Double) { counters = Mutex(SamplerCounters(interval: interval)) }
     }
 
     /// One cheap aggregate: `pg_blocking_pids()` only for lock waiters, no rows returned per session.
@@ -34,16 +35,23 @@ struct SamplerCounters {
 
     var databases: [String: PerDatabase] = [:]
     var samples = 0
+    /// The sampling interval: a previous sample older than twice this says nothing about now.
+    let interval: Double
     private var last: ContinuousClock.Instant?
 
+    init(interval: Double) { self.interval = interval }
+
     mutating func record(_ rows: [(datname: String, blocked: Int, idleInTransaction: Int)], at now: ContinuousClock.Instant) {
-        let elapsed = last.map { (now - $0).seconds } ?? 0
+        // Right after a gap (no previous sample) nothing is attributed and no episode starts:
+        // the sessions blocked now may have been blocked all along.
+        let previous = last.map { (now - $0).seconds }
+        let elapsed = min(previous ?? 0, 2 * interval)
         for row in rows {
             var entry = databases[row.datname] ?? PerDatabase()
             // The previous sample's counts held (as far as we know) until now.
             entry.blockedSeconds += Double(entry.blocked) * elapsed
             entry.idleInTransactionSeconds += Double(entry.idleInTransaction) * elapsed
-            if entry.blocked == 0 && row.blocked > 0 { entry.episodes += 1 }
+            if previous != nil && entry.blocked == 0 && row.blocked > 0 { entry.episodes += 1 }
             entry.blocked = row.blocked
             entry.idleInTransaction = row.idleInTransaction
             databases[row.datname] = entry

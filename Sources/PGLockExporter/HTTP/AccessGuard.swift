@@ -24,6 +24,10 @@ public final class AccessGuard: Sendable {
     /// nil when the request may proceed, else the refusal.
     func check(_ request: HTTPRequest) -> HTTPResponse? {
         switch config.clientAuth {
+        case .none, .request:
+            break
+        case _ where request.clientCertificate == .notTLS:
+            return .text(403, "403 TLS with a client certificate is required\n")
         case .requireAndVerify where request.clientCertificate != .verified,
              .verifyIfGiven where request.clientCertificate == .invalid,
              .requireAny where request.clientCertificate == .none:
@@ -43,7 +47,7 @@ public final class AccessGuard: Sendable {
             _ = ccrypt_verify(password, config.basicAuthUsers.values.first!)
             return refusal
         }
-        if let known = verified.withLock({ $0[user] }), WebhookService.constantTimeEqual(known, password) { return nil }
+        if let known = verified.withLock({ $0[user] }), ConstantTime.equal(known, password) { return nil }
         guard ccrypt_verify(password, hash) == 1 else { return refusal }
         verified.withLock { $0[user] = password }
         return nil

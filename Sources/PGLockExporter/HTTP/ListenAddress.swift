@@ -41,7 +41,8 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     /// True for 127.0.0.0/8, ::1 and `localhost`: only this machine can connect.
     public var isLoopback: Bool {
         guard let host else { return false }
-        return host == "localhost" || host == "::1" || host.hasPrefix("127.")
+        let numericIPv4 = !host.isEmpty && host.allSatisfy { $0.isNumber || $0 == "." }
+        return host == "localhost" || host == "::1" || (numericIPv4 && host.hasPrefix("127."))
     }
 
     /// Resolves the host to a socket address (numeric or by name) and passes it to `body`.

@@ -109,10 +109,17 @@ public struct SnapshotMetrics {
                 continue
             }
             let ranked = entries.sorted { $0.1.total != $1.1.total ? $0.1.total > $1.1.total : $0.0 < $1.0 }
-            result += ranked.prefix(max(0, options.maxUserApplicationPairs))
+            let otherKey = GroupKey(datname: datname, usename: Self.other, application: Self.other)
+            var kept = Array(ranked.prefix(max(0, options.maxUserApplicationPairs)))
             var folded = GroupStats()
             for (_, stats) in ranked.dropFirst(max(0, options.maxUserApplicationPairs)) { folded.merge(stats) }
-            result.append((GroupKey(datname: datname, usename: Self.other, application: Self.other), folded))
+            // A real user "other" running application "other" shares the folded series, never
+            // duplicates it.
+            if let index = kept.firstIndex(where: { $0.0 == otherKey }) {
+                folded.merge(kept.remove(at: index).1)
+            }
+            result += kept
+            result.append((otherKey, folded))
         }
         return result.sorted { $0.0 < $1.0 }
     }

@@ -47,7 +47,10 @@ public enum ConnectionString {
     /// Keep a quoted fragment only when it is a libpq keyword; anything else might be a secret.
     static func scrubbed(_ message: String) -> String {
         let keywords = knownKeywords()
-        let parts = message.split(separator: "\"", omittingEmptySubsequences: false)
+        var parts = message.split(separator: "\"", omittingEmptySubsequences: false)
+        // An odd number of quotes means a quote came from the input itself: the pairing cannot be
+        // trusted, so nothing after the first quote is kept.
+        if parts.count % 2 == 0 { parts = [parts[0], "…", ""] }
         var out = ""
         for (index, part) in parts.enumerated() {
             if index > 0 { out += "\"" }

@@ -45,8 +45,8 @@ public final class PostgresConnection {
     public let serverVersion: Int
     /// Our own backend pid, excluded from everything we count or act on.
     public let backendPID: Int32
-    /// The database this connection is in.
-    public let database: String
+    /// The database this connection is in (`current_database()`, right behind a pooler's alias).
+    public private(set) var database = ""
 
     public init(_ settings: ConnectionSettings) throws(PostgresError) {
         // Arrays are processed in order and a later keyword wins: connect_timeout first so the
@@ -66,12 +66,16 @@ public final class PostgresConnection {
         raw = connection
         serverVersion = Int(PQserverVersion(connection))
         backendPID = PQbackendPID(connection)
-        database = String(cString: PQdb(connection))
         do {
-            try execute(
-                "SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false)",
+            // ISO dates in UTC: backend_start and state_change are read as text and compared back
+            // by the guarded termination, which must not depend on a role's DateStyle or TimeZone.
+            database = try execute(
+                """
+                SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
+                       set_config('DateStyle', 'ISO', false), set_config('TimeZone', 'UTC', false), current_database()
+                """,
                 ["\(settings.statementTimeoutMilliseconds)", "\(settings.lockTimeoutMilliseconds)"]
-            ) { _ in }
+            ) { $0.string(0, 4) ?? "" }
         } catch {
             throw error as? PostgresError ?? PostgresError(kind: .connection, message: "\(error)")
         }

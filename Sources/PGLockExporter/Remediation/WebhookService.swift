@@ -47,8 +47,8 @@ public final class WebhookService: Sendable {
         var passes = 0
         var passErrors = 0
         var lastActionTime: Double = 0
-        var seenOrder: [String] = []
-        var seen: Set<String> = []
+        /// Delivery key → when it was accepted. A redelivery within `redeliveryWindow` starts nothing.
+        var seen: [String: ContinuousClock.Instant] = [:]
         var recentTerminations: [ContinuousClock.Instant] = []
     }
 
@@ -63,6 +63,9 @@ public final class WebhookService: Sendable {
     private let queue = DispatchQueue(label: "pg_lock_exporter.remediation")
     private let pending = DispatchGroup()
     static let maxRemembered = 10_000
+    /// How long an accepted delivery suppresses its redeliveries. Alertmanager repeats a firing
+    /// alert after `repeat_interval`; by then a new pass is wanted if the blocker is still there.
+    static let redeliveryWindow = Duration.seconds(300)
 
     public init(configuration: Configuration, logger: Logger) {
         self.configuration = configuration
@@ -100,7 +103,7 @@ public final class WebhookService: Sendable {
     }
 
     private func receive(_ request: HTTPRequest) -> HTTPResponse {
-        if let token = configuration.token, !Self.constantTimeEqual(request.headers["authorization"] ?? "", "Bearer " + token) {
+        if let token = configuration.token, !ConstantTime.equal(request.headers["authorization"] ?? "", "Bearer " + token) {
             count("unauthorized")
             logger.warning("webhook rejected: missing or wrong bearer token")
             return json(401, "unauthorized", "a valid Authorization: Bearer token is required", headers: [("WWW-Authenticate", "Bearer")])
@@ -126,12 +129,13 @@ public final class WebhookService: Sendable {
             count("ignored")
             return json(200, "ignored", "no firing alert this remediator acts on")
         }
+        let now = ContinuousClock.now
         let fresh = state.withLock { state in
-            relevant.filter { alert in
+            if state.seen.count > Self.maxRemembered { state.seen = state.seen.filter { now - $0.value < Self.redeliveryWindow } }
+            return relevant.filter { alert in
                 let key = alert.deliveryKey
-                guard state.seen.insert(key).inserted else { return false }
-                state.seenOrder.append(key)
-                if state.seenOrder.count > Self.maxRemembered { state.seen.remove(state.seenOrder.removeFirst()) }
+                if let accepted = state.seen[key], now - accepted < Self.redeliveryWindow { return false }
+                state.seen[key] = now
                 return true
             }
         }
@@ -141,13 +145,19 @@ public final class WebhookService: Sendable {
         }
         count("accepted")
         // One pass per database named by the alerts; alerts without datname use the default scope.
-        let scopes = Set(fresh.map { $0.labels["datname"] })
+        var keysByScope: [String?: [String]] = [:]
+        for alert in fresh { keysByScope[alert.labels["datname"], default: []].append(alert.deliveryKey) }
+        let scopes = Set(keysByScope.keys)
         logger.info(
             "webhook accepted", metadata: ["alerts": "\(fresh.count)", "databases": "\(scopes.map { $0 ?? "(default)" }.sorted())"])
         for scope in scopes.sorted(by: { ($0 ?? "") < ($1 ?? "") }) {
             pending.enter()
+            let keys = keysByScope[scope] ?? []
             queue.async {
-                self.pass(database: scope)
+                // A pass that could not finish the job (PostgreSQL unreachable, a cap, a blocker
+                // still too young, a failure) forgets its deliveries, so Alertmanager's next
+                // repeat of the alert starts a new pass.
+                if !self.pass(database: scope) { self.state.withLock { state in keys.forEach { state.seen[$0] = nil } } }
                 self.pending.leave()
             }
         }
@@ -159,8 +169,9 @@ public final class WebhookService: Sendable {
         _ = pending.wait(timeout: .now() + .milliseconds(Int(timeoutSeconds * 1000)))
     }
 
-    /// One remediation pass, on the background queue.
-    func pass(database: String?) {
+    /// One remediation pass, on the background queue. Returns false when it left work undone.
+    @discardableResult
+    func pass(database: String?) -> Bool {
         let now = ContinuousClock.now
         let budget = state.withLock { state -> Int in
             state.recentTerminations.removeAll { now - $0 > .seconds(60) }
@@ -177,7 +188,7 @@ public final class WebhookService: Sendable {
                 logger.warning(
                     "alert ignored: it is about another database (--all-databases to act on any)",
                     metadata: ["alert_datname": "\(database)", "datname": "\(connection.database)"])
-                return
+                return true
             }
             if let database { policy.database = database }
             let remediator = Remediator(
@@ -190,7 +201,7 @@ public final class WebhookService: Sendable {
                 $0.passErrors += 1
             }
             logger.error("remediation pass failed: cannot read PostgreSQL", metadata: ["error": "\(error)"])
-            return
+            return false
         }
         do { try configuration.audit?.append(decisions) } catch {
             logger.error("cannot write the audit log", metadata: ["error": "\(error)"])
@@ -215,6 +226,7 @@ public final class WebhookService: Sendable {
                 if decision.result == .terminated || decision.result == .failed { state.lastActionTime = wallClock }
             }
         }
+        return !decisions.contains { $0.result == .failed || $0.code == .capReached || $0.code == .belowMinIdle }
     }
 
     func metrics() -> [UInt8] {
@@ -238,19 +250,7 @@ public final class WebhookService: Sendable {
         w.sample("pg_lock_remediator_last_action_timestamp_seconds", s.lastActionTime)
         w.family("pg_lock_remediator_dry_run", .gauge, help: "1 when the remediator only reports what it would do (no --execute).")
         w.sample("pg_lock_remediator_dry_run", configuration.execute ? 0 : 1)
-        w.family("pg_lock_exporter_build_info", .gauge, help: "The exporter's version; always 1.")
-        w.sample("pg_lock_exporter_build_info", ["version": BuildInfo.version], 1)
-        ProcessMetrics.write(into: &w)
+        Collector.writeProcessMetrics(into: &w)
         return w.bytes
-    }
-
-    /// Compares secrets in time that depends only on their lengths, not on where they differ.
-    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
-        let x = Array(a.utf8), y = Array(b.utf8)
-        var difference = UInt8(x.count == y.count ? 0 : 1)
-        for i in 0..<max(x.count, y.count) {
-            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
-        }
-        return difference == 0
     }
 }

@@ -50,7 +50,9 @@ public indirect enum ConfigYAML: Equatable, Sendable {
 
     public static func parse(_ text: String) throws(ParseError) -> ConfigYAML {
         var lines: [Line] = []
-        for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+        // "\r\n" is one Character in Swift: split on both line ends, or a Windows file is one line.
+        let rawLines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+        for (index, raw) in rawLines.enumerated() {
             let number = index + 1
             var content = raw
             if content.hasSuffix("\r") { content = content.dropLast() }

@@ -1,0 +1,12 @@
+/// Comparison of secrets (tokens, passwords) in time that depends only on their lengths, not on
+/// where they first differ.
+public enum ConstantTime {
+    public static func equal(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        var difference = UInt8(x.count == y.count ? 0 : 1)
+        for i in 0..<max(x.count, y.count) {
+            difference |= (i < x.count ? x[i] : 0) ^ (i < y.count ? y[i] : 0)
+        }
+        return difference == 0
+    }
+}
