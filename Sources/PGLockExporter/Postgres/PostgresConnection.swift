@@ -91,17 +91,9 @@ public final class PostgresConnection {
     private static func connect(_ pairs: [(String, String)]) -> OpaquePointer? {
         // libpq copies what it needs during PQconnectdbParams, so the C strings only have to
         // live for the duration of the call.
-        let keys = pairs.map { strdup($0.0) }
-        let values = pairs.map { strdup($0.1) }
-        defer {
-            keys.forEach { free($0) }
-            values.forEach { free($0) }
-        }
-        var keyPointers = keys.map { UnsafePointer<CChar>($0) } + [nil]
-        var valuePointers = values.map { UnsafePointer<CChar>($0) } + [nil]
-        return keyPointers.withUnsafeMutableBufferPointer { k in
-            valuePointers.withUnsafeMutableBufferPointer { v in
-                PQconnectdbParams(k.baseAddress, v.baseAddress, 1)
+        withCStrings(pairs.map(\.0) + [nil]) { keys in
+            withCStrings(pairs.map(\.1) + [nil]) { values in
+                PQconnectdbParams(keys.baseAddress, values.baseAddress, 1)
             }
         }
     }
@@ -115,10 +107,7 @@ public final class PostgresConnection {
     public func execute<T>(
         _ sql: String, _ parameters: [String?] = [], _ body: (borrowing PostgresResult) throws -> T
     ) throws -> T {
-        let copies = parameters.map { $0.map { strdup($0) } ?? nil }
-        defer { copies.forEach { free($0) } }
-        let pointers = copies.map { UnsafePointer<CChar>($0) }
-        let raw = pointers.withUnsafeBufferPointer { params in
+        let raw = withCStrings(parameters) { params in
             PQexecParams(self.raw, sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
         }
         let result = try wrap(raw)
@@ -169,10 +158,7 @@ public final class PostgresConnection {
     /// like a multi-statement query.
     public func executePrepared(_ calls: [PreparedCall], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
         try pipeline(calls.count, send: { index in
-            let copies = calls[index].parameters.map { $0.map { strdup($0) } ?? nil }
-            defer { copies.forEach { free($0) } }
-            let pointers = copies.map { UnsafePointer<CChar>($0) }
-            return pointers.withUnsafeBufferPointer { params in
+            withCStrings(calls[index].parameters) { params in
                 PQsendQueryPrepared(raw, calls[index].name, Int32(params.count), params.baseAddress, nil, nil, 0)
             }
         }, body)
@@ -236,6 +222,14 @@ public final class PostgresConnection {
             throw error
         }
     }
+}
+
+/// Passes an array of optional strings to C as `const char *const *` (nil stays NULL). The copies
+/// live only for the call: libpq copies what it keeps.
+private func withCStrings<T>(_ strings: [String?], _ body: (UnsafeBufferPointer<UnsafePointer<CChar>?>) -> T) -> T {
+    let copies = strings.map { $0.map { strdup($0) } ?? nil }
+    defer { copies.forEach { free($0) } }
+    return copies.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer(body)
 }
 
 /// libpq's `PGcancel`: asks the server to cancel the statement a connection is running. Made for
