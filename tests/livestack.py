@@ -71,11 +71,44 @@ def wait_until(what, probe, timeout, interval=0.25):
             if value:
                 return value
             last = value
+        except _Exited:
+            raise
         except Exception as e:  # noqa: BLE001 - report whatever the probe hit
             last = e
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last: {last!r}")
         time.sleep(interval)
+
+
+def start_on_free_port(name, attempts, launch, ready_url):
+    """Start a server with launch(port, attempt) -> ManagedProcess on a free loopback port, until
+    GET ready_url() answers 200. Another process may take the port between choosing and binding
+    it: then try again on another, up to `attempts` times. A server that exits fails at once."""
+    failures = []
+    for attempt in range(attempts):
+        process = launch(free_port(), attempt)
+
+        def ready():
+            if not process.alive():
+                raise _Exited(process.describe_exit())
+            try:
+                return http_get(ready_url(), timeout=2)[0] == 200
+            except OSError:
+                return False
+
+        try:
+            wait_until(f"{name} /-/ready", ready, timeout=30, interval=0.1)
+            return
+        except (AssertionError, _Exited) as e:
+            failures.append(str(e))
+            process.stop()
+            if "address already in use" not in process.log_text():
+                break
+    raise AssertionError(f"{name} did not start:\n" + "\n".join(failures))
+
+
+class _Exited(Exception):
+    """A server exited while starting: stop waiting for it."""
 
 
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -385,35 +418,20 @@ class PrometheusServer:
                 raise ValueError(f"refusing a non-loopback target {target}")
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.process = None
-        failures = []
-        for attempt in range(attempts):
-            self.port = free_port()
-            self.url = f"http://127.0.0.1:{self.port}"
+
+        def launch(port, attempt):
+            self.port, self.url = port, f"http://127.0.0.1:{port}"
             self.process = ManagedProcess("prometheus", [
                 binary,
                 f"--config.file={self.config_path}",
                 f"--storage.tsdb.path={self.directory / 'data'}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
+                f"--web.listen-address=127.0.0.1:{port}",
                 f"--web.external-url={self.url}/",
                 *extra_flags,
             ], self.directory / f"prometheus.{attempt}.log")
-            try:
-                wait_until("Prometheus /-/ready", self._ready, timeout=30, interval=0.1)
-                return
-            except AssertionError as e:
-                failures.append(str(e))
-                self.process.stop()
-                if "address already in use" not in self.process.log_text():
-                    break
-        raise AssertionError("Prometheus did not start:\n" + "\n".join(failures))
+            return self.process
 
-    def _ready(self):
-        if not self.process.alive():
-            raise AssertionError(self.process.describe_exit())
-        try:
-            return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
-        except OSError:
-            return False
+        start_on_free_port("Prometheus", attempts, launch, lambda: f"{self.url}/-/ready")
 
     def stop(self):
         if self.process:
@@ -660,10 +678,9 @@ class AlertmanagerServer:
         self.config_path = self.directory / "alertmanager.yml"
         self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
         self.process = None
-        failures = []
-        for attempt in range(attempts):
-            self.port = free_port()
-            self.address = f"127.0.0.1:{self.port}"
+
+        def launch(port, attempt):
+            self.port, self.address = port, f"127.0.0.1:{port}"
             self.url = f"http://{self.address}"
             self.process = ManagedProcess("alertmanager", [
                 binary,
@@ -673,25 +690,9 @@ class AlertmanagerServer:
                 "--cluster.listen-address=",  # no gossip: a single, local instance
                 "--log.level=debug",  # logs each notification attempt, for the failure messages
             ], self.directory / f"alertmanager.{attempt}.log")
-            try:
-                wait_until("Alertmanager /-/ready", self._ready, timeout=30, interval=0.1)
-                if not self.process.alive():
-                    raise AssertionError(self.process.describe_exit())
-                return
-            except AssertionError as e:
-                failures.append(str(e))
-                self.process.stop()
-                if "address already in use" not in self.process.log_text():
-                    break
-        raise AssertionError("Alertmanager did not start:\n" + "\n".join(failures))
+            return self.process
 
-    def _ready(self):
-        if not self.process.alive():
-            return _EXITED  # stop waiting; __init__ reports the exit
-        try:
-            return http_get(f"{self.url}/-/ready", timeout=2)[0] == 200
-        except OSError:
-            return False
+        start_on_free_port("Alertmanager", attempts, launch, lambda: f"{self.url}/-/ready")
 
     def alerts(self):
         """/api/v2/alerts: the active (not resolved) alerts it holds."""
