@@ -279,12 +279,14 @@ EXPORTER_BINARY = ""
 
 def exporter_statements(version: int) -> list[str]:
     """The statements of one collection as the exporter sends them for `serve`, printed by the
-    binary itself (`serve --print-sql VERSION`): SET statement_timeout, sessions, locks,
+    binary itself (`serve --print-sql VERSION`): the statement timeout, sessions, locks,
     databases, and the settings statement it sends on connect and then once a minute."""
     out = subprocess.run([EXPORTER_BINARY, "serve", "--print-sql", str(version)], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise Failure(f"{EXPORTER_BINARY} serve --print-sql failed: {out.stderr.strip()[:200]}")
     statements = [part.strip() for part in out.stdout.split("\n--\n")]
+    # The timeout statement takes its value as a parameter; psql sends it inline.
+    statements = [st.replace("$1", "'5000'") for st in statements]
     if len(statements) != 5:
         raise Failure(f"expected 5 statements from --print-sql, got {len(statements)}")
     return statements

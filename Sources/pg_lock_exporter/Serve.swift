@@ -65,8 +65,8 @@ struct Serve: ParsableCommand {
         if let version = printSQLVersion {
             // For the benchmark: the exact statements a scrape sends (the settings statement is
             // sent on connect and then once a minute), separated by lines of "--".
-            print(SnapshotQuery(serverVersion: version, identity: false).sql(statementTimeoutMilliseconds: 5000)
-                .split(separator: ";\n").joined(separator: "\n--\n"))
+            print(SnapshotQuery(serverVersion: version, identity: false).pipelined(statementTimeoutMilliseconds: 5000)
+                .map(\.sql).joined(separator: "\n--\n"))
             return
         }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask

@@ -1,9 +1,9 @@
 /// The SQL of one collection, shaped for the server's version, and the decoding of its results.
 ///
-/// Everything comes back in one round trip: the statements are sent as one simple query, so they
-/// share one implicit transaction and `pg_stat_activity` is read once (the server caches the
-/// activity snapshot for the transaction); `pg_locks` is read once too. No statement carries
-/// user input.
+/// Everything comes back in one round trip: the statements go out in libpq's pipeline mode (the
+/// exporter's prepared once per connection), so they share one implicit transaction and
+/// `pg_stat_activity` is read once (the server caches the activity snapshot for the
+/// transaction); `pg_locks` is read once too. No statement carries user input.
 public struct SnapshotQuery: Sendable {
     public let serverVersion: Int
     /// Characters of query text to read per session; 0 leaves the column out (the exporter never
@@ -54,10 +54,13 @@ public struct SnapshotQuery: Sendable {
         return names
     }
 
-    /// The batch, preceded by a `SET statement_timeout` that bounds this collection.
-    public func sql(statementTimeoutMilliseconds: Int) -> String {
-        "SET statement_timeout = \(max(1, statementTimeoutMilliseconds));\n"
-            + statements.map(sql(for:)).joined(separator: ";\n")
+    /// Sets this collection's statement timeout: the first statement of every collection, so
+    /// result index 0 is never a snapshot statement.
+    static let timeoutSQL = "SELECT set_config('statement_timeout', $1, false)"
+
+    /// The statements of one collection with their parameters, for `executePipelined`.
+    public func pipelined(statementTimeoutMilliseconds: Int) -> [(sql: String, parameters: [String?])] {
+        [(Self.timeoutSQL, [String(max(1, statementTimeoutMilliseconds))])] + statements.map { (sql(for: $0), []) }
     }
 
     func sql(for statement: Statement) -> String {
@@ -78,7 +81,7 @@ public struct SnapshotQuery: Sendable {
 
     /// Every statement this query can send, to prepare on a new connection.
     public var preparedStatements: [(name: String, sql: String)] {
-        [(Self.preparedTimeout, "SELECT set_config('statement_timeout', $1, false)")]
+        [(Self.preparedTimeout, Self.timeoutSQL)]
             + statements.map { (Self.preparedName($0), sql(for: $0)) }
     }
 
@@ -187,7 +190,7 @@ public struct SnapshotQuery: Sendable {
             self.statements = query.statements
         }
 
-        /// Reads the result of batch statement `index` (0 is the `SET`).
+        /// Reads the result of statement `index` (0 is the statement timeout).
         public mutating func read(_ index: Int, _ result: borrowing PostgresResult) {
             guard index >= 1, index <= statements.count else { return }
             switch statements[index - 1] {

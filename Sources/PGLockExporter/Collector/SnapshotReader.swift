@@ -9,7 +9,7 @@ extension PostgresConnection {
             serverVersion: serverVersion, queryCharacters: queryCharacters, lockDetails: lockDetails, identity: identity,
             settings: settings)
         var decoder = SnapshotQuery.Decoder(query)
-        try executeBatch(query.sql(statementTimeoutMilliseconds: statementTimeoutMilliseconds)) { index, result in
+        try executePipelined(query.pipelined(statementTimeoutMilliseconds: statementTimeoutMilliseconds)) { index, result in
             decoder.read(index, result)
         }
         return decoder.snapshot()

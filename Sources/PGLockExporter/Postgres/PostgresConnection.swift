@@ -114,28 +114,6 @@ public final class PostgresConnection {
         return try body(result)
     }
 
-    /// Sends several `;`-separated statements in one round trip (simple query protocol) and hands
-    /// each statement's result to `body` with its index. Only for SQL that carries no user input.
-    /// The statements run in one implicit transaction, so `pg_stat_activity` is read once.
-    public func executeBatch(_ sql: String, _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
-        guard PQsendQuery(raw, sql) == 1 else {
-            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
-        }
-        var index = 0
-        var firstError: Error?
-        // Every result must be read (and cleared) before the connection can be used again.
-        while let next = PQgetResult(raw) {
-            do {
-                let result = try wrap(next)
-                if firstError == nil { try body(index, result) }
-            } catch {
-                if firstError == nil { firstError = error }
-            }
-            index += 1
-        }
-        if let firstError { throw firstError }
-    }
-
     /// One call of a prepared statement in a pipeline.
     public struct PreparedCall: Sendable {
         public var name: String
@@ -153,9 +131,19 @@ public final class PostgresConnection {
         }, { _, _ in })
     }
 
-    /// Runs prepared statements in one round trip (pipeline mode: no planning, no parsing) and hands
-    /// each result to `body` with its index. Until the sync they share one implicit transaction,
-    /// like a multi-statement query.
+    /// Runs statements with their parameters in one round trip (pipeline mode) and hands each
+    /// result to `body` with its index. Until the sync they share one implicit transaction, so
+    /// `pg_stat_activity` is read once for all of them.
+    public func executePipelined(_ statements: [(sql: String, parameters: [String?])], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
+        try pipeline(statements.count, send: { index in
+            withCStrings(statements[index].parameters) { params in
+                PQsendQueryParams(raw, statements[index].sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
+            }
+        }, body)
+    }
+
+    /// Runs prepared statements in one round trip (pipeline mode: no parsing, no planning) and hands
+    /// each result to `body` with its index, like `executePipelined`.
     public func executePrepared(_ calls: [PreparedCall], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
         try pipeline(calls.count, send: { index in
             withCStrings(calls[index].parameters) { params in
