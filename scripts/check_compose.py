@@ -595,18 +595,26 @@ def config_file_of(service, default):
     return flag_value(as_list(service.get("command")), "--config.file") or default
 
 
-def check_prometheus(services, mounts, target_ok):
-    service = services.get("prometheus")
+def mounted_config(services, mounts, name, default):
+    """The service's config file as mounted from the repo: (service, path in the container, host
+    path, its relative name, parsed YAML), or None when the service is absent or it is not mounted."""
+    service = services.get(name)
     if not service:
-        return
-    sw = "service prometheus"
-    container_config = config_file_of(service, "/etc/prometheus/prometheus.yml")
-    host_config = mounts["prometheus"].resolve(container_config)
+        return None
+    container_config = config_file_of(service, default)
+    host_config = mounts[name].resolve(container_config)
     if host_config is None or not host_config.is_file():
-        problem(sw, f"{container_config} is not a mounted file of the repo")
+        problem(f"service {name}", f"{container_config} is not a mounted file of the repo")
+        return None
+    return service, container_config, host_config, rel(host_config), yaml.safe_load(host_config.read_text(encoding="utf-8")) or {}
+
+
+def check_prometheus(services, mounts, target_ok):
+    found = mounted_config(services, mounts, "prometheus", "/etc/prometheus/prometheus.yml")
+    if found is None:
         return
-    where = rel(host_config)
-    cfg = yaml.safe_load(host_config.read_text(encoding="utf-8")) or {}
+    service, container_config, host_config, where, cfg = found
+    sw = "service prometheus"
     jobs = {}
     for sc in cfg.get("scrape_configs") or []:
         targets = [t for s in sc.get("static_configs") or [] for t in s.get("targets") or []]
@@ -662,17 +670,11 @@ def check_prometheus(services, mounts, target_ok):
 
 
 def check_alertmanager(services, mounts, secret_targets, top_secrets, compose_dir, target_ok):
-    service = services.get("alertmanager")
-    if not service:
+    found = mounted_config(services, mounts, "alertmanager", "/etc/alertmanager/alertmanager.yml")
+    if found is None:
         return
+    service, container_config, host_config, where, cfg = found
     sw = "service alertmanager"
-    container_config = config_file_of(service, "/etc/alertmanager/alertmanager.yml")
-    host_config = mounts["alertmanager"].resolve(container_config)
-    if host_config is None or not host_config.is_file():
-        problem(sw, f"{container_config} is not a mounted file of the repo")
-        return
-    where = rel(host_config)
-    cfg = yaml.safe_load(host_config.read_text(encoding="utf-8")) or {}
 
     # The remediator's token: the secret file both containers get.
     remediator_cmd = as_list((services.get("remediator") or {}).get("command"))

@@ -50,10 +50,7 @@ struct Remediate: ParsableCommand {
         }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let policy = try remediation.policy(pid: pid, force: force)
-        let audit: AuditLog?
-        do { audit = try remediation.auditLog.map { try AuditLog(path: $0) } } catch {
-            throw ValidationError("\(error)")
-        }
+        let audit = try remediation.openAuditLog()
         let decisions: [Decision]
         do {
             let db = try PostgresConnection(settings)

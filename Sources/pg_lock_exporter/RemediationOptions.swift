@@ -37,6 +37,11 @@ struct RemediationOptions: ParsableArguments {
 
     func validate() throws { _ = try policy(pid: nil, force: false) }
 
+    /// The `--audit-log` file, opened once to check it is writable before anything is done.
+    func openAuditLog() throws -> AuditLog? {
+        do { return try auditLog.map { try AuditLog(path: $0) } } catch { throw ValidationError("\(error)") }
+    }
+
     /// The policy these flags describe; every regular expression is checked here.
     func policy(pid: Int32?, force: Bool) throws -> RemediationPolicy {
         var policy = RemediationPolicy()

@@ -43,8 +43,7 @@ struct WebhookOptions: ParsableArguments {
         }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let webConfig = try web.load()
-        let audit: AuditLog?
-        do { audit = try remediation.auditLog.map { try AuditLog(path: $0) } } catch { throw ValidationError("\(error)") }
+        let audit = try remediation.openAuditLog()
         let service = WebhookService(
             configuration: .init(
                 settings: settings, policy: try remediation.policy(pid: nil, force: false), execute: remediation.execute,

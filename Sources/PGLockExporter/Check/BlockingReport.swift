@@ -77,7 +77,7 @@ public struct BlockingReport: Sendable, Encodable {
         var byState: [String: Int] = [:]
         for s in clients { byState[s.stateLabel, default: 0] += 1 }
         server = Server(
-            version: snapshot.serverVersionString, versionNumber: snapshot.serverVersion, sessionsByState: byState,
+            version: snapshot.settings.versionString, versionNumber: snapshot.serverVersion, sessionsByState: byState,
             blockedSessions: graph.blocked.values.filter { $0.isClient && inScope($0) }.count)
         sessions = clients.sorted { $0.pid < $1.pid }.map { s in
             SessionEntry(

@@ -2,11 +2,7 @@
 /// and the guard settings. Plain values, safe to share between threads.
 public struct ActivitySnapshot: Sendable {
     public var serverVersion: Int
-    /// `server_version`, e.g. `15.18 (Debian 15.18-0+deb12u1)`.
-    public var serverVersionString: String {
-        get { settings.versionString }
-        set { settings.versionString = newValue }
-    }
+
     /// Every backend except the exporter's own; filter with `isClient`.
     public var sessions: [Session]
     public var locks: [LockCount]
@@ -14,15 +10,6 @@ public struct ActivitySnapshot: Sendable {
     public var databases: [DatabaseStats]
     /// The server's settings; read every scrape by `check`/`remediate`, cached by the exporter.
     public var settings: ServerSettings
-    public var maxConnections: Int {
-        get { settings.maxConnections }
-        set { settings.maxConnections = newValue }
-    }
-    /// Guard settings in seconds (0 = disabled), keyed by setting name.
-    public var timeouts: [String: Double] {
-        get { settings.timeouts }
-        set { settings.timeouts = newValue }
-    }
     /// Locks on contended objects; only read for `check` (see `SnapshotQuery.lockDetails`).
     public var lockDetails: [LockDetail]
 

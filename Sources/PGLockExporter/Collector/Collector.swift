@@ -168,7 +168,7 @@ public final class Collector: Sendable {
         if wasUp.exchange(1, ordering: .relaxed) != 1 {
             logger.info(
                 "connected to PostgreSQL",
-                metadata: ["server_version": "\(snapshot.serverVersionString)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
+                metadata: ["server_version": "\(snapshot.settings.versionString)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
         }
         if snapshot.hasHiddenSessions && !warnedHidden.exchange(true, ordering: .relaxed) {
             logger.warning(

@@ -222,10 +222,10 @@ public struct SnapshotMetrics {
 
     private func writeServer(into w: inout ExpositionWriter) {
         w.family("pg_max_connections", .gauge, help: "The server's max_connections.")
-        w.sample("pg_max_connections", snapshot.maxConnections)
+        w.sample("pg_max_connections", snapshot.settings.maxConnections)
         w.family("pg_setting_seconds", .gauge, help: "Server-side guard settings in seconds as new sessions get them; 0 means disabled.")
-        for name in snapshot.timeouts.keys.sorted() {
-            w.sample("pg_setting_seconds", ["name": name], snapshot.timeouts[name]!)
+        for name in snapshot.settings.timeouts.keys.sorted() {
+            w.sample("pg_setting_seconds", ["name": name], snapshot.settings.timeouts[name]!)
         }
         let dbs = snapshot.databases
         writeCounter(
@@ -240,7 +240,7 @@ public struct SnapshotMetrics {
             \.sessionsAbandoned, into: &w)
         writeCounter("pg_database_deadlocks_total", "Deadlocks detected, from pg_stat_database.", dbs, \.deadlocks, into: &w)
         w.family("pg_server_info", .gauge, help: "The PostgreSQL server version; always 1.")
-        w.sample("pg_server_info", ["version": snapshot.serverVersionString], 1)
+        w.sample("pg_server_info", ["version": snapshot.settings.versionString], 1)
     }
 
     private func writeCounter(
