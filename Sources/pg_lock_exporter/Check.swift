@@ -47,10 +47,12 @@ struct Check: ParsableCommand {
 
     func run() throws {
         let settings = try connection.settings(applicationName: "pg_lock_exporter check")
+        let interruption = Interruption.install(command: "pg_lock_exporter check")
         let snapshot: ActivitySnapshot
         let database: String
         do {
             let db = try PostgresConnection(settings)
+            interruption.watch(db)
             database = db.database
             snapshot = try db.readSnapshot(
                 queryCharacters: queryChars, lockDetails: true, statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds)

@@ -21,7 +21,7 @@ struct ConnectionOptions: ParsableArguments {
         help: ArgumentHelp("File holding the password. Default: $DATA_SOURCE_PASS_FILE, else libpq's own (PGPASSWORD, PGPASSFILE).", valueName: "file"))
     var passwordFile: String?
 
-    @Option(name: .customLong("pg.connect-timeout"), help: "Give up connecting after this long (libpq's minimum is 2s).")
+    @Option(name: .customLong("pg.connect-timeout"), help: "Give up connecting after this long, every address of the DSN together.")
     var connectTimeout: String = "5s"
 
     @Option(name: .customLong("pg.statement-timeout"), help: "Server-side statement_timeout of the exporter's own session.")
@@ -48,12 +48,18 @@ struct ConnectionOptions: ParsableArguments {
         guard statementSeconds >= 0.1 else { throw ValidationError("--pg.statement-timeout: at least 100ms (the exporter never runs unbounded)") }
         var settings = ConnectionSettings(
             dsn: resolved,
-            connectTimeoutSeconds: Int(try parseDuration(connectTimeout, "--pg.connect-timeout").rounded(.up)),
+            connectTimeoutSeconds: try connectTimeoutSeconds(),
             applicationName: applicationName,
             statementTimeoutMilliseconds: Int(try parseDuration(statementTimeout, "--pg.statement-timeout") * 1000),
             lockTimeoutMilliseconds: Int(try parseDuration(lockTimeout, "--pg.lock-timeout") * 1000))
         settings.password = password
         return settings
+    }
+
+    private func connectTimeoutSeconds() throws -> Double {
+        let seconds = try parseDuration(connectTimeout, "--pg.connect-timeout")
+        guard seconds >= 0.1 else { throw ValidationError("--pg.connect-timeout: at least 100ms") }
+        return seconds
     }
 }
 

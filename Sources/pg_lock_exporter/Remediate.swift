@@ -51,9 +51,11 @@ struct Remediate: ParsableCommand {
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let policy = try remediation.policy(pid: pid, force: force)
         let audit = try remediation.openAuditLog()
+        let interruption = Interruption.install(command: "pg_lock_exporter remediate")
         let decisions: [Decision]
         do {
             let db = try PostgresConnection(settings)
+            interruption.watch(db)
             decisions = try Remediator(
                 policy: policy, execute: remediation.execute, allDatabases: remediation.allDatabases,
                 statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds

@@ -35,6 +35,13 @@ struct Serve: ParsableCommand {
             valueName: "duration"))
     var sampleInterval: String?
 
+    @Option(
+        name: .customLong("web.scrape-timeout"),
+        help: ArgumentHelp(
+            "A scrape's budget when the request carries no X-Prometheus-Scrape-Timeout-Seconds; the answer comes 0.5s before it.",
+            valueName: "duration"))
+    var scrapeTimeout: String = "10s"
+
     @Option(name: .customLong("collector.top-roots"), help: "Root blockers that get their own pg_blocking_root_* series.")
     var topRoots: Int = 5
 
@@ -58,6 +65,9 @@ struct Serve: ParsableCommand {
         if let sampleInterval, try parseDuration(sampleInterval, "--sample.interval") < 0.05 {
             throw ValidationError("--sample.interval: must be at least 50ms")
         }
+        guard try parseDuration(scrapeTimeout, "--web.scrape-timeout") >= 1 else {
+            throw ValidationError("--web.scrape-timeout: must be at least 1s")
+        }
         if configFile != nil && connection.dsn != nil { throw ValidationError("--dsn: not with --config.file (name targets there)") }
     }
 
@@ -65,8 +75,7 @@ struct Serve: ParsableCommand {
         if let version = printSQLVersion {
             // For the benchmark: the exact statements a scrape sends (the settings statement is
             // sent on connect and then once a minute), separated by lines of "--".
-            print(SnapshotQuery(serverVersion: version, identity: false).pipelined(statementTimeoutMilliseconds: 5000)
-                .map(\.sql).joined(separator: "\n--\n"))
+            print(SnapshotBatch(serverVersion: version, identity: false).statementsSQL.joined(separator: "\n--\n"))
             return
         }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
@@ -75,6 +84,7 @@ struct Serve: ParsableCommand {
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs)
         let sampling = try sampleInterval.map { try parseDuration($0, "--sample.interval") }
         let base = try connection.settings()
+        let scrapeSeconds = try parseDuration(scrapeTimeout, "--web.scrape-timeout")
 
         let routes: ExporterRoutes
         let collectors: [Collector]
@@ -91,11 +101,11 @@ struct Serve: ParsableCommand {
                 targets[name] = Collector(
                     settings: settings, options: options, sampleInterval: sampling, logger: logger.with(metadata: "target", name))
             }
-            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, defaultScrapeTimeoutSeconds: scrapeSeconds)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
             let collector = Collector(settings: base, options: options, sampleInterval: sampling, logger: logger)
-            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, defaultScrapeTimeoutSeconds: scrapeSeconds)
             collectors = [collector]
         }
 
@@ -106,15 +116,16 @@ struct Serve: ParsableCommand {
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
             // down is not fatal: scrapes answer pg_up 0 until it is back.
-            _ = collectors[0].scrape(timeoutSeconds: Double(base.connectTimeoutSeconds) + 1)
+            _ = collectors[0].scrape(budgetSeconds: base.connectTimeoutSeconds + 1)
         }
         let sampler = sampling.map { Sampler(collectors: collectors, intervalSeconds: $0) }
 
-        waitForShutdown(logger)
-        sampler?.stop()
-        collectors.forEach { $0.cancelRunningQuery() }
-        server.stop()
-        collectors.forEach { $0.close() }
+        stopOnSignal(logger) {
+            sampler?.stop()
+            collectors.forEach { $0.cancelRunningQuery() }
+            server.stop()
+            collectors.forEach { $0.close() }
+        }
     }
 }
 

@@ -52,12 +52,15 @@ struct WebServerOptions: ParsableArguments {
     /// and exits 1.
     func startServer(
         _ config: WebConfig, address: ListenAddress, basicAuthExempt: Set<String> = [], logger: Logger,
-        details: Logger.Metadata, handler: @escaping HTTPServer.Handler
+        details: Logger.Metadata, preflight: HTTPServer.Preflight? = nil, handler: @escaping HTTPServer.Handler
     ) throws -> HTTPServer {
-        let guarded = AccessGuard(config: config, basicAuthExempt: basicAuthExempt).wrap(handler)
+        // Access rules and the handler's own preflight run on the headers, before any body is read.
+        let guardian = AccessGuard(config: config, basicAuthExempt: basicAuthExempt)
         let server: HTTPServer
         do {
-            server = try HTTPServer(address: address, limits: limits, tls: config.tls, handler: guarded)
+            server = try HTTPServer(
+                address: address, limits: limits, tls: config.tls,
+                preflight: { request in guardian.check(request) ?? preflight?(request) }, handler: handler)
         } catch {
             logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
             throw ExitCode(1)
@@ -72,8 +75,10 @@ struct WebServerOptions: ParsableArguments {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (blocked at start with `ShutdownSignals.block()`) and logs it.
-func waitForShutdown(_ logger: Logger) {
+/// Waits for SIGTERM or SIGINT (blocked at start with `ShutdownSignals.block()`), logs it, and
+/// runs `orderly`; the process exits 0 within `ShutdownSignals.stop`'s grace time either way.
+func stopOnSignal(_ logger: Logger, _ orderly: () -> Void) {
     let signal = ShutdownSignals.wait()
-    logger.info("shutting down", metadata: ["signal": "\(signal == SIGTERM ? "SIGTERM" : "SIGINT")"])
+    logger.info("shutting down", metadata: ["signal": "\(ShutdownSignals.name(signal))"])
+    ShutdownSignals.stop(orderly)
 }

@@ -57,10 +57,12 @@ struct WebhookOptions: ParsableArguments {
             details: [
                 "mode": "\(remediation.execute ? "execute" : "dry-run")", "target": "\(ConnectionString.redacted(settings.dsn))",
                 "alertnames": "\(alertNames.sorted().joined(separator: ","))",
-            ]
+            ],
+            preflight: { service.preflight($0) }
         ) { service.handle($0) }
-        waitForShutdown(logger)
-        server.stop()
-        service.drain(timeoutSeconds: 10)
+        stopOnSignal(logger) {
+            server.stop()
+            service.drain(timeoutSeconds: 1)
+        }
     }
 }

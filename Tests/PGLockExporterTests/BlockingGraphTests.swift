@@ -4,17 +4,17 @@ import Testing
 
 @Suite struct BlockingGraphTests {
     func waiter(_ pid: Int32, _ blockers: [Int32], datname: String = "app") -> Session {
-        Session(pid: pid, datname: datname, state: "active", waitingOnLock: true, blockedBy: blockers, lockWaitSeconds: 1)
+        Session.fixture(pid: pid, datname: datname, state: "active", waitingOnLock: true, blockedBy: blockers, lockWaitSeconds: 1)
     }
 
     func idleInTransaction(_ pid: Int32, seconds: Double = 100) -> Session {
-        Session(pid: pid, state: "idle in transaction", stateSeconds: seconds, transactionSeconds: seconds)
+        Session.fixture(pid: pid, state: "idle in transaction", stateSeconds: seconds, transactionSeconds: seconds)
     }
 
     @Test func seedIncidentChain() {
         // 10 idle in transaction; 20 = ALTER TABLE behind 10; 30, 31 = readers behind the ALTER.
         let graph = BlockingGraph(sessions: [
-            idleInTransaction(10), waiter(20, [10]), waiter(30, [20]), waiter(31, [20]), Session(pid: 40),
+            idleInTransaction(10), waiter(20, [10]), waiter(30, [20]), waiter(31, [20]), Session.fixture(pid: 40),
         ])
         #expect(graph.roots.map(\.pid) == [10])
         #expect(graph.roots[0].blockedCount == 3)
@@ -85,7 +85,7 @@ import Testing
     }
 
     @Test func rootThatIsNotAClientIsReportedWithItsState() {
-        let autovacuum = Session(pid: 7, backendType: "autovacuum worker", state: "active", stateSeconds: 3)
+        let autovacuum = Session.fixture(pid: 7, backendType: "autovacuum worker", state: "active", stateSeconds: 3)
         let graph = BlockingGraph(sessions: [autovacuum, waiter(8, [7])])
         #expect(graph.roots.map(\.pid) == [7])
         #expect(graph.roots[0].state == "active")

@@ -7,8 +7,8 @@ import Testing
 
     func snapshot(_ sessions: [Session]) -> ActivitySnapshot {
         ActivitySnapshot(
-            serverVersion: 150000, serverVersionString: "15", sessions: sessions, locks: [], databases: [], maxConnections: 100,
-            timeouts: [:])
+            serverVersion: 150000, sessions: sessions, locks: [], databases: [],
+            settings: ServerSettings(versionString: "15", maxConnections: 100, timeouts: [:]))
     }
 
     func decide(_ sessions: [Session], _ configure: (inout RemediationPolicy) -> Void = { _ in }) -> [Decision] {
@@ -20,10 +20,10 @@ import Testing
     /// The seed incident: 10 idle in transaction for 120s, 20 the ALTER, 30 a reader.
     var incident: [Session] {
         [
-            Session(pid: 10, applicationName: "worker", state: "idle in transaction", stateSeconds: 120, transactionSeconds: 121),
-            Session(pid: 20, applicationName: "alembic", state: "active", stateSeconds: 100, waitingOnLock: true, blockedBy: [10]),
-            Session(pid: 30, applicationName: "web", state: "active", stateSeconds: 90, waitingOnLock: true, blockedBy: [20]),
-            Session(pid: 40, applicationName: "lonely", state: "idle in transaction", stateSeconds: 500),
+            Session.fixture(pid: 10, applicationName: "worker", state: "idle in transaction", stateSeconds: 120, transactionSeconds: 121),
+            Session.fixture(pid: 20, applicationName: "alembic", state: "active", stateSeconds: 100, waitingOnLock: true, blockedBy: [10]),
+            Session.fixture(pid: 30, applicationName: "web", state: "active", stateSeconds: 90, waitingOnLock: true, blockedBy: [20]),
+            Session.fixture(pid: 40, applicationName: "lonely", state: "idle in transaction", stateSeconds: 500),
         ]
     }
 
@@ -58,8 +58,8 @@ import Testing
 
     @Test func activeRootIsNotATargetAndPidNeedsForce() {
         let sessions = [
-            Session(pid: 10, state: "active", stateSeconds: 600),
-            Session(pid: 20, state: "active", waitingOnLock: true, blockedBy: [10]),
+            Session.fixture(pid: 10, state: "active", stateSeconds: 600),
+            Session.fixture(pid: 20, state: "active", waitingOnLock: true, blockedBy: [10]),
         ]
         #expect(decide(sessions).map(\.reason) == ["it is active, not idle in transaction"])
         #expect(decide(sessions) { $0.pid = 10 }.map(\.reason) == ["it is active, not idle in transaction (--force to terminate it anyway)"])
@@ -85,11 +85,11 @@ import Testing
 
     @Test func neverOwnSessionNonClientsOrPreparedTransactions() {
         let sessions = [
-            Session(pid: own, state: "idle in transaction", stateSeconds: 900),
-            Session(pid: 1, state: "active", waitingOnLock: true, blockedBy: [own]),
-            Session(pid: 7, backendType: "autovacuum worker", state: "active", stateSeconds: 900),
-            Session(pid: 2, state: "active", waitingOnLock: true, blockedBy: [7]),
-            Session(pid: 3, state: "active", waitingOnLock: true, blockedBy: [0]),
+            Session.fixture(pid: own, state: "idle in transaction", stateSeconds: 900),
+            Session.fixture(pid: 1, state: "active", waitingOnLock: true, blockedBy: [own]),
+            Session.fixture(pid: 7, backendType: "autovacuum worker", state: "active", stateSeconds: 900),
+            Session.fixture(pid: 2, state: "active", waitingOnLock: true, blockedBy: [7]),
+            Session.fixture(pid: 3, state: "active", waitingOnLock: true, blockedBy: [0]),
         ]
         let reasons = Dictionary(uniqueKeysWithValues: decide(sessions).map { ($0.pid, $0.reason) })
         #expect(reasons[own] == "this is the remediator's own session")
@@ -101,8 +101,8 @@ import Testing
     @Test func capLimitsTerminationsPerRun() {
         var sessions: [Session] = []
         for root in Int32(1)...3 {
-            sessions.append(Session(pid: root, state: "idle in transaction", stateSeconds: 100 * Double(root)))
-            sessions.append(Session(pid: root + 10, state: "active", waitingOnLock: true, blockedBy: [root]))
+            sessions.append(Session.fixture(pid: root, state: "idle in transaction", stateSeconds: 100 * Double(root)))
+            sessions.append(Session.fixture(pid: root + 10, state: "active", waitingOnLock: true, blockedBy: [root]))
         }
         let decisions = decide(sessions) { $0.maxTerminations = 2 }
         #expect(decisions.map(\.pid) == [3, 2, 1])

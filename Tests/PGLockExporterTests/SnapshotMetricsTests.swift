@@ -7,9 +7,9 @@ import Testing
         -> Exposition
     {
         let snapshot = ActivitySnapshot(
-            serverVersion: 150000, serverVersionString: "15.0", sessions: sessions, locks: [],
-            databases: databases.map { DatabaseStats(datname: $0, deadlocks: 0) }, maxConnections: 100,
-            timeouts: ["lock_timeout": 0])
+            serverVersion: 150000, sessions: sessions, locks: [],
+            databases: databases.map { DatabaseStats(datname: $0, deadlocks: 0) },
+            settings: ServerSettings(versionString: "15.0", maxConnections: 100, timeouts: ["lock_timeout": 0]))
         var w = ExpositionWriter()
         SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: sessions), options: options).write(into: &w)
         return try Exposition(parsing: String(decoding: w.bytes, as: UTF8.self))
@@ -30,7 +30,7 @@ import Testing
         var pid: Int32 = 1
         for (app, count) in [("big", 3), ("mid", 2), ("small1", 1), ("small2", 1)] {
             for _ in 0..<count {
-                sessions.append(Session(pid: pid, applicationName: app, state: "idle"))
+                sessions.append(Session.fixture(pid: pid, applicationName: app, state: "idle"))
                 pid += 1
             }
         }
@@ -45,11 +45,11 @@ import Testing
     @Test func aRealOtherPairSharesTheFoldedSeries() throws {
         // Cap 2: "big" (3) and the real other/other (2) are kept; small1 and small2 fold into it.
         let sessions = [
-            Session(pid: 1, applicationName: "big", state: "idle"), Session(pid: 2, applicationName: "big", state: "idle"),
-            Session(pid: 3, applicationName: "big", state: "idle"),
-            Session(pid: 4, usename: "other", applicationName: "other", state: "idle"),
-            Session(pid: 5, usename: "other", applicationName: "other", state: "idle"),
-            Session(pid: 6, applicationName: "small1", state: "idle"), Session(pid: 7, applicationName: "small2", state: "idle"),
+            Session.fixture(pid: 1, applicationName: "big", state: "idle"), Session.fixture(pid: 2, applicationName: "big", state: "idle"),
+            Session.fixture(pid: 3, applicationName: "big", state: "idle"),
+            Session.fixture(pid: 4, usename: "other", applicationName: "other", state: "idle"),
+            Session.fixture(pid: 5, usename: "other", applicationName: "other", state: "idle"),
+            Session.fixture(pid: 6, applicationName: "small1", state: "idle"), Session.fixture(pid: 7, applicationName: "small2", state: "idle"),
         ]
         let e = try render(sessions, options: MetricOptions(maxUserApplicationPairs: 2))
         #expect(e.all("pg_sessions", ["usename": "other", "application_name": "other", "state": "idle"]).count == 1)
@@ -57,15 +57,15 @@ import Testing
     }
 
     @Test func hiddenBackgroundProcessesAreNotClientSessions() throws {
-        let checkpointer = Session(pid: 5, datname: nil, usename: nil, backendType: nil, state: nil, stateSeconds: nil)
+        let checkpointer = Session.fixture(pid: 5, datname: nil, usename: nil, backendType: nil, state: nil, stateSeconds: nil)
         let e = try render([checkpointer])
         #expect(e.all("pg_sessions").isEmpty)
         #expect(e.all("pg_blocked_sessions", ["datname": ""]).isEmpty)
     }
 
     @Test func hiddenSessionsCountAsUnknownAndNonClientsAreLeftOut() throws {
-        let hidden = Session(pid: 1, usename: "someone", backendType: nil, state: nil, stateSeconds: nil)
-        let walsender = Session(pid: 2, backendType: "walsender", state: "active")
+        let hidden = Session.fixture(pid: 1, usename: "someone", backendType: nil, state: nil, stateSeconds: nil)
+        let walsender = Session.fixture(pid: 2, backendType: "walsender", state: "active")
         let e = try render([hidden, walsender])
         #expect(e.value("pg_sessions", ["usename": "someone", "state": "unknown"]) == 1)
         #expect(e.all("pg_sessions").map(\.value).reduce(0, +) == 1)
@@ -73,9 +73,9 @@ import Testing
 
     @Test func idleInTransactionAgeIsTheOldestOfTheGroup() throws {
         let e = try render([
-            Session(pid: 1, applicationName: "w", state: "idle in transaction", stateSeconds: 40, transactionSeconds: 90),
-            Session(pid: 2, applicationName: "w", state: "idle in transaction (aborted)", stateSeconds: 70, transactionSeconds: 75),
-            Session(pid: 3, applicationName: "x", state: "active", stateSeconds: 500, transactionSeconds: 500),
+            Session.fixture(pid: 1, applicationName: "w", state: "idle in transaction", stateSeconds: 40, transactionSeconds: 90),
+            Session.fixture(pid: 2, applicationName: "w", state: "idle in transaction (aborted)", stateSeconds: 70, transactionSeconds: 75),
+            Session.fixture(pid: 3, applicationName: "x", state: "active", stateSeconds: 500, transactionSeconds: 500),
         ])
         #expect(e.value("pg_idle_in_transaction_seconds", ["application_name": "w"]) == 70)
         #expect(e.value("pg_idle_in_transaction_seconds", ["application_name": "x"]) == 0)
@@ -86,9 +86,9 @@ import Testing
     @Test func topRootsAreCapped() throws {
         var sessions: [Session] = []
         for root in Int32(1)...4 {
-            sessions.append(Session(pid: root, state: "idle in transaction", stateSeconds: Double(root)))
+            sessions.append(Session.fixture(pid: root, state: "idle in transaction", stateSeconds: Double(root)))
             for w in 0..<Int32(root) {
-                sessions.append(Session(pid: root * 100 + w, state: "active", waitingOnLock: true, blockedBy: [root], lockWaitSeconds: 2))
+                sessions.append(Session.fixture(pid: root * 100 + w, state: "active", waitingOnLock: true, blockedBy: [root], lockWaitSeconds: 2))
             }
         }
         let e = try render(sessions, options: MetricOptions(topRoots: 2))

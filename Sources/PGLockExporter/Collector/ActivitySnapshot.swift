@@ -10,19 +10,19 @@ public struct ActivitySnapshot: Sendable {
     public var databases: [DatabaseStats]
     /// The server's settings; read every scrape by `check`/`remediate`, cached by the exporter.
     public var settings: ServerSettings
-    /// Locks on contended objects; only read for `check` (see `SnapshotQuery.lockDetails`).
+    /// Locks on contended objects; only read for `check` (see `LockDetailsStatement`).
     public var lockDetails: [LockDetail]
 
     public init(
-        serverVersion: Int, serverVersionString: String, sessions: [Session], locks: [LockCount],
-        databases: [DatabaseStats], lockDetails: [LockDetail] = [], maxConnections: Int, timeouts: [String: Double]
+        serverVersion: Int, sessions: [Session], locks: [LockCount], databases: [DatabaseStats],
+        lockDetails: [LockDetail] = [], settings: ServerSettings
     ) {
-        self.lockDetails = lockDetails
         self.serverVersion = serverVersion
-        self.settings = ServerSettings(versionString: serverVersionString, maxConnections: maxConnections, timeouts: timeouts)
         self.sessions = sessions
         self.locks = locks
         self.databases = databases
+        self.lockDetails = lockDetails
+        self.settings = settings
     }
 
     /// True when some sessions' state was hidden from us (the role lacks `pg_read_all_stats`).
@@ -50,7 +50,7 @@ public struct Session: Sendable, Equatable {
     /// `pg_blocking_pids(pid)` for lock waiters, deduplicated (parallel workers repeat their
     /// leader's pid); 0 stands for a prepared transaction. Empty for everyone else.
     public var blockedBy: [Int32]
-    /// Seconds since `pg_locks.waitstart` (14+); older servers: since `state_change`.
+    /// Seconds since `pg_locks.waitstart`.
     public var lockWaitSeconds: Double?
     /// `backend_start` and `state_change` as the server printed them: the identity that a
     /// termination re-checks so a reused pid or a session that moved on is never killed.
@@ -60,11 +60,10 @@ public struct Session: Sendable, Equatable {
     public var query: String?
 
     public init(
-        pid: Int32, datname: String? = "app", usename: String? = "app", applicationName: String = "",
-        clientAddr: String = "local", backendType: String? = "client backend", state: String? = "idle",
-        stateSeconds: Double? = 0, transactionSeconds: Double? = nil, waitingOnLock: Bool = false,
-        blockedBy: [Int32] = [], lockWaitSeconds: Double? = nil, backendStart: String? = nil,
-        stateChange: String? = nil, query: String? = nil
+        pid: Int32, datname: String?, usename: String?, applicationName: String, clientAddr: String,
+        backendType: String?, state: String?, stateSeconds: Double?, transactionSeconds: Double?,
+        waitingOnLock: Bool, blockedBy: [Int32], lockWaitSeconds: Double?, backendStart: String?,
+        stateChange: String?, query: String?
     ) {
         self.pid = pid
         self.datname = datname
@@ -88,7 +87,8 @@ public struct Session: Sendable, Equatable {
     public var isHidden: Bool { backendType == nil && state == nil }
 
     /// A client session in the product's sense: a client backend, or a hidden row with a database
-    /// and a user (hidden background processes such as the checkpointer have neither).
+    /// and a user (hidden background processes such as the checkpointer have neither). Its SQL
+    /// twin is `SessionRules.isClient`.
     public var isClient: Bool { backendType == "client backend" || (isHidden && datname != nil && usename != nil) }
 
     /// The state as a metric label: hidden sessions count as `unknown`, never as missing.
@@ -102,6 +102,7 @@ public struct Session: Sendable, Equatable {
     }
 
     /// A blocked session: waits on a heavyweight lock and someone holds or queues ahead of it.
+    /// Its SQL twin is `SessionRules.isBlocked`.
     public var isBlocked: Bool { waitingOnLock && !blockedBy.isEmpty }
 }
 
@@ -165,4 +166,10 @@ public struct ServerSettings: Sendable, Equatable {
     public var maxConnections: Int
     /// Guard settings in seconds (0 = disabled), keyed by setting name.
     public var timeouts: [String: Double]
+
+    public init(versionString: String, maxConnections: Int, timeouts: [String: Double]) {
+        self.versionString = versionString
+        self.maxConnections = maxConnections
+        self.timeouts = timeouts
+    }
 }

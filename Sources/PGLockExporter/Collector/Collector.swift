@@ -4,34 +4,33 @@ import Synchronization
 /// The exporter's scrape path for one target: one connection, one collection at a time, shared
 /// by concurrent scrapes, and the exposition of its result.
 ///
-/// The connection is opened lazily and reopened after any connection error, so the exporter
-/// starts while the server is down and recovers when it comes back. Every scrape answers; when
-/// the server cannot be read it says `pg_up 0`.
+/// Every scrape answers within its budget. The connection is opened lazily and reopened after
+/// any connection error or timeout, so the exporter starts while the server is down and
+/// recovers when it comes back; while the server cannot be read in time, scrapes say `pg_up 0`
+/// and count the reason in `pg_lock_exporter_collection_failures_total`.
 public final class Collector: Sendable {
     /// The outcome of one collection, rendered once and shared by the scrapes that waited for it.
-    public struct Collection: Sendable {
-        public var snapshot: ActivitySnapshot?
-        public var graph: BlockingGraph?
+    struct Collection: Sendable {
+        var snapshot: ActivitySnapshot?
         /// The session metrics in exposition format (empty when the collection failed).
-        public var exposition: [UInt8]
-        public var error: String?
-        public var durationSeconds: Double
+        var exposition: [UInt8]
+        var failed: Bool
     }
 
     public let settings: ConnectionSettings
     public let options: MetricOptions
     private let logger: Logger
-    private let connection = Mutex<PostgresConnection?>(nil)
+    private let target = TargetConnection()
     private let flight = SingleFlight<Collection>()
     private let scrapeErrors = Atomic<Int>(0)
     private let collections = Atomic<Int>(0)
+    private let failures = Mutex<[CollectionFailure: Int]>([:])
     private let wasUp = Atomic<Int>(-1)  // -1 unknown, 0 down, 1 up: log only transitions
     private let warnedHidden = Atomic<Bool>(false)
-    /// Cancels the statement in flight (at shutdown), from another thread than the one blocked on it.
+    /// Cancels the statement in flight (at shutdown), from another thread than the one waiting on it.
     private let canceller = Mutex<PostgresCanceller?>(nil)
-    /// The server's settings, read on connect and then once a minute (`pg_settings` is the most
-    /// expensive small statement of the batch and changes only on reload).
-    private let settingsCache = Mutex<(settings: ServerSettings, read: ContinuousClock.Instant)?>(nil)
+    /// `pg_settings` is re-read this often on one connection: it is the most expensive small
+    /// statement of the batch and changes only on reload.
     static let settingsMaxAge = Duration.seconds(60)
     /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
     let sampler: SamplerCounters.Box?
@@ -44,17 +43,17 @@ public final class Collector: Sendable {
         self.sampler = sampleInterval.map { SamplerCounters.Box(interval: $0) }
     }
 
-    /// A full scrape body: session metrics (or `pg_up 0`), then the exporter's own metrics.
-    /// `timeoutSeconds` is Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` less a margin.
-    /// With `processMetrics` false (a `/probe` of one target) the process's own metrics are left
-    /// to `/metrics`.
-    public func scrape(timeoutSeconds: Double?, processMetrics: Bool = true) -> [UInt8] {
-        let budget = min(timeoutSeconds ?? .infinity, Double(settings.statementTimeoutMilliseconds) / 1000 + 1)
+    /// A full scrape body, within `budgetSeconds`: session metrics (or `pg_up 0`), then the
+    /// exporter's own metrics. With `processMetrics` false (a `/probe` of one target) the
+    /// process's own metrics are left to `/metrics`.
+    public func scrape(budgetSeconds: Double, processMetrics: Bool = true) -> [UInt8] {
         let started = ContinuousClock.now
-        let collection = flight.run(timeoutSeconds: budget) { collect(budgetSeconds: budget) }
+        let deadline = Deadline.after(seconds: budgetSeconds)
+        // The leader collects under its own deadline; scrapes that join wait up to theirs.
+        let collection = flight.run(timeoutSeconds: budgetSeconds) { collect(until: deadline) }
         var w = ExpositionWriter(capacity: (collection?.exposition.count ?? 0) + 4096)
-        let up = collection.map { $0.error == nil } ?? false
-        if collection?.error != nil || collection == nil { scrapeErrors.add(1, ordering: .relaxed) }
+        let up = collection.map { !$0.failed } ?? false
+        if !up { scrapeErrors.add(1, ordering: .relaxed) }
         w.family("pg_up", .gauge, help: "1 if the last collection from PostgreSQL succeeded, else 0.")
         w.sample("pg_up", up ? 1 : 0)
         if let collection { w.append(contentsOf: collection.exposition) }
@@ -65,84 +64,79 @@ public final class Collector: Sendable {
         return w.bytes
     }
 
-    /// Collects now (the single-flight leader runs this).
-    func collect(budgetSeconds: Double) -> Collection {
+    /// Collects now, before `deadline` (the single-flight leader runs this).
+    func collect(until deadline: Deadline) -> Collection {
         collections.add(1, ordering: .relaxed)
-        let started = ContinuousClock.now
-        let timeoutMs = Int(min(Double(settings.statementTimeoutMilliseconds), budgetSeconds * 1000))
+        // The server-side timeout fits in what is left, so the server cancels a slow statement
+        // itself and the connection survives; the client deadline is the backstop.
+        let timeoutMs = Int(min(Double(settings.statementTimeoutMilliseconds), deadline.remainingSeconds * 1000))
         do {
-            let cached = settingsCache.withLock { cache in
-                cache.flatMap { ContinuousClock.now - $0.read < Self.settingsMaxAge ? $0.settings : nil }
-            }
-            var snapshot = try connection.withLock { connection in
-                try withConnection(&connection, budgetSeconds: budgetSeconds) { db in
-                    try db.readPreparedSnapshot(settings: cached == nil, statementTimeoutMilliseconds: timeoutMs)
-                }
-            }
-            if let cached {
-                snapshot.settings = cached
-            } else {
-                settingsCache.withLock { $0 = (snapshot.settings, ContinuousClock.now) }
+            let snapshot = try target.withState(until: deadline) { state in
+                try read(&state, statementTimeoutMilliseconds: timeoutMs, deadline: deadline)
             }
             noteUp(snapshot)
-            let graph = BlockingGraph(sessions: snapshot.sessions)
             var w = ExpositionWriter()
-            SnapshotMetrics(snapshot: snapshot, graph: graph, options: options).write(into: &w)
-            return Collection(
-                snapshot: snapshot, graph: graph, exposition: w.bytes, error: nil,
-                durationSeconds: (ContinuousClock.now - started).seconds)
+            SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), options: options).write(into: &w)
+            return Collection(snapshot: snapshot, exposition: w.bytes, failed: false)
         } catch {
+            failures.withLock { $0[CollectionFailure(error), default: 0] += 1 }
             noteDown(error)
-            return Collection(
-                snapshot: nil, graph: nil, exposition: [], error: "\(error)",
-                durationSeconds: (ContinuousClock.now - started).seconds)
+            return Collection(snapshot: nil, exposition: [], failed: true)
         }
     }
 
-    /// Runs `body` on the target's one connection, opening it first when needed and dropping it
-    /// after a connection error so the next use reconnects. The caller holds the mutex.
-    private func withConnection<T>(
-        _ connection: inout PostgresConnection?, budgetSeconds: Double, _ body: (PostgresConnection) throws -> T
-    ) throws -> T {
-        if connection == nil || connection?.isHealthy == false {
-            connection = nil
+    /// One snapshot on the target's connection, opening (and preparing) it first when needed.
+    /// A connection error or a timeout drops the connection and everything learnt on it.
+    private func read(_ state: inout TargetConnection.State?, statementTimeoutMilliseconds: Int, deadline: Deadline) throws
+        -> ActivitySnapshot
+    {
+        if state?.connection.isHealthy != true {
+            state = nil
             canceller.withLock { $0 = nil }
-            settingsCache.withLock { $0 = nil }  // a new connection may be a restarted, reconfigured server
-            var attempt = settings
-            attempt.connectTimeoutSeconds = min(settings.connectTimeoutSeconds, max(2, Int(budgetSeconds.rounded(.up))))
-            let opened = try PostgresConnection(attempt)
-            try opened.prepareSnapshotStatements()
+            let opened = try PostgresConnection(settings, deadline: deadline)
+            try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true).prepare(on: opened, deadline: deadline)
             canceller.withLock { $0 = opened.makeCanceller() }
-            connection = opened
+            state = TargetConnection.State(connection: opened)
         }
+        let connection = state!.connection
+        let cached = state!.settingsRead.map { ContinuousClock.now - $0 < Self.settingsMaxAge } == true ? state!.settings : nil
         do {
-            return try body(connection!)
-        } catch let error as PostgresError where error.kind == .connection {
-            connection = nil
+            var snapshot = try SnapshotBatch(serverVersion: connection.serverVersion, identity: false, settings: cached == nil)
+                .readPrepared(on: connection, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
+            if let cached {
+                snapshot.settings = cached
+            } else {
+                state!.settings = snapshot.settings
+                state!.settingsRead = .now
+            }
+            return snapshot
+        } catch let error as PostgresError where error.dropsConnection || !connection.isHealthy {
+            state = nil
             canceller.withLock { $0 = nil }
             throw error
         }
     }
 
-    /// One background sample of the cheap aggregates (`--sample.interval`), on the target's one
-    /// connection. It never waits and never connects: while a scrape's collection holds the
-    /// connection, or while the target is down (scrapes reconnect), the sample is skipped and its
-    /// time is not attributed. So one sampler thread can serve every target.
+    /// One background sample of the cheap aggregates (`--sample.interval`), on the target's
+    /// connection. It never waits and never connects: while a scrape holds the connection, or
+    /// while the target is down (scrapes reconnect), the sample is skipped and its time is not
+    /// attributed. Each target has its own sampler thread (`Sampler`), so a target that hangs
+    /// stops only its own counters.
     public func sample() {
         guard let sampler else { return }
         enum Outcome {
-            case rows([(String, Int, Int)]), failed(Error), disconnected
+            case rows([SamplerStatement.Row]), failed(Error), disconnected
         }
-        let outcome: Outcome? = connection.withLockIfAvailable { connection in
-            guard let db = connection, db.isHealthy else { return .disconnected }
+        // A sample that hangs keeps the connection from the next scrape, so it gets at most two
+        // intervals (and never more than a statement gets).
+        let deadline = Deadline.after(seconds: min(Double(settings.statementTimeoutMilliseconds) / 1000 + 1, max(1, 2 * sampler.interval)))
+        let outcome: Outcome? = target.withStateIfAvailable { state in
+            guard let connection = state?.connection, connection.isHealthy else { return .disconnected }
             do {
-                return .rows(
-                    try withConnection(&connection, budgetSeconds: Double(settings.statementTimeoutMilliseconds) / 1000) { db in
-                        try db.execute(SamplerCounters.sql) { r in
-                            (0..<r.rowCount).map { (r.string($0, 0) ?? "", r.int($0, 1) ?? 0, r.int($0, 2) ?? 0) }
-                        }
-                    })
+                let statement = SamplerStatement()
+                return .rows(try connection.execute(statement.sql, deadline: deadline) { statement.decode($0) })
             } catch {
+                if !connection.isHealthy { state = nil }
                 return .failed(error)
             }
         }
@@ -159,9 +153,10 @@ public final class Collector: Sendable {
         }
     }
 
-    /// Cancels a statement in flight, so shutdown does not wait for the statement timeout.
+    /// Cancels a statement in flight (at shutdown), waiting at most half a second for the
+    /// request to get through.
     public func cancelRunningQuery() {
-        canceller.withLock { $0?.cancel() }
+        canceller.withLock { $0 }?.cancel(waitingAtMost: 0.5)
     }
 
     private func noteUp(_ snapshot: ActivitySnapshot) {
@@ -177,10 +172,13 @@ public final class Collector: Sendable {
     }
 
     private func noteDown(_ error: Error) {
+        let reason = CollectionFailure(error).rawValue
         if wasUp.exchange(0, ordering: .relaxed) != 0 {
-            logger.error("cannot read PostgreSQL", metadata: ["error": "\(error)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
+            logger.error(
+                "cannot read PostgreSQL",
+                metadata: ["reason": "\(reason)", "error": "\(error)", "dsn": "\(ConnectionString.redacted(settings.dsn))"])
         } else {
-            logger.debug("cannot read PostgreSQL", metadata: ["error": "\(error)"])
+            logger.debug("cannot read PostgreSQL", metadata: ["reason": "\(reason)", "error": "\(error)"])
         }
     }
 
@@ -191,6 +189,13 @@ public final class Collector: Sendable {
         w.sample("pg_lock_exporter_scrape_errors_total", scrapeErrors.load(ordering: .relaxed))
         w.family("pg_lock_exporter_collections_total", .counter, help: "Collections run against PostgreSQL; concurrent scrapes share one.")
         w.sample("pg_lock_exporter_collections_total", collections.load(ordering: .relaxed))
+        let failed = failures.withLock { $0 }
+        w.family(
+            "pg_lock_exporter_collection_failures_total", .counter,
+            help: "Collections that failed, by reason: timeout, connect, auth or query.")
+        for reason in CollectionFailure.allCases {
+            w.sample("pg_lock_exporter_collection_failures_total", ["reason": reason.rawValue], failed[reason] ?? 0)
+        }
     }
 
     /// The process's own metrics: build info and `process_*`.
@@ -200,17 +205,9 @@ public final class Collector: Sendable {
         ProcessMetrics.write(into: &w)
     }
 
-    /// Closes the connection (at shutdown).
+    /// Closes the connection (at shutdown), unless a scrape still holds it.
     public func close() {
-        connection.withLock { $0 = nil }
+        _ = target.withStateIfAvailable { $0 = nil }
         canceller.withLock { $0 = nil }
-    }
-}
-
-extension Duration {
-    /// The duration in seconds as a Double.
-    public var seconds: Double {
-        let (s, attoseconds) = components
-        return Double(s) + Double(attoseconds) / 1e18
     }
 }

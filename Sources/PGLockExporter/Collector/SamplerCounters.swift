@@ -1,4 +1,3 @@
-import Dispatch
 import Synchronization
 
 /// Cumulative counters from the background sampler, so that a blocking episode that starts and
@@ -11,19 +10,12 @@ struct SamplerCounters {
     /// The counters of one target, shared by the sampler thread and the scrapes.
     final class Box: Sendable {
         let counters: Mutex<SamplerCounters>
-        init(interval: Double) { counters = Mutex(SamplerCounters(interval: interval)) }
+        let interval: Double
+        init(interval: Double) {
+            self.interval = interval
+            counters = Mutex(SamplerCounters(interval: interval))
+        }
     }
-
-    /// One cheap aggregate: `pg_blocking_pids()` only for lock waiters, no rows returned per session.
-    static let sql = """
-        SELECT d.datname,
-               count(a.pid) FILTER (WHERE a.wait_event_type = 'Lock' AND cardinality(pg_blocking_pids(a.pid)) > 0),
-               count(a.pid) FILTER (WHERE a.state IN ('idle in transaction', 'idle in transaction (aborted)'))
-        FROM pg_database d
-        LEFT JOIN pg_stat_activity a ON a.datid = d.oid AND a.backend_type = 'client backend' AND a.pid <> pg_backend_pid()
-        WHERE d.datallowconn AND NOT d.datistemplate
-        GROUP BY d.datname
-        """
 
     struct PerDatabase {
         var blockedSeconds = 0.0
@@ -41,7 +33,7 @@ struct SamplerCounters {
 
     init(interval: Double) { self.interval = interval }
 
-    mutating func record(_ rows: [(datname: String, blocked: Int, idleInTransaction: Int)], at now: ContinuousClock.Instant) {
+    mutating func record(_ rows: [SamplerStatement.Row], at now: ContinuousClock.Instant) {
         // Right after a gap (no previous sample) nothing is attributed and no episode starts:
         // the sessions blocked now may have been blocked all along.
         let previous = last.map { (now - $0).seconds }
@@ -86,21 +78,4 @@ struct SamplerCounters {
         w.family("pg_lock_exporter_samples_total", .counter, help: "Background samples taken.")
         w.sample("pg_lock_exporter_samples_total", samples)
     }
-}
-
-/// Runs `Collector.sample()` for every target every interval, on one background queue, until
-/// stopped. Samples never block on a busy or down target (see `Collector.sample()`), so one
-/// thread serves hundreds of targets. Owned by the command that starts it.
-public final class Sampler {
-    private let timer: DispatchSourceTimer
-
-    public init(collectors: [Collector], intervalSeconds: Double) {
-        timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "pg_lock_exporter.sampler"))
-        timer.schedule(
-            deadline: .now(), repeating: .milliseconds(max(10, Int(intervalSeconds * 1000))), leeway: .milliseconds(5))
-        timer.setEventHandler { collectors.forEach { $0.sample() } }
-        timer.resume()
-    }
-
-    public func stop() { timer.cancel() }
 }

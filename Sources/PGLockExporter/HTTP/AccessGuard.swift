@@ -2,8 +2,9 @@ import CCrypt
 import FoundationEssentials
 import Synchronization
 
-/// Applies a `WebConfig` to every request before the handler sees it: the client certificate
-/// required by `client_auth_type`, then HTTP basic auth when users are configured.
+/// Applies a `WebConfig` to every request before the handler sees it, from the headers alone
+/// (`HTTPServer`'s preflight, before any body is read): the client certificate required by
+/// `client_auth_type`, then HTTP basic auth when users are configured.
 public final class AccessGuard: Sendable {
     public let config: WebConfig
     /// Paths that bring their own authentication (the webhook's bearer token) and skip basic auth.
@@ -17,12 +18,8 @@ public final class AccessGuard: Sendable {
         self.basicAuthExempt = basicAuthExempt
     }
 
-    public func wrap(_ handler: @escaping HTTPServer.Handler) -> HTTPServer.Handler {
-        { request in self.check(request) ?? handler(request) }
-    }
-
     /// nil when the request may proceed, else the refusal.
-    func check(_ request: HTTPRequest) -> HTTPResponse? {
+    public func check(_ request: HTTPRequest) -> HTTPResponse? {
         switch config.clientAuth {
         case .none, .request:
             break

@@ -9,23 +9,36 @@ public struct ExporterRoutes: Sendable {
     /// The single target, or nil in multi-target mode.
     public let collector: Collector?
     public let targets: [String: Collector]
+    /// A scrape's budget when the request does not say (`--web.scrape-timeout`): Prometheus's own
+    /// default scrape timeout, 10 s.
+    public let defaultScrapeTimeoutSeconds: Double
 
-    public init(telemetryPath: String, collector: Collector) {
+    public init(telemetryPath: String, collector: Collector, defaultScrapeTimeoutSeconds: Double = 10) {
         self.telemetryPath = telemetryPath
         self.collector = collector
         self.targets = [:]
+        self.defaultScrapeTimeoutSeconds = defaultScrapeTimeoutSeconds
     }
 
-    public init(telemetryPath: String, targets: [String: Collector]) {
+    public init(telemetryPath: String, targets: [String: Collector], defaultScrapeTimeoutSeconds: Double = 10) {
         self.telemetryPath = telemetryPath
         self.collector = nil
         self.targets = targets
+        self.defaultScrapeTimeoutSeconds = defaultScrapeTimeoutSeconds
     }
 
     public static let probePath = "/probe"
 
     /// Prometheus sends its scrape timeout; answer a little before it so the reply arrives.
     static let timeoutMarginSeconds = 0.5
+
+    /// The scrape's budget: Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` less the margin
+    /// (at least a quarter of a second), else the default less the margin.
+    func budgetSeconds(_ request: HTTPRequest) -> Double {
+        let sent = request.headers["x-prometheus-scrape-timeout-seconds"].flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
+        let timeout = sent ?? defaultScrapeTimeoutSeconds
+        return max(0.25, min(timeout - Self.timeoutMarginSeconds, timeout * 0.9))
+    }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let probe = collector == nil && request.path == Self.probePath
@@ -35,8 +48,7 @@ public struct ExporterRoutes: Sendable {
         guard request.method == "GET" || request.method == "HEAD" else {
             return .methodNotAllowed(allowed: "GET, HEAD")
         }
-        let timeout = request.headers["x-prometheus-scrape-timeout-seconds"].flatMap(Double.init)
-            .map { max(0.5, $0 - Self.timeoutMarginSeconds) }
+        let budget = budgetSeconds(request)
         switch request.path {
         case Self.probePath where probe:
             guard let name = request.query["target"], !name.isEmpty else {
@@ -45,14 +57,14 @@ public struct ExporterRoutes: Sendable {
             guard let target = targets[name] else {
                 return .text(400, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))\n")
             }
-            return metrics(target.scrape(timeoutSeconds: timeout, processMetrics: false))
+            return metrics(target.scrape(budgetSeconds: budget, processMetrics: false))
         case telemetryPath:
             guard let collector else {
                 var w = ExpositionWriter()
                 Collector.writeProcessMetrics(into: &w)
                 return metrics(w.bytes)
             }
-            return metrics(collector.scrape(timeoutSeconds: timeout))
+            return metrics(collector.scrape(budgetSeconds: budget))
         case "/-/healthy":
             return .text(200, "OK\n")
         default:

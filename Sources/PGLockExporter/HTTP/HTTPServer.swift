@@ -39,11 +39,18 @@ public struct TLSMaterial: Sendable {
     }
 }
 
-/// An HTTP server on libmicrohttpd: one thread per connection, so a slow scrape (which blocks on
+/// An HTTP server on libmicrohttpd: one thread per connection, so a slow scrape (which waits on
 /// libpq) never delays another request. Requests are handed to `handler` whole, body included.
+///
+/// Before any of the body is read, `preflight` sees the request line and headers (with
+/// `bodyTooLarge` set when `Content-Length` exceeds the cap) and may answer at once: a client
+/// without credentials, or with a body over the cap, gets its 401 or 413 while it is still
+/// sending, and the rest of its body is never read.
 public final class HTTPServer: Sendable {
     /// The handler runs on libmicrohttpd's threads; it may block.
     public typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
+    /// Answers a request from its headers alone, or returns nil to read the body and go on.
+    public typealias Preflight = @Sendable (HTTPRequest) -> HTTPResponse?
 
     // The daemon handle is written once in init and only read by stop(), guarded by `stopped`.
     nonisolated(unsafe) private let daemon: OpaquePointer
@@ -54,9 +61,10 @@ public final class HTTPServer: Sendable {
 
     public init(
         address: ListenAddress, limits: HTTPServerLimits = HTTPServerLimits(), tls: TLSMaterial? = nil,
-        handler: @escaping Handler
+        preflight: Preflight? = nil, handler: @escaping Handler
     ) throws(HTTPServerError) {
-        let context = Unmanaged.passRetained(HTTPServerContext(handler: handler, maxBodyBytes: limits.maxBodyBytes))
+        let context = Unmanaged.passRetained(
+            HTTPServerContext(handler: handler, preflight: preflight, maxBodyBytes: limits.maxBodyBytes))
         var flags = MHD_USE_AUTO.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
             | MHD_USE_THREAD_PER_CONNECTION.rawValue | MHD_USE_ITC.rawValue
         if tls != nil { flags |= MHD_USE_TLS.rawValue }
@@ -134,13 +142,15 @@ private func withOptionalCString<T>(_ text: String?, _ body: (UnsafePointer<CCha
     return text.withCString { body($0) }
 }
 
-/// What the C callbacks need: the Swift handler and the body cap. Immutable, so Sendable.
+/// What the C callbacks need: the Swift handlers and the body cap. Immutable, so Sendable.
 final class HTTPServerContext: Sendable {
     let handler: HTTPServer.Handler
+    let preflight: HTTPServer.Preflight?
     let maxBodyBytes: Int
 
-    init(handler: @escaping HTTPServer.Handler, maxBodyBytes: Int) {
+    init(handler: @escaping HTTPServer.Handler, preflight: HTTPServer.Preflight?, maxBodyBytes: Int) {
         self.handler = handler
+        self.preflight = preflight
         self.maxBodyBytes = maxBodyBytes
     }
 }
@@ -150,6 +160,8 @@ final class HTTPServerContext: Sendable {
 final class RequestBody {
     var bytes: [UInt8] = []
     var tooLarge = false
+    /// A response was queued from the headers alone: whatever body still arrives is dropped.
+    var answered = false
 }
 
 /// Collects key/value pairs from `MHD_get_connection_values`.
@@ -170,12 +182,24 @@ nonisolated func httpAccessHandler(
     guard let cls, let connection, let requestState, let uploadDataSize else { return .NO }
     let context = Unmanaged<HTTPServerContext>.fromOpaque(cls).takeUnretainedValue()
 
-    // First call: headers only. Keep a body buffer for the calls that bring the upload.
+    // First call: headers only. The preflight may answer now, before any of the body is read;
+    // otherwise keep a body buffer for the calls that bring the upload.
     guard let stateRaw = requestState.pointee else {
-        requestState.pointee = Unmanaged.passRetained(RequestBody()).toOpaque()
-        return .YES
+        let body = RequestBody()
+        requestState.pointee = Unmanaged.passRetained(body).toOpaque()
+        var head = makeRequest(connection, url: url, method: method, body: [], tooLarge: false)
+        head.bodyTooLarge = head.headers["content-length"].flatMap { Int($0) }.map { $0 > context.maxBodyBytes } ?? false
+        let early = context.preflight?(head)
+            ?? (head.bodyTooLarge ? .text(413, "413 the body is larger than the limit\n") : nil)
+        guard let early else { return .YES }
+        body.answered = true
+        return queue(early, on: connection)
     }
     let body = Unmanaged<RequestBody>.fromOpaque(stateRaw).takeUnretainedValue()
+    if body.answered {
+        uploadDataSize.pointee = 0
+        return .YES
+    }
     if uploadDataSize.pointee > 0 {
         let size = uploadDataSize.pointee
         if body.tooLarge || body.bytes.count + size > context.maxBodyBytes {
@@ -190,16 +214,22 @@ nonisolated func httpAccessHandler(
         return .YES
     }
 
+    let request = makeRequest(connection, url: url, method: method, body: body.bytes, tooLarge: body.tooLarge)
+    return queue(context.handler(request), on: connection)
+}
+
+private func makeRequest(
+    _ connection: OpaquePointer, url: UnsafePointer<CChar>?, method: UnsafePointer<CChar>?, body: [UInt8], tooLarge: Bool
+) -> HTTPRequest {
     let fullURL = url.map { String(cString: $0) } ?? "/"
     let path = fullURL.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
-    let request = HTTPRequest(
+    return HTTPRequest(
         method: method.map { String(cString: $0) } ?? "",
         path: path,
         query: collectValues(connection, .GET_ARGUMENT_KIND, lowercaseKeys: false),
         headers: collectValues(connection, .HEADER_KIND, lowercaseKeys: true),
-        body: body.bytes, bodyTooLarge: body.tooLarge,
+        body: body, bodyTooLarge: tooLarge,
         clientCertificate: [-1: .invalid, 0: .none, 1: .verified][cmhd_client_certificate_status(connection)] ?? .notTLS)
-    return queue(context.handler(request), on: connection)
 }
 
 nonisolated func httpRequestCompleted(

@@ -6,40 +6,24 @@ import Glibc
 import Darwin
 #endif
 
-/// How to open a connection: the user's connection string plus the exporter's own settings.
-public struct ConnectionSettings: Sendable {
-    /// A libpq connection string or URI; empty means libpq's defaults (PGHOST, PGUSER, ...).
-    public var dsn: String
-    /// Seconds libpq waits for a connection (libpq's minimum is 2). A `connect_timeout` in the
-    /// DSN wins.
-    public var connectTimeoutSeconds: Int
-    /// Always set, so operators can recognise (and exclude) our session in `pg_stat_activity`.
-    public var applicationName: String
-    /// Server-side guards for every statement of the session, in milliseconds (0 = off).
-    public var statementTimeoutMilliseconds: Int
-    public var lockTimeoutMilliseconds: Int
-    /// A password kept apart from the DSN (read from a file or the environment), so it never
-    /// appears in a connection string that could be logged. Wins over one in the DSN.
-    public var password: String?
-
-    public init(
-        dsn: String, connectTimeoutSeconds: Int = 5, applicationName: String = "pg_lock_exporter",
-        statementTimeoutMilliseconds: Int = 5000, lockTimeoutMilliseconds: Int = 1000
-    ) {
-        self.dsn = dsn
-        self.connectTimeoutSeconds = connectTimeoutSeconds
-        self.applicationName = applicationName
-        self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
-        self.lockTimeoutMilliseconds = lockTimeoutMilliseconds
-    }
-}
-
-/// One libpq connection (`PGconn`), in autocommit mode, used by one thread at a time.
+/// One libpq connection (`PGconn`) in autocommit mode, where every network wait has a deadline.
 ///
-/// Not `Sendable`: the owner serialises access (the collector keeps it inside a `Mutex`).
-/// `PQfinish` runs on every path: when opening fails and when the value is released.
+/// libpq runs in non-blocking mode: `PQconnectStartParams`/`PQconnectPoll` to connect, then
+/// `PQsend…`, `PQflush`, `PQconsumeInput` and `PQisBusy`, with `poll()` on `PQsocket` between
+/// them. One deadline bounds a whole operation, connect included (every address of a
+/// multi-host DSN together). When it passes, the statement is cancelled on the server
+/// (`PQcancel`, bounded), the connection is marked broken and a `.timeout` error is thrown; the
+/// owner opens a new connection next time.
+///
+/// This is the only way the product sends statements. Not `Sendable`: the owner serialises
+/// access. `PQfinish` runs on every path: when opening fails and when the value is released.
 public final class PostgresConnection {
     private let raw: OpaquePointer
+    private let settings: ConnectionSettings
+    private let canceller: PostgresCanceller?
+    /// Set after a timeout or a lost connection: the protocol state is unknown, so nothing more
+    /// is sent on this connection.
+    private var broken = false
 
     /// Server version as libpq reports it, e.g. 150018 for 15.18.
     public let serverVersion: Int
@@ -48,24 +32,14 @@ public final class PostgresConnection {
     /// The database this connection is in (`current_database()`, right behind a pooler's alias).
     public private(set) var database = ""
 
-    public init(_ settings: ConnectionSettings) throws(PostgresError) {
-        // Arrays are processed in order and a later keyword wins: connect_timeout first so the
-        // DSN may override it, application_name last so it is always ours.
-        var pairs: [(String, String)] = [("connect_timeout", String(max(2, settings.connectTimeoutSeconds)))]
-        if !settings.dsn.isEmpty { pairs.append(("dbname", settings.dsn)) }
-        pairs.append(("application_name", settings.applicationName))
-        if let password = settings.password { pairs.append(("password", password)) }
-
-        let connection = Self.connect(pairs)
-        guard let connection else { throw PostgresError(kind: .connection, message: "out of memory") }
-        guard PQstatus(connection) == CONNECTION_OK else {
-            let message = String(cString: PQerrorMessage(connection))
-            PQfinish(connection)
-            throw PostgresError(kind: .connection, message: message)
-        }
-        raw = connection
-        serverVersion = Int(PQserverVersion(connection))
-        backendPID = PQbackendPID(connection)
+    /// Connects and sets the session up, all before `deadline` (and within the connect timeout
+    /// of the settings or the DSN's `connect_timeout`, whichever applies).
+    public init(_ settings: ConnectionSettings, deadline: Deadline? = nil) throws(PostgresError) {
+        self.settings = settings
+        raw = try Self.connect(settings, deadline: deadline)
+        serverVersion = Int(PQserverVersion(raw))
+        backendPID = PQbackendPID(raw)
+        canceller = PQgetCancel(raw).map(PostgresCanceller.init(taking:))
         do {
             // ISO dates in UTC: backend_start and state_change are read as text and compared back
             // by the guarded termination, which must not depend on a role's DateStyle or TimeZone.
@@ -74,10 +48,13 @@ public final class PostgresConnection {
                 SELECT set_config('statement_timeout', $1, false), set_config('lock_timeout', $2, false),
                        set_config('DateStyle', 'ISO', false), set_config('TimeZone', 'UTC', false), current_database()
                 """,
-                ["\(settings.statementTimeoutMilliseconds)", "\(settings.lockTimeoutMilliseconds)"]
+                ["\(settings.statementTimeoutMilliseconds)", "\(settings.lockTimeoutMilliseconds)"],
+                deadline: settings.defaultStatementDeadline.capped(at: deadline)
             ) { $0.string(0, 4) ?? "" }
+        } catch let error as PostgresError {
+            throw error.kind == .query ? PostgresError(kind: .connection, sqlState: error.sqlState, message: error.message) : error
         } catch {
-            throw error as? PostgresError ?? PostgresError(kind: .connection, message: "\(error)")
+            throw PostgresError(kind: .connection, message: "\(error)")
         }
     }
 
@@ -88,30 +65,132 @@ public final class PostgresConnection {
         PQgetCancel(raw).map(PostgresCanceller.init(taking:))
     }
 
-    private static func connect(_ pairs: [(String, String)]) -> OpaquePointer? {
-        // libpq copies what it needs during PQconnectdbParams, so the C strings only have to
-        // live for the duration of the call.
-        withCStrings(pairs.map(\.0) + [nil]) { keys in
+    /// False once the server went away or an operation timed out; the owner should drop this
+    /// connection and open a new one.
+    public var isHealthy: Bool { !broken && PQstatus(raw) == CONNECTION_OK }
+
+    // MARK: Connecting
+
+    private static func connect(_ settings: ConnectionSettings, deadline: Deadline?) throws(PostgresError) -> OpaquePointer {
+        // Arrays are processed in order: the TCP defaults come first so the DSN's own keywords
+        // override them (expand_dbname), application_name and the password last so they always win.
+        var pairs = ConnectionSettings.tcpDefaults
+        if !settings.dsn.isEmpty { pairs.append(("dbname", settings.dsn)) }
+        pairs.append(("application_name", settings.applicationName))
+        if let password = settings.password { pairs.append(("password", password)) }
+
+        // libpq copies what it needs during PQconnectStartParams, so the C strings only have to
+        // live for the duration of the call. Host names are resolved inside it, synchronously:
+        // use hostaddr (or an IP address) where DNS itself may hang.
+        let started = withCStrings(pairs.map(\.0) + [nil]) { keys in
             withCStrings(pairs.map(\.1) + [nil]) { values in
-                PQconnectdbParams(keys.baseAddress, values.baseAddress, 1)
+                PQconnectStartParams(keys.baseAddress, values.baseAddress, 1)
+            }
+        }
+        guard let connection = started else { throw PostgresError(kind: .connection, message: "out of memory") }
+        let timeout = dsnConnectTimeout(connection) ?? settings.connectTimeoutSeconds
+        let connectDeadline = Deadline.after(seconds: timeout).capped(at: deadline)
+        do {
+            try pollConnect(connection, until: connectDeadline, timeoutSeconds: timeout)
+        } catch {
+            PQfinish(connection)
+            throw error
+        }
+        guard PQsetnonblocking(connection, 1) == 0 else {
+            let error = failure(connection, kind: .connection)
+            PQfinish(connection)
+            throw error
+        }
+        return connection
+    }
+
+    /// Drives `PQconnectPoll` until the connection is made, fails, or the deadline passes. The
+    /// socket can change between calls (libpq moves on to the next address), so it is read anew
+    /// each time.
+    private static func pollConnect(_ connection: OpaquePointer, until deadline: Deadline, timeoutSeconds: Double) throws(PostgresError) {
+        guard PQstatus(connection) != CONNECTION_BAD else { throw connectFailure(connection) }
+        var state = PGRES_POLLING_WRITING
+        while true {
+            switch state {
+            case PGRES_POLLING_OK:
+                return
+            case PGRES_POLLING_FAILED:
+                throw connectFailure(connection)
+            default:
+                let forWrite = state == PGRES_POLLING_WRITING
+                switch SocketWait.wait(PQsocket(connection), read: !forWrite, write: forWrite, until: deadline) {
+                case .ready: break
+                case .timedOut:
+                    throw PostgresError(
+                        kind: .timeout,
+                        message: "could not connect to PostgreSQL within \(DurationText.format(timeoutSeconds)) (or the caller's deadline)")
+                case .failed(let reason):
+                    throw PostgresError(kind: .connection, message: "waiting for the connection: \(reason)")
+                }
+                state = PQconnectPoll(connection)
             }
         }
     }
 
-    /// False once the server went away; the owner should drop this connection and open a new one.
-    public var isHealthy: Bool { PQstatus(raw) == CONNECTION_OK }
+    /// The DSN's own `connect_timeout`, if it sets one: libpq ignores it in non-blocking mode, so
+    /// the deadline applies it instead.
+    private static func dsnConnectTimeout(_ connection: OpaquePointer) -> Double? {
+        guard let options = PQconninfo(connection) else { return nil }
+        defer { PQconninfoFree(options) }
+        var cursor = options
+        while let keyword = cursor.pointee.keyword {
+            if strcmp(keyword, "connect_timeout") == 0, let value = cursor.pointee.val {
+                // As libpq: values under 2 s are raised to 2 s, 0 means "no limit" (ours still applies).
+                return Double(String(cString: value)).flatMap { $0 > 0 ? max(2, $0) : nil }
+            }
+            cursor += 1
+        }
+        return nil
+    }
 
-    /// Runs one statement with parameters sent separately from the SQL text (`PQexecParams`),
-    /// and hands the result to `body`.
+    private static func connectFailure(_ connection: OpaquePointer) -> PostgresError {
+        let message = String(cString: PQerrorMessage(connection))
+        // libpq reports no SQLSTATE for a failed connect; these are the server's words for
+        // 28P01 (invalid_password) and 28000 (invalid_authorization_specification).
+        let refused = PQconnectionNeedsPassword(connection) == 1
+            || ["authentication failed", "pg_hba.conf", "password", "role \""].contains { message.contains($0) }
+        return PostgresError(kind: refused ? .authentication : .connection, message: message)
+    }
+
+    private static func failure(_ connection: OpaquePointer, kind: PostgresError.Kind) -> PostgresError {
+        PostgresError(kind: kind, message: String(cString: PQerrorMessage(connection)))
+    }
+
+    // MARK: Statements
+
+    /// Runs one statement with parameters sent separately from the SQL text
+    /// (`PQsendQueryParams`) and hands the result to `body`. Without a deadline, the settings'
+    /// statement timeout plus a second applies.
     @discardableResult
     public func execute<T>(
-        _ sql: String, _ parameters: [String?] = [], _ body: (borrowing PostgresResult) throws -> T
+        _ sql: String, _ parameters: [String?] = [], deadline: Deadline? = nil,
+        _ body: (borrowing PostgresResult) throws -> T
     ) throws -> T {
-        let raw = withCStrings(parameters) { params in
-            PQexecParams(self.raw, sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
+        let deadline = deadline ?? settings.defaultStatementDeadline
+        try usable()
+        let sent = withCStrings(parameters) { params in
+            PQsendQueryParams(raw, sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
         }
-        let result = try wrap(raw)
-        return try body(result)
+        guard sent == 1 else { throw lost() }
+        try flush(until: deadline)
+        var output: T?
+        var firstError: Error?
+        while let next = try nextResult(until: deadline) {
+            do {
+                let checked = try check(next)
+                if output == nil && firstError == nil { output = try body(checked) }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
+        if let firstError { throw firstError }
+        guard let output else { throw PostgresError(kind: .connection, message: "the server sent no result") }
+        return output
     }
 
     /// One call of a prepared statement in a pipeline.
@@ -125,8 +204,8 @@ public final class PostgresConnection {
     }
 
     /// Prepares statements (name → SQL) in one round trip, using libpq's pipeline mode.
-    public func prepare(_ statements: [(name: String, sql: String)]) throws {
-        try pipeline(statements.count, send: { index in
+    public func prepare(_ statements: [(name: String, sql: String)], deadline: Deadline? = nil) throws {
+        try pipeline(statements.count, deadline: deadline ?? settings.defaultStatementDeadline, send: { index in
             PQsendPrepare(raw, statements[index].name, statements[index].sql, 0, nil)
         }, { _, _ in })
     }
@@ -134,18 +213,23 @@ public final class PostgresConnection {
     /// Runs statements with their parameters in one round trip (pipeline mode) and hands each
     /// result to `body` with its index. Until the sync they share one implicit transaction, so
     /// `pg_stat_activity` is read once for all of them.
-    public func executePipelined(_ statements: [(sql: String, parameters: [String?])], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
-        try pipeline(statements.count, send: { index in
+    public func executePipelined(
+        _ statements: [(sql: String, parameters: [String?])], deadline: Deadline? = nil,
+        _ body: (Int, borrowing PostgresResult) throws -> Void
+    ) throws {
+        try pipeline(statements.count, deadline: deadline ?? settings.defaultStatementDeadline, send: { index in
             withCStrings(statements[index].parameters) { params in
                 PQsendQueryParams(raw, statements[index].sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
             }
         }, body)
     }
 
-    /// Runs prepared statements in one round trip (pipeline mode: no parsing, no planning) and hands
-    /// each result to `body` with its index, like `executePipelined`.
-    public func executePrepared(_ calls: [PreparedCall], _ body: (Int, borrowing PostgresResult) throws -> Void) throws {
-        try pipeline(calls.count, send: { index in
+    /// Runs prepared statements in one round trip (pipeline mode: no parsing, no planning) and
+    /// hands each result to `body` with its index, like `executePipelined`.
+    public func executePrepared(
+        _ calls: [PreparedCall], deadline: Deadline? = nil, _ body: (Int, borrowing PostgresResult) throws -> Void
+    ) throws {
+        try pipeline(calls.count, deadline: deadline ?? settings.defaultStatementDeadline, send: { index in
             withCStrings(calls[index].parameters) { params in
                 PQsendQueryPrepared(raw, calls[index].name, Int32(params.count), params.baseAddress, nil, nil, 0)
             }
@@ -157,46 +241,81 @@ public final class PostgresConnection {
     /// server skips the rest (`PGRES_PIPELINE_ABORTED`); they are read and dropped, and the first
     /// error is thrown once the pipeline is drained, so the connection stays usable.
     private func pipeline(
-        _ count: Int, send: (Int) -> Int32, _ body: (Int, borrowing PostgresResult) throws -> Void
+        _ count: Int, deadline: Deadline, send: (Int) -> Int32, _ body: (Int, borrowing PostgresResult) throws -> Void
     ) throws {
-        guard PQenterPipelineMode(raw) == 1 else {
-            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
-        }
-        defer { PQexitPipelineMode(raw) }
-        for index in 0..<count where send(index) != 1 {
-            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
-        }
-        guard PQpipelineSync(raw) == 1 else {
-            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
-        }
+        try usable()
+        guard PQenterPipelineMode(raw) == 1 else { throw lost() }
+        defer { if !broken { PQexitPipelineMode(raw) } }
+        for index in 0..<count where send(index) != 1 { throw lost() }
+        guard PQpipelineSync(raw) == 1 else { throw lost() }
+        try flush(until: deadline)
         var firstError: Error?
         for index in 0..<count {
-            while let next = PQgetResult(raw) {
-                let result = PostgresResult(taking: next)
-                if result.status == PGRES_PIPELINE_ABORTED { continue }
+            while let next = try nextResult(until: deadline) {
+                if next.status == PGRES_PIPELINE_ABORTED { continue }
                 do {
-                    let checked = try check(result)
+                    let checked = try check(next)
                     if firstError == nil { try body(index, checked) }
                 } catch {
                     if firstError == nil { firstError = error }
                 }
             }
-            if !isHealthy {
-                throw firstError ?? PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
-            }
+            if !isHealthy { throw firstError ?? lost() }
         }
         // The sync point.
-        if let sync = PQgetResult(raw) {
-            _ = PostgresResult(taking: sync)
-        }
+        _ = try nextResult(until: deadline)
         if let firstError { throw firstError }
     }
 
-    private func wrap(_ raw: OpaquePointer?) throws(PostgresError) -> PostgresResult {
-        guard let raw else {
-            throw PostgresError(kind: .connection, message: String(cString: PQerrorMessage(self.raw)))
+    // MARK: Waiting
+
+    private func usable() throws(PostgresError) {
+        guard isHealthy else {
+            throw PostgresError(kind: .connection, message: "the connection is no longer usable: \(String(cString: PQerrorMessage(raw)))")
         }
-        return try check(PostgresResult(taking: raw))
+    }
+
+    /// Sends what libpq has buffered, reading input meanwhile so the server never blocks on us.
+    private func flush(until deadline: Deadline) throws(PostgresError) {
+        while true {
+            switch PQflush(raw) {
+            case 0: return
+            case 1:
+                try wait(read: true, write: true, until: deadline)
+                guard PQconsumeInput(raw) == 1 else { throw lost() }
+            default: throw lost()
+            }
+        }
+    }
+
+    /// The next result, waiting for input as long as libpq is busy; nil ends a request.
+    private func nextResult(until deadline: Deadline) throws(PostgresError) -> PostgresResult? {
+        while PQisBusy(raw) == 1 {
+            try wait(read: true, write: false, until: deadline)
+            guard PQconsumeInput(raw) == 1 else { throw lost() }
+        }
+        return PQgetResult(raw).map(PostgresResult.init(taking:))
+    }
+
+    private func wait(read: Bool, write: Bool, until deadline: Deadline) throws(PostgresError) {
+        switch SocketWait.wait(PQsocket(raw), read: read, write: write, until: deadline) {
+        case .ready:
+            return
+        case .failed(let reason):
+            broken = true
+            throw PostgresError(kind: .connection, message: "waiting for PostgreSQL: \(reason)")
+        case .timedOut:
+            // The server may still be working on our statement: ask it to stop, without letting
+            // the request itself hang us, then give the connection up.
+            broken = true
+            canceller?.cancel(waitingAtMost: 0.5)
+            throw PostgresError(kind: .timeout, message: "PostgreSQL did not answer before the deadline; the statement was cancelled and the connection dropped")
+        }
+    }
+
+    private func lost() -> PostgresError {
+        broken = broken || PQstatus(raw) != CONNECTION_OK
+        return PostgresError(kind: .connection, message: String(cString: PQerrorMessage(raw)))
     }
 
     /// Passes a successful result through; turns an error result into a `PostgresError`.
@@ -206,7 +325,10 @@ public final class PostgresConnection {
             return result
         default:
             let error = result.error
-            if !isHealthy { throw PostgresError(kind: .connection, sqlState: error.sqlState, message: error.message) }
+            if PQstatus(raw) != CONNECTION_OK {
+                broken = true
+                throw PostgresError(kind: .connection, sqlState: error.sqlState, message: error.message)
+            }
             throw error
         }
     }
@@ -218,22 +340,4 @@ private func withCStrings<T>(_ strings: [String?], _ body: (UnsafeBufferPointer<
     let copies = strings.map { $0.map { strdup($0) } ?? nil }
     defer { copies.forEach { free($0) } }
     return copies.map { UnsafePointer<CChar>($0) }.withUnsafeBufferPointer(body)
-}
-
-/// libpq's `PGcancel`: asks the server to cancel the statement a connection is running. Made for
-/// use from another thread while the connection's owner is blocked in a query.
-public final class PostgresCanceller: Sendable {
-    // PQcancel is documented as thread-safe for one PGcancel; the pointer is never written after
-    // init and freed only in deinit.
-    nonisolated(unsafe) private let raw: OpaquePointer
-
-    init(taking raw: OpaquePointer) { self.raw = raw }
-
-    deinit { PQfreeCancel(raw) }
-
-    /// Requests cancellation; the running statement then fails with SQLSTATE 57014.
-    public func cancel() {
-        var buffer = [CChar](repeating: 0, count: 256)
-        _ = PQcancel(raw, &buffer, Int32(buffer.count))
-    }
 }

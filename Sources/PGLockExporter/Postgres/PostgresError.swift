@@ -6,8 +6,13 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
     public enum Kind: Sendable, Equatable {
         /// The connection could not be opened or was lost.
         case connection
+        /// The server refused who we are: wrong password, no `pg_hba.conf` entry, unknown role.
+        case authentication
         /// The server rejected a statement (see `sqlState`).
         case query
+        /// No answer before the caller's deadline: the connection was dropped (and its statement,
+        /// if any, cancelled on the server).
+        case timeout
     }
 
     public let kind: Kind
@@ -26,9 +31,13 @@ public struct PostgresError: Error, Sendable, Equatable, CustomStringConvertible
         return message
     }
 
-    /// True when the server cancelled the statement because of `statement_timeout` or
-    /// `lock_timeout`, i.e. the exporter protected the server as designed.
-    public var isTimeout: Bool { sqlState == "57014" || sqlState == "55P03" }
+    /// True when the statement ran out of time: the client deadline passed, or the server
+    /// cancelled it for `statement_timeout` or `lock_timeout` (the exporter protected the server
+    /// as designed).
+    public var isTimeout: Bool { kind == .timeout || sqlState == "57014" || sqlState == "55P03" }
+
+    /// True when the connection is gone or unusable and must be opened anew.
+    public var dropsConnection: Bool { kind == .connection || kind == .authentication || kind == .timeout }
 
     static func oneLine(_ text: String) -> String {
         var out = ""

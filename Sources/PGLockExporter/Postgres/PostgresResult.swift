@@ -91,3 +91,16 @@ public struct PostgresResult: ~Copyable {
         return values
     }
 }
+
+/// The columns of one statement's result, named: `enum Column: Int, ResultColumn { case pid, … }`
+/// in the order of the SELECT list, so decoding never counts positions by hand.
+public protocol ResultColumn: RawRepresentable where RawValue == Int {}
+
+extension PostgresResult {
+    public func isNull<C: ResultColumn>(_ row: Int, _ column: C) -> Bool { isNull(row, column.rawValue) }
+    public func string<C: ResultColumn>(_ row: Int, _ column: C) -> String? { string(row, column.rawValue) }
+    public func double<C: ResultColumn>(_ row: Int, _ column: C) -> Double? { double(row, column.rawValue) }
+    public func int<C: ResultColumn>(_ row: Int, _ column: C) -> Int? { int(row, column.rawValue) }
+    public func bool<C: ResultColumn>(_ row: Int, _ column: C) -> Bool? { bool(row, column.rawValue) }
+    public func int32Array<C: ResultColumn>(_ row: Int, _ column: C) -> [Int32]? { int32Array(row, column.rawValue) }
+}

@@ -33,6 +33,43 @@ public struct Remediator {
         return decisions
     }
 
+    /// A pass that finishes the job: plan and carry out, and while a kill was skipped because its
+    /// session's state changed (it ran a statement between the read and the kill, and may be
+    /// idle in transaction again, still blocking), read and decide again, up to `maxRounds`
+    /// rounds. Sessions already terminated in the pass are not decided on again (a terminated
+    /// backend may still show for a moment), and the cap counts across rounds.
+    /// `beforeCarryingOut` runs between each round's read and its kills (tests stand time in it).
+    public func runUntilSettled(
+        on connection: PostgresConnection, maxRounds: Int = 3, beforeCarryingOut: (Int) -> Void = { _ in }
+    ) throws -> [Decision] {
+        var all: [Decision] = []
+        var terminated: Set<Int32> = []
+        for round in 1...max(1, maxRounds) {
+            var roundPolicy = policy
+            roundPolicy.maxTerminations = max(0, policy.maxTerminations - terminated.count)
+            let remediator = Remediator(
+                policy: roundPolicy, execute: execute, allDatabases: allDatabases,
+                statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+            var decisions = try remediator.plan(on: connection).filter { !terminated.contains($0.pid) }
+            beforeCarryingOut(round)
+            remediator.carryOut(&decisions, on: connection)
+            all += decisions
+            terminated.formUnion(decisions.filter { $0.result == .terminated }.map(\.pid))
+            guard execute, decisions.contains(where: { $0.code == .stateChanged }) else { break }
+        }
+        return all
+    }
+
+    /// True when a fresh read finds nothing left that this policy would end, now or once it is
+    /// old enough: no termination planned, none held back by the cap or by `--min-idle`.
+    /// `ended` are the pids just terminated (they may still show while they exit).
+    public func isSettled(on connection: PostgresConnection, ended: Set<Int32>) throws -> Bool {
+        try !plan(on: connection).contains { decision in
+            !ended.contains(decision.pid)
+                && (decision.action == .terminate || decision.code == .capReached || decision.code == .belowMinIdle)
+        }
+    }
+
     /// Reads the database and decides, changing nothing.
     public func plan(on connection: PostgresConnection) throws -> [Decision] {
         let snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)

@@ -102,7 +102,15 @@ public final class WebhookService: Sendable {
         return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
     }
 
-    private func receive(_ request: HTTPRequest) -> HTTPResponse {
+    /// The answers a webhook request gets from its headers alone, before its body is read
+    /// (`HTTPServer`'s preflight): 401 without the bearer token, 413 when `Content-Length` is
+    /// over the cap. nil lets the body be read.
+    public func preflight(_ request: HTTPRequest) -> HTTPResponse? {
+        guard request.path == Self.webhookPath, request.method == "POST" else { return nil }
+        return refusal(request)
+    }
+
+    private func refusal(_ request: HTTPRequest) -> HTTPResponse? {
         if let token = configuration.token, !ConstantTime.equal(request.headers["authorization"] ?? "", "Bearer " + token) {
             count("unauthorized")
             logger.warning("webhook rejected: missing or wrong bearer token")
@@ -112,6 +120,11 @@ public final class WebhookService: Sendable {
             count("too_large")
             return json(413, "too_large", "the body is larger than the limit")
         }
+        return nil
+    }
+
+    private func receive(_ request: HTTPRequest) -> HTTPResponse {
+        if let refused = refusal(request) { return refused }
         let payload: AlertmanagerWebhook
         do {
             payload = try AlertmanagerWebhook.parse(request.body)
@@ -180,6 +193,7 @@ public final class WebhookService: Sendable {
         var policy = configuration.policy
         policy.maxTerminations = min(policy.maxTerminations, budget)
         let decisions: [Decision]
+        let settled: Bool
         do {
             let connection = try PostgresConnection(configuration.settings)
             // Like the one-shot command, act only in the DSN's database unless --all-databases;
@@ -194,7 +208,13 @@ public final class WebhookService: Sendable {
             let remediator = Remediator(
                 policy: policy, execute: configuration.execute, allDatabases: configuration.allDatabases,
                 statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds)
-            decisions = try remediator.run(on: connection)
+            decisions = try remediator.runUntilSettled(on: connection)
+            // A delivery is done when the database has no root left that the policy would end;
+            // a dry run changes nothing, so it is done once it has reported.
+            let ended = Set(decisions.filter { $0.result == .terminated }.map(\.pid))
+            settled = configuration.execute
+                ? try remediator.isSettled(on: connection, ended: ended)
+                : !decisions.contains { $0.code == .capReached || $0.code == .belowMinIdle }
         } catch {
             state.withLock {
                 $0.passes += 1
@@ -226,7 +246,7 @@ public final class WebhookService: Sendable {
                 if decision.result == .terminated || decision.result == .failed { state.lastActionTime = wallClock }
             }
         }
-        return !decisions.contains { $0.result == .failed || $0.code == .capReached || $0.code == .belowMinIdle }
+        return settled && !decisions.contains { $0.result == .failed }
     }
 
     func metrics() -> [UInt8] {

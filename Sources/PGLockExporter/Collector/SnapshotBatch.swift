@@ -1,0 +1,157 @@
+/// The statements of one collection, sent in one round trip, and the snapshot built from them.
+///
+/// The statements go out in libpq's pipeline mode, so they share one implicit transaction and
+/// `pg_stat_activity` is read once (the server caches the activity snapshot for the
+/// transaction). The exporter prepares them once per connection; `check` and `remediate` send
+/// them as text with the options they need. No statement carries user input. The first
+/// statement sets this collection's statement timeout, so result index 0 is never a snapshot
+/// statement.
+public struct SnapshotBatch: Sendable {
+    /// The oldest server the statements are written for: `pg_locks.waitstart`, the
+    /// `pg_stat_database` session counters and libpq's pipeline mode all arrive in 14.
+    public static let minimumServerVersion = 140000
+
+    let sessions: SessionsStatement
+    let locks = LocksStatement()
+    let databases = DatabasesStatement()
+    /// nil leaves `pg_settings` out (the exporter reads it once a minute).
+    let settings: SettingsStatement?
+    /// `check` draws the locks each waiter wants; the exporter does not need them.
+    let lockDetails: LockDetailsStatement?
+    let serverVersion: Int
+
+    public init(
+        serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false, identity: Bool = true, settings: Bool = true
+    ) {
+        self.serverVersion = serverVersion
+        self.sessions = SessionsStatement(queryCharacters: max(0, queryCharacters), identity: identity)
+        self.settings = settings ? SettingsStatement(serverVersion: serverVersion) : nil
+        self.lockDetails = lockDetails ? LockDetailsStatement() : nil
+    }
+
+    private enum Part {
+        case sessions, locks, databases, settings, lockDetails
+    }
+
+    private var parts: [Part] {
+        [.sessions, .locks, .databases] + (settings != nil ? [.settings] : []) + (lockDetails != nil ? [.lockDetails] : [])
+    }
+
+    private func sql(_ part: Part) -> String {
+        switch part {
+        case .sessions: sessions.sql
+        case .locks: locks.sql
+        case .databases: databases.sql
+        case .settings: settings!.sql
+        case .lockDetails: lockDetails!.sql
+        }
+    }
+
+    private static func preparedName(_ part: Part) -> String {
+        switch part {
+        case .sessions: SessionsStatement.preparedName
+        case .locks: LocksStatement.preparedName
+        case .databases: DatabasesStatement.preparedName
+        case .settings: SettingsStatement.preparedName
+        case .lockDetails: LockDetailsStatement.preparedName
+        }
+    }
+
+    static let timeoutSQL = "SELECT set_config('statement_timeout', $1, false)"
+    static let preparedTimeout = "pg_lock_exporter_timeout"
+
+    /// The SQL of every statement in order, the timeout first (`serve --print-sql`, the benchmark).
+    public var statementsSQL: [String] { [Self.timeoutSQL] + parts.map(sql) }
+
+    /// Every statement this batch can send, to prepare on a new connection.
+    var preparedStatements: [(name: String, sql: String)] {
+        [(Self.preparedTimeout, Self.timeoutSQL)] + parts.map { (Self.preparedName($0), sql($0)) }
+    }
+
+    /// Refuses servers older than the statements are written for, in one clear line.
+    public static func requireSupported(_ serverVersion: Int) throws(PostgresError) {
+        guard serverVersion >= minimumServerVersion else {
+            throw PostgresError(
+                kind: .query,
+                message: "PostgreSQL \(serverVersion / 10000) is not supported: pg_lock_exporter needs PostgreSQL 14 or newer")
+        }
+    }
+
+    /// Sends the batch as text (pipelined) and builds the snapshot.
+    public func read(
+        on connection: PostgresConnection, statementTimeoutMilliseconds: Int, deadline: Deadline? = nil
+    ) throws -> ActivitySnapshot {
+        try Self.requireSupported(connection.serverVersion)
+        var decoded = Decoded()
+        let statements = ([(Self.timeoutSQL, [String(max(1, statementTimeoutMilliseconds))])] + parts.map { (sql($0), []) })
+            .map { (sql: $0.0, parameters: $0.1 as [String?]) }
+        try connection.executePipelined(statements, deadline: deadline) { index, result in
+            decode(index, result, into: &decoded)
+        }
+        return snapshot(decoded)
+    }
+
+    /// Prepares every statement of this batch on a new connection, in one round trip.
+    func prepare(on connection: PostgresConnection, deadline: Deadline?) throws {
+        try Self.requireSupported(connection.serverVersion)
+        try connection.prepare(preparedStatements, deadline: deadline)
+    }
+
+    /// Runs the statements prepared by `prepare(on:)`: no parsing, no planning, one round trip.
+    func readPrepared(
+        on connection: PostgresConnection, statementTimeoutMilliseconds: Int, deadline: Deadline?
+    ) throws -> ActivitySnapshot {
+        var decoded = Decoded()
+        let calls = [PostgresConnection.PreparedCall(Self.preparedTimeout, [String(max(1, statementTimeoutMilliseconds))])]
+            + parts.map { PostgresConnection.PreparedCall(Self.preparedName($0)) }
+        try connection.executePrepared(calls, deadline: deadline) { index, result in
+            decode(index, result, into: &decoded)
+        }
+        return snapshot(decoded)
+    }
+
+    private struct Decoded {
+        var sessions: [Session] = []
+        var locks = LocksStatement.Rows()
+        var databases: [DatabaseStats] = []
+        var settings: ServerSettings?
+        var lockDetails: [LockDetail] = []
+    }
+
+    private func decode(_ index: Int, _ result: borrowing PostgresResult, into decoded: inout Decoded) {
+        let parts = parts
+        guard index >= 1, index <= parts.count else { return }  // 0 is the statement timeout
+        switch parts[index - 1] {
+        case .sessions: decoded.sessions = sessions.decode(result)
+        case .locks: decoded.locks = locks.decode(result)
+        case .databases: decoded.databases = databases.decode(result)
+        case .settings: decoded.settings = settings?.decode(result)
+        case .lockDetails: decoded.lockDetails = lockDetails?.decode(result) ?? []
+        }
+    }
+
+    private func snapshot(_ decoded: Decoded) -> ActivitySnapshot {
+        var sessions = decoded.sessions
+        for index in sessions.indices where sessions[index].waitingOnLock {
+            sessions[index].lockWaitSeconds = decoded.locks.waitSeconds[sessions[index].pid]
+        }
+        return ActivitySnapshot(
+            serverVersion: serverVersion, sessions: sessions, locks: decoded.locks.counts, databases: decoded.databases,
+            lockDetails: decoded.lockDetails,
+            settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]))
+    }
+}
+
+extension PostgresConnection {
+    /// Reads one snapshot in a single round trip: the query path of `check` and `remediate`
+    /// (the exporter uses the prepared form, `SnapshotBatch.readPrepared`).
+    public func readSnapshot(
+        queryCharacters: Int = 0, lockDetails: Bool = false, identity: Bool = true, settings: Bool = true,
+        statementTimeoutMilliseconds: Int, deadline: Deadline? = nil
+    ) throws -> ActivitySnapshot {
+        try SnapshotBatch(
+            serverVersion: serverVersion, queryCharacters: queryCharacters, lockDetails: lockDetails, identity: identity,
+            settings: settings
+        ).read(on: self, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
+    }
+}

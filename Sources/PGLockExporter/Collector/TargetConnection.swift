@@ -1,0 +1,39 @@
+import Dispatch
+
+/// A target's one connection and what it has learnt about the server, kept together so that a
+/// reconnect drops every cache that describes the server: its settings, its version and the
+/// statements prepared on it.
+///
+/// One user at a time. A scrape waits for it until its deadline (`withState(until:)`); the
+/// background sampler never waits (`withStateIfAvailable`). A semaphore rather than a mutex,
+/// because only a semaphore can be waited for with a timeout.
+final class TargetConnection: @unchecked Sendable {
+    // Invariant: `state` is read and written only by the thread that holds `slot`.
+    private let slot = DispatchSemaphore(value: 1)
+    private var state: State?
+
+    struct State {
+        let connection: PostgresConnection
+        /// `pg_settings` as last read on this connection, and when.
+        var settings: ServerSettings?
+        var settingsRead: ContinuousClock.Instant?
+    }
+
+    /// Runs `body` with the state (nil: no connection yet, or the last one was dropped), once the
+    /// slot is free; throws a timeout when it stays taken until `deadline`.
+    func withState<T>(until deadline: Deadline, _ body: (inout State?) throws -> T) throws -> T {
+        let wait = DispatchTime.now() + .nanoseconds(Int(deadline.remainingSeconds * 1e9))
+        guard slot.wait(timeout: wait) == .success else {
+            throw PostgresError(kind: .timeout, message: "the target's connection was busy until the deadline")
+        }
+        defer { slot.signal() }
+        return try body(&state)
+    }
+
+    /// Runs `body` only if nobody else holds the slot right now.
+    func withStateIfAvailable<T>(_ body: (inout State?) -> T) -> T? {
+        guard slot.wait(timeout: .now()) == .success else { return nil }
+        defer { slot.signal() }
+        return body(&state)
+    }
+}

@@ -1,0 +1,41 @@
+import CLibPQ
+import Dispatch
+import Synchronization
+
+/// libpq's `PGcancel`: asks the server to cancel the statement a connection is running.
+///
+/// `PQcancel` opens a connection of its own and waits for the server to close it, with no
+/// timeout of its own (libpq 14/15). Against a path that silently drops packets that wait never
+/// ends, so the request runs on a detached thread of its own and the caller waits at most the time
+/// it gives. One request at a time per connection: a second one while the first still hangs is
+/// not sent, so a hung path costs one thread, not one per attempt.
+public final class PostgresCanceller: Sendable {
+    // PQcancel is documented as thread-safe for one PGcancel; the pointer is never written after
+    // init and freed only in deinit, which waits for the thread (it holds a reference).
+    nonisolated(unsafe) private let raw: OpaquePointer
+    private let inFlight = Atomic<Bool>(false)
+
+    init(taking raw: OpaquePointer) { self.raw = raw }
+
+    deinit { PQfreeCancel(raw) }
+
+    /// Requests cancellation and waits up to `seconds` for the server to take the request.
+    /// The running statement then fails with SQLSTATE 57014. Returns true when the request went
+    /// through in time.
+    @discardableResult
+    public func cancel(waitingAtMost seconds: Double = 1) -> Bool {
+        guard !inFlight.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        let done = DispatchSemaphore(value: 0)
+        let started = DetachedThread.start { [self] in
+            var buffer = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(raw, &buffer, Int32(buffer.count))
+            inFlight.store(false, ordering: .releasing)
+            done.signal()
+        }
+        guard started else {
+            inFlight.store(false, ordering: .releasing)
+            return false
+        }
+        return done.wait(timeout: .now() + .nanoseconds(Int(max(0, seconds) * 1e9))) == .success
+    }
+}
