@@ -162,7 +162,7 @@ extension IntegrationTests {
             usleep(500_000)
             let started = Date()
             #expect(try exporter.terminate(timeout: 10) == 0)
-            #expect(Date().timeIntervalSince(started) < 3, "shutdown waited for the blocked query")
+            #expect(Date().timeIntervalSince(started) < 2, "shutdown waited for the blocked query")
         }
     }
 }

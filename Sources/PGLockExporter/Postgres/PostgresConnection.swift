@@ -305,10 +305,10 @@ public final class PostgresConnection {
             broken = true
             throw PostgresError(kind: .connection, message: "waiting for PostgreSQL: \(reason)")
         case .timedOut:
-            // The server may still be working on our statement: ask it to stop, without letting
-            // the request itself hang us, then give the connection up.
+            // The server may still be working on our statement: ask it to stop, without waiting
+            // for the request (it may hang on the same path), then give the connection up.
             broken = true
-            canceller?.cancel(waitingAtMost: 0.5)
+            canceller?.cancel(waitingAtMost: 0)
             throw PostgresError(kind: .timeout, message: "PostgreSQL did not answer before the deadline; the statement was cancelled and the connection dropped")
         }
     }
