@@ -144,6 +144,20 @@ extension IntegrationTests {
             #expect(seconds < 3)
         }
 
+        @Test func tcpKeepalivesAndUserTimeoutAreOnUnlessTheDSNSetsThem() throws {
+            let tcp = "host=127.0.0.1 port=\(cluster.port) user=postgres dbname=postgres"
+            let defaults = try PostgresConnection(ConnectionSettings(dsn: tcp))
+            #expect(defaults.tcpOptions?.keepaliveIdleSeconds == 10)
+            #expect(defaults.tcpOptions?.userTimeoutMilliseconds == 10000)
+            let chosen = try PostgresConnection(ConnectionSettings(dsn: tcp + " keepalives_idle=33 tcp_user_timeout=4000"))
+            #expect(chosen.tcpOptions?.keepaliveIdleSeconds == 33)
+            #expect(chosen.tcpOptions?.userTimeoutMilliseconds == 4000)
+            let uri = try PostgresConnection(
+                ConnectionSettings(dsn: "postgresql://postgres@127.0.0.1:\(cluster.port)/postgres?keepalives_idle=21"))
+            #expect(uri.tcpOptions?.keepaliveIdleSeconds == 21)
+            #expect(uri.tcpOptions?.userTimeoutMilliseconds == 10000)
+        }
+
         /// Holds an exclusive lock on `pg_database` for a few seconds: a new connection waits for
         /// it in its start-up, and every collection statement that reads pg_database waits too.
         func lockTheCatalog(seconds: Int = 6) throws -> PsqlSession {

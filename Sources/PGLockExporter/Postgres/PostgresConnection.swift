@@ -69,6 +69,18 @@ public final class PostgresConnection {
     /// connection and open a new one.
     public var isHealthy: Bool { !broken && PQstatus(raw) == CONNECTION_OK }
 
+    /// The socket's TCP options as the kernel has them: `TCP_KEEPIDLE` in seconds and
+    /// `TCP_USER_TIMEOUT` in milliseconds (nil on a Unix socket).
+    var tcpOptions: (keepaliveIdleSeconds: Int32, userTimeoutMilliseconds: Int32)? {
+        let fd = PQsocket(raw)
+        var idle: Int32 = 0, userTimeout: Int32 = 0
+        var length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_KEEPIDLE, &idle, &length) == 0 else { return nil }
+        length = socklen_t(MemoryLayout<Int32>.size)
+        guard getsockopt(fd, Int32(IPPROTO_TCP), TCP_USER_TIMEOUT, &userTimeout, &length) == 0 else { return nil }
+        return (idle, userTimeout)
+    }
+
     // MARK: Connecting
 
     private static func connect(_ settings: ConnectionSettings, deadline: Deadline?) throws(PostgresError) -> OpaquePointer {

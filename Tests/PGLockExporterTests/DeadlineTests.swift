@@ -1,0 +1,52 @@
+import Testing
+
+@testable import PGLockExporter
+
+/// The pure parts of "every wait has a deadline": budgets, deadlines and failure reasons.
+@Suite struct DeadlineTests {
+    @Test func deadlinesCountDownAndClamp() {
+        #expect(Deadline.after(seconds: -3).hasPassed)
+        #expect(Deadline.after(seconds: .nan).hasPassed)
+        let soon = Deadline.after(seconds: 1), later = Deadline.after(seconds: 5)
+        #expect(!soon.hasPassed)
+        #expect(soon.remainingSeconds <= 1 && soon.remainingSeconds > 0.9)
+        #expect(later.capped(at: soon) == soon)
+        #expect(soon.capped(at: later) == soon)
+        #expect(soon.capped(at: nil) == soon)
+        #expect(soon.pollMilliseconds <= 1000 && soon.pollMilliseconds > 900)
+    }
+
+    @Test func theScrapeBudgetIsTheHeaderLessTheMarginElseTheDefault() {
+        let routes = ExporterRoutes(
+            telemetryPath: "/metrics",
+            collector: Collector(settings: ConnectionSettings(dsn: ""), logger: .init(label: "test")),
+            defaultScrapeTimeoutSeconds: 10)
+        func budget(_ header: String?) -> Double {
+            routes.budgetSeconds(HTTPRequest(method: "GET", path: "/metrics", headers: header.map { ["x-prometheus-scrape-timeout-seconds": $0] } ?? [:]))
+        }
+        #expect(budget("3") == 2.5)
+        #expect(budget("10") == 9)
+        #expect(budget(nil) == 9)
+        #expect(budget("1") == 0.5)  // 0.9 × 1 s: the reply still has time to travel
+        #expect(budget("0.1") == 0.25)
+        for nonsense in ["", "abc", "-5", "0", "inf", "nan"] { #expect(budget(nonsense) == 9, "\(nonsense)") }
+    }
+
+    @Test func failuresGetOneBoundedReason() {
+        #expect(CollectionFailure(PostgresError(kind: .timeout, message: "x")) == .timeout)
+        #expect(CollectionFailure(PostgresError(kind: .query, sqlState: "57014", message: "canceling statement due to statement timeout")) == .timeout)
+        #expect(CollectionFailure(PostgresError(kind: .query, sqlState: "55P03", message: "lock timeout")) == .timeout)
+        #expect(CollectionFailure(PostgresError(kind: .authentication, message: "password authentication failed")) == .auth)
+        #expect(CollectionFailure(PostgresError(kind: .connection, message: "connection refused")) == .connect)
+        #expect(CollectionFailure(PostgresError(kind: .query, sqlState: "42501", message: "permission denied")) == .query)
+        #expect(CollectionFailure.allCases.map(\.rawValue) == ["timeout", "connect", "auth", "query"])
+    }
+
+    @Test func theSamplerCountsByTheSnapshotsRules() {
+        let sql = SamplerStatement().sql
+        #expect(sql.contains(SessionRules.isBlocked("a")))
+        #expect(sql.contains(SessionRules.isIdleInTransaction("a")))
+        #expect(sql.contains(SessionRules.isClient("a")))
+        #expect(SessionsStatement(queryCharacters: 0, identity: false).sql.contains(SessionRules.waitsOnLock("a")))
+    }
+}
