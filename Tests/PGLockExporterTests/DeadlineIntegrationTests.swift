@@ -76,6 +76,7 @@ extension IntegrationTests {
 
             relay.pause()
             let stalled = try leaderAndJoiner(exporter)
+            print("measured: paused relay, 3 s budget: scrapes answered after \(stalled.map { String(format: "%.2f s", $0.seconds) })")
             #expect(stalled.count == 2)
             for scrape in stalled {
                 #expect(scrape.up == 0)
@@ -99,6 +100,7 @@ extension IntegrationTests {
             defer { if !resumed { kill(backend, SIGCONT) } }
 
             let stalled = try leaderAndJoiner(exporter)
+            print("measured: SIGSTOP backend, 3 s budget: scrapes answered after \(stalled.map { String(format: "%.2f s", $0.seconds) })")
             for scrape in stalled {
                 #expect(scrape.up == 0)
                 #expect(scrape.seconds < 3, "answered after \(scrape.seconds) s with a 3 s budget")
@@ -128,6 +130,7 @@ extension IntegrationTests {
                 _ = try PostgresConnection(ConnectionSettings(dsn: dsn, connectTimeoutSeconds: 30), deadline: .after(seconds: 1.5))
             }
             #expect(error?.kind == .timeout)
+            print("measured: two paused addresses, 1.5 s deadline: gave up after \(String(format: "%.2f s", Date().timeIntervalSince(started)))")
             #expect(Date().timeIntervalSince(started) < 2)
 
             // The command line: --pg.connect-timeout bounds both addresses together.
@@ -183,6 +186,7 @@ extension IntegrationTests {
             for process in [exporter, remediator] {
                 let started = Date()
                 #expect(try process.terminate(timeout: 10) == 0)
+                print("measured: SIGTERM during a stuck statement: \(process === exporter ? "serve" : "remediate --listen") exited after \(String(format: "%.2f s", Date().timeIntervalSince(started)))")
                 #expect(Date().timeIntervalSince(started) < 2, "shutdown waited for the stuck statement")
             }
         }
@@ -201,6 +205,7 @@ extension IntegrationTests {
             check.signal(SIGTERM)
             let status = check.wait(timeout: 10)
             #expect(status == 143)
+            print("measured: SIGTERM during a stuck check: exited \(status ?? -1) after \(String(format: "%.2f s", Date().timeIntervalSince(started)))")
             #expect(Date().timeIntervalSince(started) < 2)
             #expect(check.output.contains("pg_lock_exporter check: interrupted by SIGTERM"), "\(check.output)")
         }
@@ -228,6 +233,7 @@ extension IntegrationTests {
             let (after, _) = try timedScrape(exporter, path: "/probe?target=good")
             #expect(after.value("pg_up") == 1)
             let gained = (after.value("pg_lock_exporter_samples_total") ?? 0) - before
+            print("measured: one target stalled: the healthy target took \(gained) samples in 2 s at 200ms")
             #expect(gained >= 6, "the healthy target took \(gained) samples in 2 s at 200ms")
             let (stalled, seconds) = try timedScrape(exporter, path: "/probe?target=stalled")
             #expect(stalled.value("pg_up") == 0)
@@ -296,6 +302,7 @@ extension IntegrationTests {
                 sending.store(false, ordering: .relaxed)
                 let reply = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
                 #expect(reply.hasPrefix("HTTP/1.1 \(expected) "), "\(reply.prefix(80))")
+                print("measured: 5 MiB POST, \(expected) after \(String(format: "%.3f s", elapsed)) while the body was still being sent")
                 #expect(elapsed < 0.5, "answered after \(elapsed) s")
                 usleep(100_000)
             }
