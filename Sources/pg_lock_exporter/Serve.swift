@@ -51,6 +51,11 @@ struct Serve: ParsableCommand {
     var maxPairs: Int = 50
 
     @Option(
+        name: .customLong("collector.top-relations"),
+        help: "Relations per database that get their own pg_lock_waiting_sessions series; the rest fold into \"other\".")
+    var topRelations: Int = 10
+
+    @Option(
         name: .customLong("print-sql"),
         help: ArgumentHelp("Print the collection's SQL for a server_version_num (e.g. 150018) and exit.", visibility: .hidden))
     var printSQLVersion: Int?
@@ -61,6 +66,7 @@ struct Serve: ParsableCommand {
         }
         guard topRoots >= 0 else { throw ValidationError("--collector.top-roots: must be 0 or more") }
         guard maxPairs >= 1 else { throw ValidationError("--collector.max-user-app-pairs: must be 1 or more") }
+        guard topRelations >= 0 else { throw ValidationError("--collector.top-relations: must be 0 or more") }
         do { _ = try ListenAddress(parsing: listenAddress) } catch { throw ValidationError("--web.listen-address: \(error)") }
         if let sampleInterval, try parseDuration(sampleInterval, "--sample.interval") < 0.05 {
             throw ValidationError("--sample.interval: must be at least 50ms")
@@ -81,7 +87,7 @@ struct Serve: ParsableCommand {
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
-        let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs)
+        let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
         let sampling = try sampleInterval.map { try parseDuration($0, "--sample.interval") }
         let base = try connection.settings()
         let scrapeSeconds = try parseDuration(scrapeTimeout, "--web.scrape-timeout")

@@ -84,10 +84,39 @@ import Testing
         #expect(graph.roots.isEmpty)
     }
 
-    @Test func rootThatIsNotAClientIsReportedWithItsState() {
+    /// A background process is named by its type, never mistaken for an active client.
+    @Test func rootThatIsNotAClientIsReportedWithItsBackendType() {
         let autovacuum = Session.fixture(pid: 7, backendType: "autovacuum worker", state: "active", stateSeconds: 3)
         let graph = BlockingGraph(sessions: [autovacuum, waiter(8, [7])])
         #expect(graph.roots.map(\.pid) == [7])
-        #expect(graph.roots[0].state == "active")
+        #expect(graph.roots[0].state == "autovacuum worker")
+    }
+
+    /// Edges 1→9→5→7 plus 1→5: the longest path from 1 is 1→9→5→7, three edges, whichever way
+    /// the tree is drawn.
+    @Test func depthIsTheLongestPathEvenWhenAShortcutIsSeenFirst() {
+        let graph = BlockingGraph(sessions: [
+            Session.fixture(pid: 1, state: "idle in transaction"), waiter(9, [1]), waiter(5, [1, 9]), waiter(7, [5]),
+        ])
+        #expect(graph.roots.map(\.pid) == [1])
+        #expect(graph.roots[0].depth == 3)
+        #expect(graph.roots[0].blockedCount == 3)
+    }
+
+    /// A cycle (2→3→4→2) hanging off two roots: same input, same depth, every time, whatever
+    /// order the sessions come in.
+    @Test func depthWithACycleIsDeterministic() {
+        let sessions = [
+            Session.fixture(pid: 1, state: "idle in transaction"), Session.fixture(pid: 10, state: "idle in transaction"),
+            waiter(2, [1, 4]), waiter(3, [2]), waiter(4, [3, 10]), waiter(6, [4]),
+        ]
+        var seen = Set<[Int]>()
+        for _ in 0..<50 {
+            let graph = BlockingGraph(sessions: sessions.shuffled())
+            seen.insert(graph.roots.sorted { $0.pid < $1.pid }.map(\.depth))
+        }
+        #expect(seen.count == 1)
+        // From 1: 1→2→3→4→6 (4 edges). From 10: 10→4→2→3 or 10→4→6; the longest is 3.
+        #expect(seen.first == [4, 3])
     }
 }

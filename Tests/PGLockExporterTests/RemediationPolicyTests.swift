@@ -94,8 +94,19 @@ import Testing
         let reasons = Dictionary(uniqueKeysWithValues: decide(sessions).map { ($0.pid, $0.reason) })
         #expect(reasons[own] == "this is the remediator's own session")
         #expect(reasons[7] == "not a client backend (autovacuum worker)")
-        #expect(reasons[0] == "a prepared transaction holds the lock: it has no session to end; use ROLLBACK PREPARED")
+        #expect(reasons[0] == "a prepared transaction holds the lock: it has no session to end; see pg_prepared_xacts")
         #expect(decide(sessions).allSatisfy { $0.action == .skip })
+    }
+
+    @Test func aNamedPreparedTransactionGetsTheStatementAPersonMayRun() {
+        let prepared = Session(standingFor: PreparedTransaction(gid: "deploy-'42'", datname: "app", owner: "app", ageSeconds: 60), index: 0)
+        let decisions = decide([prepared, Session.fixture(pid: 3, state: "active", waitingOnLock: true, blockedBy: [prepared.pid])])
+        #expect(decisions.map(\.displayPID) == [0])
+        #expect(decisions[0].code == .preparedTransaction)
+        #expect(
+            decisions[0].reason
+                == "prepared transaction 'deploy-''42''' holds the lock: it has no session to end; a person may run ROLLBACK PREPARED 'deploy-''42''' (or COMMIT PREPARED 'deploy-''42''')")
+        #expect(decisions[0].action == .skip)
     }
 
     @Test func capLimitsTerminationsPerRun() {

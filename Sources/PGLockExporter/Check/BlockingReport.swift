@@ -6,6 +6,7 @@ public struct BlockingReport: Sendable, Encodable {
         public var versionNumber: Int
         /// Client sessions by state (hidden ones as `unknown`).
         public var sessionsByState: [String: Int]
+        /// Blocked sessions of any backend type, as `pg_blocked_sessions` counts them.
         public var blockedSessions: Int
 
         enum CodingKeys: String, CodingKey {
@@ -15,9 +16,13 @@ public struct BlockingReport: Sendable, Encodable {
     }
 
     /// One session of a tree. For a root, `lockMode`/`relation` name the lock it holds that others
-    /// want; for a waiter, the lock it waits for, and `waitSeconds` how long.
+    /// want; for a waiter, the lock it waits for, and `waitSeconds` how long. `relation` is the
+    /// object in words (a table, a row of it, a transaction, an advisory key), `lock` the same
+    /// object as `pg_locks` identifies it.
     public struct Node: Sendable, Encodable {
+        /// As PostgreSQL shows it: 0 for a prepared transaction (then `gid` names it).
         public var pid: Int32
+        public var gid: String?
         public var datname: String?
         public var state: String
         public var stateSeconds: Double?
@@ -27,17 +32,24 @@ public struct BlockingReport: Sendable, Encodable {
         public var waitSeconds: Double?
         public var lockMode: String?
         public var relation: String?
+        public var lock: LockTarget?
+        /// For a wait on a transaction id: the row the waiter wants to change.
+        public var row: LockTarget?
         public var query: String?
         /// Sessions behind this one, directly or transitively (roots only).
         public var blockedCount: Int?
+        /// Edges to the farthest waiter, as `pg_blocking_chain_depth_max` counts them (roots only).
+        public var chainDepth: Int?
+        /// What a person may run where the tool will not (a prepared transaction), roots only.
+        public var hint: String?
         /// True when this session already appears earlier in the tree (it waits behind several).
         public var repeated: Bool
         public var blocked: [Node]
 
         enum CodingKeys: String, CodingKey {
-            case pid, datname, state, stateSeconds = "state_seconds", usename, applicationName = "application_name"
-            case clientAddr = "client_addr", waitSeconds = "wait_seconds", lockMode = "lock_mode", relation, query
-            case blockedCount = "blocked_count", repeated, blocked
+            case pid, gid, datname, state, stateSeconds = "state_seconds", usename, applicationName = "application_name"
+            case clientAddr = "client_addr", waitSeconds = "wait_seconds", lockMode = "lock_mode", relation, lock, row, query
+            case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked
         }
     }
 
@@ -78,16 +90,16 @@ public struct BlockingReport: Sendable, Encodable {
         for s in clients { byState[s.stateLabel, default: 0] += 1 }
         server = Server(
             version: snapshot.settings.versionString, versionNumber: snapshot.serverVersion, sessionsByState: byState,
-            blockedSessions: graph.blocked.values.filter { $0.isClient && inScope($0) }.count)
+            blockedSessions: graph.blocked.values.filter(inScope).count)
+        var byPID: [Int32: Session] = [:]
+        for s in snapshot.sessions { byPID[s.pid] = s }
         sessions = clients.sorted { $0.pid < $1.pid }.map { s in
             SessionEntry(
                 pid: s.pid, datname: s.datname, usename: s.usename, applicationName: s.applicationName,
                 clientAddr: s.clientAddr, state: s.stateLabel, stateSeconds: s.stateSeconds,
-                transactionSeconds: s.transactionSeconds, waitingOnLock: s.waitingOnLock, blockedBy: s.blockedBy,
+                transactionSeconds: s.transactionSeconds, waitingOnLock: s.waitingOnLock, blockedBy: s.blockedBy.map { byPID[$0]?.displayPID ?? $0 },
                 blocking: graph.isBlocking(s.pid), query: s.query)
         }
-        var byPID: [Int32: Session] = [:]
-        for s in snapshot.sessions { byPID[s.pid] = s }
         let builder = TreeBuilder(graph: graph, sessions: byPID, locks: snapshot.lockDetails)
         blockingTrees = graph.roots.filter { root in
             database == nil || root.datname == database
@@ -112,8 +124,13 @@ private struct TreeBuilder {
         var seen: Set<Int32> = []
         var node = build(root.pid, parent: nil, seen: &seen)
         node.blockedCount = root.blockedCount
-        if root.isPreparedTransaction { node.state = root.state }
+        node.chainDepth = root.depth
+        node.state = root.state
         node.datname = node.datname ?? root.datname
+        if let gid = root.session?.gid {
+            let literal = SQLLiteral.quote(gid)
+            node.hint = "ROLLBACK PREPARED \(literal) throws its work away; COMMIT PREPARED \(literal) keeps it"
+        }
         return node
     }
 
@@ -122,20 +139,30 @@ private struct TreeBuilder {
         let repeated = !seen.insert(pid).inserted
         // A waiter shows the lock it waits for; the root shows what it holds that its waiters want.
         let relevant: [LockDetail]
+        var row: LockDetail?
         if parent == nil {
-            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in locks.filter { $0.pid == w && !$0.granted }.map(\.object) })
-            relevant = locks.filter { $0.pid == pid && wanted.contains($0.object) }
+            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in locks.filter { $0.pid == w && !$0.granted }.map(\.target) })
+            relevant = locks.filter { $0.pid == pid && $0.granted && wanted.contains($0.target) }
         } else {
             relevant = locks.filter { $0.pid == pid && !$0.granted }
+            // Waiting on a transaction id means waiting to change a row that transaction
+            // changed; the row lock the waiter holds names it.
+            if relevant.contains(where: { $0.target.locktype == "transactionid" }) {
+                row = locks.first { $0.pid == pid && $0.granted && $0.target.locktype == "tuple" }
+            }
         }
         let children = repeated ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, seen: &seen) }
+        var objects = Self.unique(relevant.map(\.target.description))
+        if let row { objects = objects.map { $0 + ", " + row.target.description } }
         return BlockingReport.Node(
-            pid: pid, datname: session?.datname, state: pid == 0 ? "prepared transaction" : (session?.stateLabel ?? "unknown"),
+            pid: session?.displayPID ?? pid, gid: session?.gid, datname: session?.datname,
+            state: session?.stateLabel ?? (pid == 0 ? Session.preparedTransaction : "unknown"),
             stateSeconds: session?.stateSeconds, usename: session?.usename, applicationName: session?.applicationName,
             clientAddr: session?.clientAddr, waitSeconds: parent == nil ? nil : session?.lockWaitSeconds,
             lockMode: relevant.isEmpty ? nil : Self.unique(relevant.map(\.mode)).joined(separator: ", "),
-            relation: relevant.isEmpty ? nil : Self.unique(relevant.map(\.object)).joined(separator: ", "),
-            query: session?.query, blockedCount: nil, repeated: repeated, blocked: children)
+            relation: objects.isEmpty ? nil : objects.joined(separator: "; "),
+            lock: relevant.first?.target, row: row?.target,
+            query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children)
     }
 
     private static func unique(_ values: [String]) -> [String] {

@@ -1,5 +1,6 @@
 /// Renders a `BlockingReport` for a person at a terminal: a header, each blocking tree drawn
-/// root first, then the sessions idle in transaction that block nobody yet.
+/// root first, then the sessions idle in transaction that block nobody yet. Every text that came
+/// from the server goes through `TerminalText.safe`: its control characters are shown, not sent.
 public struct BlockingReportText {
     public let report: BlockingReport
     public let color: Bool
@@ -22,15 +23,15 @@ public struct BlockingReportText {
         }
         for root in report.blockingTrees {
             let count = root.blockedCount ?? 0
-            let depth = depth(root)
-            out += "\n" + bold("Blocking tree: pid \(root.pid) blocks \(count) session\(count == 1 ? "" : "s") (chain depth \(depth))") + "\n"
+            let name = root.gid.map { "prepared transaction \(safe(SQLLiteral.quote($0)))" } ?? "pid \(root.pid)"
+            out += "\n" + bold("Blocking tree: \(name) blocks \(count) session\(count == 1 ? "" : "s") (chain depth \(root.chainDepth ?? 0))") + "\n"
             render(root, prefix: "", childPrefix: "", isRoot: true, into: &out)
         }
         let idle = report.idleInTransactionNotBlocking
         if !idle.isEmpty {
             out += "\n" + bold("Idle in transaction, blocking nobody (yet):") + "\n"
             for s in idle {
-                out += "  pid \(s.pid)  " + yellow("\(s.state) \(DurationText.format(s.stateSeconds ?? 0))") + "  "
+                out += "  pid \(s.pid)  " + yellow("\(safe(s.state)) \(DurationText.format(s.stateSeconds ?? 0))") + "  "
                     + identity(datname: s.datname, usename: s.usename, application: s.applicationName, client: s.clientAddr) + "\n"
                 if let query = s.query { out += "      " + dim("query: \(oneLine(query))") + "\n" }
             }
@@ -41,24 +42,20 @@ public struct BlockingReportText {
     private func header() -> String {
         let states = report.server.sessionsByState.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         let total = states.reduce(0) { $0 + $1.value }
-        let list = states.map { "\($0.value) \($0.key)" }.joined(separator: ", ")
+        let list = states.map { "\($0.value) \(safe($0.key))" }.joined(separator: ", ")
         let blocked = report.server.blockedSessions
-        return bold("PostgreSQL \(report.server.version)") + " · \(total) client session\(total == 1 ? "" : "s")"
+        return bold("PostgreSQL \(safe(report.server.version))") + " · \(total) client session\(total == 1 ? "" : "s")"
             + (list.isEmpty ? "" : ": \(list)") + " · " + (blocked > 0 ? red("\(blocked) blocked") : "0 blocked")
-    }
-
-    private func depth(_ node: BlockingReport.Node) -> Int {
-        node.blocked.map { 1 + depth($0) }.max() ?? 0
     }
 
     private func render(_ node: BlockingReport.Node, prefix: String, childPrefix: String, isRoot: Bool, into out: inout String) {
         let who = identity(datname: node.datname, usename: node.usename, application: node.applicationName, client: node.clientAddr)
-        var line = prefix + bold("pid \(node.pid)") + "  "
+        var line = prefix + bold("pid \(node.pid)") + (node.gid.map { " (gid \(safe(SQLLiteral.quote($0))))" } ?? "") + "  "
         if isRoot {
-            line += red("\(node.state) \(DurationText.format(node.stateSeconds ?? 0))")
+            line += red("\(safe(node.state)) \(DurationText.format(node.stateSeconds ?? 0))")
         } else {
-            let lock = node.lockMode.map { " for \($0)" + (node.relation.map { " on \($0)" } ?? "") } ?? ""
-            line += yellow("waiting \(DurationText.format(node.waitSeconds ?? 0))\(lock)") + "  (\(node.state))"
+            let lock = node.lockMode.map { " for \(safe($0))" + (node.relation.map { " on \(safe($0))" } ?? "") } ?? ""
+            line += yellow("waiting \(DurationText.format(node.waitSeconds ?? 0))\(lock)") + "  (\(safe(node.state)))"
         }
         if node.repeated {
             out += line + dim("  — also waits behind another session above") + "\n"
@@ -67,7 +64,10 @@ public struct BlockingReportText {
         out += line + "  " + who + "\n"
         let detailPrefix = childPrefix + (node.blocked.isEmpty ? "   " : "│  ")
         if isRoot, let mode = node.lockMode {
-            out += detailPrefix + "holds \(mode)" + (node.relation.map { " on \($0)" } ?? "") + "\n"
+            out += detailPrefix + "holds \(safe(mode))" + (node.relation.map { " on \(safe($0))" } ?? "") + "\n"
+        }
+        if isRoot, let hint = node.hint {
+            out += detailPrefix + yellow("not ended by this tool: \(safe(hint))") + "\n"
         }
         if let query = node.query, !query.isEmpty { out += detailPrefix + dim("query: \(oneLine(query))") + "\n" }
         for (index, child) in node.blocked.enumerated() {
@@ -82,8 +82,10 @@ public struct BlockingReportText {
         if let usename { parts.append("user=\(usename)") }
         if let application, !application.isEmpty { parts.append("app=\(application)") }
         if let client, !client.isEmpty { parts.append("client=\(client)") }
-        return parts.joined(separator: " ")
+        return safe(parts.joined(separator: " "))
     }
 
-    private func oneLine(_ text: String) -> String { PostgresError.oneLine(text) }
+    private func safe(_ text: String) -> String { TerminalText.safe(text) }
+
+    private func oneLine(_ text: String) -> String { safe(PostgresError.oneLine(text)) }
 }

@@ -12,6 +12,9 @@ public struct ActivitySnapshot: Sendable {
     public var settings: ServerSettings
     /// Locks on contended objects; only read for `check` (see `LockDetailsStatement`).
     public var lockDetails: [LockDetail]
+    /// Prepared transactions (`pg_prepared_xacts`); those that block someone are also in
+    /// `sessions`, as rows of their own (see `Session.gid`).
+    public var preparedTransactions: [PreparedTransaction] = []
 
     public init(
         serverVersion: Int, sessions: [Session], locks: [LockCount], databases: [DatabaseStats],
@@ -58,12 +61,22 @@ public struct Session: Sendable, Equatable {
     public var stateChange: String?
     /// The query text, truncated; only read for `check`.
     public var query: String?
+    /// For a parallel worker, its leader's pid (`leader_pid`). Workers are folded into their
+    /// leader when the snapshot is built, so a snapshot's sessions never have one.
+    public var leaderPID: Int32?
+    /// The relation a lock waiter queues on: a name where our connection can resolve it (its own
+    /// database), else `oid:<n>`; nil for waits on no relation (advisory locks, virtual xids).
+    public var waitRelation: String?
+    /// Set on the row that stands for a prepared transaction: its `gid`. Such a row has a
+    /// negative pid of its own (no backend runs it) and shows as pid 0, as
+    /// `pg_blocking_pids()` reports it.
+    public var gid: String?
 
     public init(
         pid: Int32, datname: String?, usename: String?, applicationName: String, clientAddr: String,
         backendType: String?, state: String?, stateSeconds: Double?, transactionSeconds: Double?,
         waitingOnLock: Bool, blockedBy: [Int32], lockWaitSeconds: Double?, backendStart: String?,
-        stateChange: String?, query: String?
+        stateChange: String?, query: String?, leaderPID: Int32? = nil, waitRelation: String? = nil, gid: String? = nil
     ) {
         self.pid = pid
         self.datname = datname
@@ -80,7 +93,27 @@ public struct Session: Sendable, Equatable {
         self.backendStart = backendStart
         self.stateChange = stateChange
         self.query = query
+        self.leaderPID = leaderPID
+        self.waitRelation = waitRelation
+        self.gid = gid
     }
+
+    /// The row standing for the prepared transaction `transaction`, ranked `index` by gid.
+    init(standingFor transaction: PreparedTransaction, index: Int) {
+        self.init(
+            pid: -Int32(index + 1), datname: transaction.datname, usename: transaction.owner, applicationName: "",
+            clientAddr: "", backendType: Session.preparedTransaction, state: Session.preparedTransaction,
+            stateSeconds: transaction.ageSeconds, transactionSeconds: transaction.ageSeconds, waitingOnLock: false,
+            blockedBy: [], lockWaitSeconds: nil, backendStart: nil, stateChange: nil, query: nil, gid: transaction.gid)
+    }
+
+    /// The state and backend type of a prepared transaction's row.
+    public static let preparedTransaction = "prepared transaction"
+
+    public var isPreparedTransaction: Bool { gid != nil || pid == 0 }
+
+    /// The pid as PostgreSQL shows it: 0 for a prepared transaction.
+    public var displayPID: Int32 { isPreparedTransaction ? 0 : pid }
 
     /// Without `pg_read_all_stats`, PostgreSQL shows other users' sessions with every column but
     /// pid, database, user and application NULL.
@@ -91,8 +124,13 @@ public struct Session: Sendable, Equatable {
     /// twin is `SessionRules.isClient`.
     public var isClient: Bool { backendType == "client backend" || (isHidden && datname != nil && usename != nil) }
 
-    /// The state as a metric label: hidden sessions count as `unknown`, never as missing.
-    public var stateLabel: String { state ?? "unknown" }
+    /// The state as a label: a client session's `state` (hidden ones count as `unknown`, never
+    /// as missing); any other backend's `backend_type` (`autovacuum worker`, `startup`,
+    /// `prepared transaction`), so it is named, not mistaken for an idle client.
+    public var stateLabel: String {
+        if isClient { return state ?? "unknown" }
+        return backendType ?? state ?? "unknown"
+    }
 
     public var isIdleInTransaction: Bool { Self.isIdleInTransaction(state) }
 
@@ -143,19 +181,124 @@ public struct DatabaseStats: Sendable, Equatable {
     }
 }
 
-/// One lock on an object that some session waits for: who, which mode, granted or queued.
+/// One lock on an object that some session waits for: who, which mode, granted or queued, and
+/// the object as `pg_locks` names it.
 public struct LockDetail: Sendable, Equatable {
     public var pid: Int32
     public var granted: Bool
     public var mode: String
-    /// The relation's name, `transaction 1234`, or `relation OID in database NAME`.
-    public var object: String
+    public var target: LockTarget
 
-    public init(pid: Int32, granted: Bool, mode: String, object: String) {
+    public init(pid: Int32, granted: Bool, mode: String, target: LockTarget) {
         self.pid = pid
         self.granted = granted
         self.mode = mode
-        self.object = object
+        self.target = target
+    }
+}
+
+/// The object of a heavyweight lock: `pg_locks`' identifying columns, and the relation's
+/// schema-qualified name where our connection can resolve it (its own database).
+public struct LockTarget: Sendable, Hashable, Encodable {
+    public var locktype: String
+    public var datname: String?
+    public var relationOID: Int?
+    public var relationName: String?
+    public var page: Int?
+    public var tuple: Int?
+    public var virtualXID: String?
+    public var transactionID: String?
+    public var classID: Int?
+    public var objectID: Int?
+    public var objectSubID: Int?
+
+    public init(
+        locktype: String, datname: String? = nil, relationOID: Int? = nil, relationName: String? = nil, page: Int? = nil,
+        tuple: Int? = nil, virtualXID: String? = nil, transactionID: String? = nil, classID: Int? = nil, objectID: Int? = nil,
+        objectSubID: Int? = nil
+    ) {
+        self.locktype = locktype
+        self.datname = datname
+        self.relationOID = relationOID
+        self.relationName = relationName
+        self.page = page
+        self.tuple = tuple
+        self.virtualXID = virtualXID
+        self.transactionID = transactionID
+        self.classID = classID
+        self.objectID = objectID
+        self.objectSubID = objectSubID
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case locktype, datname, relationOID = "relation_oid", relationName = "relation", page, tuple
+        case virtualXID = "virtual_transaction", transactionID = "transaction", classID = "classid", objectID = "objid"
+        case objectSubID = "objsubid", advisoryKey = "advisory_key", description
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(locktype, forKey: .locktype)
+        try c.encodeIfPresent(datname, forKey: .datname)
+        try c.encodeIfPresent(relationOID, forKey: .relationOID)
+        try c.encodeIfPresent(relationName, forKey: .relationName)
+        try c.encodeIfPresent(page, forKey: .page)
+        try c.encodeIfPresent(tuple, forKey: .tuple)
+        try c.encodeIfPresent(virtualXID, forKey: .virtualXID)
+        try c.encodeIfPresent(transactionID, forKey: .transactionID)
+        try c.encodeIfPresent(classID, forKey: .classID)
+        try c.encodeIfPresent(objectID, forKey: .objectID)
+        try c.encodeIfPresent(objectSubID, forKey: .objectSubID)
+        try c.encodeIfPresent(advisoryKey, forKey: .advisoryKey)
+        try c.encode(description, forKey: .description)
+    }
+
+    /// The relation as a person reads it: its name, or `relation OID in database NAME`.
+    var relationText: String? {
+        if let relationName { return relationName }
+        return relationOID.map { "relation \($0) in database \(datname ?? "?")" }
+    }
+
+    /// `pg_advisory_lock(bigint)` takes classid = high 32 bits, objid = low 32 bits, objsubid 1;
+    /// the two-key form `pg_advisory_lock(int, int)` has objsubid 2.
+    public var advisoryKey: Int64? {
+        guard locktype == "advisory", objectSubID == 1, let classID, let objectID else { return nil }
+        return Int64(bitPattern: (UInt64(UInt32(truncatingIfNeeded: classID)) << 32) | UInt64(UInt32(truncatingIfNeeded: objectID)))
+    }
+
+    /// One phrase: `public.features`, `row (0,1) of public.features`, `transaction 736`,
+    /// `advisory lock 42`, `advisory lock (1, 2)`, `virtual transaction 4/12`, ...
+    public var description: String {
+        switch locktype {
+        case "relation": return relationText ?? "relation"
+        case "tuple": return "row (\(page ?? 0),\(tuple ?? 0)) of \(relationText ?? "a relation")"
+        case "page": return "page \(page ?? 0) of \(relationText ?? "a relation")"
+        case "extend": return "extension of \(relationText ?? "a relation")"
+        case "transactionid": return "transaction \(transactionID ?? "?")"
+        case "virtualxid": return "virtual transaction \(virtualXID ?? "?")"
+        case "advisory":
+            if let advisoryKey { return "advisory lock \(advisoryKey)" }
+            return "advisory lock (\(classID ?? 0), \(objectID ?? 0))"
+        default:
+            return "\(locktype) (classid \(classID ?? 0), objid \(objectID ?? 0), objsubid \(objectSubID ?? 0))"
+                + (datname.map { " in database \($0)" } ?? "")
+        }
+    }
+}
+
+/// One prepared transaction from `pg_prepared_xacts`.
+public struct PreparedTransaction: Sendable, Equatable {
+    public var gid: String
+    public var datname: String?
+    public var owner: String?
+    /// Seconds since `PREPARE TRANSACTION`.
+    public var ageSeconds: Double?
+
+    public init(gid: String, datname: String?, owner: String?, ageSeconds: Double?) {
+        self.gid = gid
+        self.datname = datname
+        self.owner = owner
+        self.ageSeconds = ageSeconds
     }
 }
 

@@ -3,13 +3,18 @@
 /// Edges run from a waiter to each pid that blocks it. A root blocker blocks someone and waits
 /// on nobody; a session may sit behind several roots (it is counted under each). A chain's depth
 /// is the number of edges on the longest path from its root to a waiter: idle-in-transaction
-/// root → queued `ALTER TABLE` → reader is 2. Cycles (a deadlock the server has not broken yet, or
-/// rows read at slightly different moments) are tolerated: every walk keeps a visited set.
+/// root → queued `ALTER TABLE` → reader is 2. The metrics and `check` both read it from here.
+///
+/// Cycles (a deadlock the server has not broken yet, or rows read at slightly different moments)
+/// are tolerated: the longest path is searched depth-first from each root on its own, waiters in
+/// ascending pid order, never following an edge back onto the current path. The result depends
+/// only on the graph, so the same input gives the same depth on every run.
 public struct BlockingGraph: Sendable {
     /// A root blocker and what waits behind it.
     public struct Root: Sendable, Equatable {
         public var pid: Int32
-        /// nil when the pid has no row: 0 (a prepared transaction) or a backend that just ended.
+        /// nil when the pid has no row: 0 (a prepared transaction that could not be named) or a
+        /// backend that just ended.
         public var session: Session?
         /// Sessions waiting behind this root, directly or transitively.
         public var blockedCount: Int
@@ -17,10 +22,14 @@ public struct BlockingGraph: Sendable {
         public var depth: Int
         /// The root's database, or its first waiter's when the root has no row.
         public var datname: String
-        /// `idle in transaction`, `active`, ..., `prepared transaction` for pid 0, else `unknown`.
+        /// `idle in transaction`, `active`, ..., a background process's type, `prepared
+        /// transaction`, else `unknown`.
         public var state: String
 
-        public var isPreparedTransaction: Bool { pid == 0 }
+        public var isPreparedTransaction: Bool { session?.isPreparedTransaction ?? (pid == 0) }
+
+        /// The pid as PostgreSQL shows it: 0 for a prepared transaction.
+        public var displayPID: Int32 { isPreparedTransaction ? 0 : pid }
     }
 
     /// Blocked sessions (lock waiters with a non-empty `pg_blocking_pids()`), by pid.
@@ -50,18 +59,18 @@ public struct BlockingGraph: Sendable {
         self.blocked = blocked
         self.waitersByBlocker = waitersByBlocker
 
-        var depthMemo: [Int32: Int] = [:]
         var roots: [Root] = []
-        for (pid, direct) in waitersByBlocker where blocked[pid] == nil {
+        for pid in waitersByBlocker.keys.sorted() where blocked[pid] == nil {
+            let direct = waitersByBlocker[pid]!
             let session = session(pid)
             let datname = session?.datname ?? direct.lazy.compactMap { indexByPID[$0].flatMap { sessions[$0].datname } }.first ?? ""
-            let state = pid == 0 ? "prepared transaction" : (session?.stateLabel ?? "unknown")
+            let state = session?.stateLabel ?? (pid == 0 ? Session.preparedTransaction : "unknown")
             var onPath = Set<Int32>()
             roots.append(
                 Root(
                     pid: pid, session: session,
                     blockedCount: Self.reachable(from: pid, waitersByBlocker).count,
-                    depth: Self.depth(of: pid, waitersByBlocker, &depthMemo, &onPath),
+                    depth: Self.depth(of: pid, waitersByBlocker, &onPath),
                     datname: datname, state: state))
         }
         self.roots = roots.sorted {
@@ -93,18 +102,33 @@ public struct BlockingGraph: Sendable {
         return seen
     }
 
-    /// Longest path below `pid`. An edge back onto the current path (a cycle) is not followed.
+    /// Longest simple path below `pid`, in edges. An edge back onto the current path (a cycle) is
+    /// not followed. Without cycles (the usual case) each node is explored once per root through a
+    /// memo; a memo entry is only kept for nodes whose subtree met no cycle, as only those have a
+    /// depth that does not depend on the path taken to them.
+    static func depth(of pid: Int32, _ edges: [Int32: [Int32]], _ onPath: inout Set<Int32>) -> Int {
+        var memo: [Int32: Int] = [:]
+        return depth(of: pid, edges, &onPath, &memo).depth
+    }
+
     private static func depth(
-        of pid: Int32, _ edges: [Int32: [Int32]], _ memo: inout [Int32: Int], _ onPath: inout Set<Int32>
-    ) -> Int {
-        if let known = memo[pid] { return known }
+        of pid: Int32, _ edges: [Int32: [Int32]], _ onPath: inout Set<Int32>, _ memo: inout [Int32: Int]
+    ) -> (depth: Int, sawCycle: Bool) {
+        if let known = memo[pid] { return (known, false) }
         onPath.insert(pid)
         var best = 0
-        for waiter in edges[pid] ?? [] where !onPath.contains(waiter) {
-            best = max(best, 1 + depth(of: waiter, edges, &memo, &onPath))
+        var sawCycle = false
+        for waiter in edges[pid] ?? [] {
+            if onPath.contains(waiter) {
+                sawCycle = true
+                continue
+            }
+            let below = depth(of: waiter, edges, &onPath, &memo)
+            best = max(best, 1 + below.depth)
+            sawCycle = sawCycle || below.sawCycle
         }
         onPath.remove(pid)
-        memo[pid] = best
-        return best
+        if !sawCycle { memo[pid] = best }
+        return (best, sawCycle)
     }
 }

@@ -12,6 +12,8 @@ enum SessionRules {
     static func waitsOnLock(_ a: String) -> String { "\(a).wait_event_type = 'Lock'" }
 
     /// `Session.isBlocked`: waiting on a heavyweight lock that someone holds or queues ahead of.
+    /// Any backend type counts; count `DISTINCT coalesce(leader_pid, pid)` so a parallel worker
+    /// counts as its leader (`SessionAssembly.foldParallelWorkers`).
     /// `pg_blocking_pids()` only for lock waiters: it takes the lock manager's partition locks,
     /// so calling it for every row would stall the server.
     static func isBlocked(_ a: String) -> String {

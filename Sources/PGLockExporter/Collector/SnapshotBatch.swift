@@ -14,6 +14,7 @@ public struct SnapshotBatch: Sendable {
     let sessions: SessionsStatement
     let locks = LocksStatement()
     let databases = DatabasesStatement()
+    let prepared = PreparedTransactionsStatement()
     /// nil leaves `pg_settings` out (the exporter reads it once a minute).
     let settings: SettingsStatement?
     /// `check` draws the locks each waiter wants; the exporter does not need them.
@@ -30,17 +31,18 @@ public struct SnapshotBatch: Sendable {
     }
 
     private enum Part {
-        case sessions, locks, databases, settings, lockDetails
+        case sessions, locks, prepared, databases, settings, lockDetails
     }
 
     private var parts: [Part] {
-        [.sessions, .locks, .databases] + (settings != nil ? [.settings] : []) + (lockDetails != nil ? [.lockDetails] : [])
+        [.sessions, .locks, .prepared, .databases] + (settings != nil ? [.settings] : []) + (lockDetails != nil ? [.lockDetails] : [])
     }
 
     private func sql(_ part: Part) -> String {
         switch part {
         case .sessions: sessions.sql
         case .locks: locks.sql
+        case .prepared: prepared.sql
         case .databases: databases.sql
         case .settings: settings!.sql
         case .lockDetails: lockDetails!.sql
@@ -51,6 +53,7 @@ public struct SnapshotBatch: Sendable {
         switch part {
         case .sessions: SessionsStatement.preparedName
         case .locks: LocksStatement.preparedName
+        case .prepared: PreparedTransactionsStatement.preparedName
         case .databases: DatabasesStatement.preparedName
         case .settings: SettingsStatement.preparedName
         case .lockDetails: LockDetailsStatement.preparedName
@@ -113,6 +116,7 @@ public struct SnapshotBatch: Sendable {
     private struct Decoded {
         var sessions: [Session] = []
         var locks = LocksStatement.Rows()
+        var prepared: [PreparedTransaction] = []
         var databases: [DatabaseStats] = []
         var settings: ServerSettings?
         var lockDetails: [LockDetail] = []
@@ -124,6 +128,7 @@ public struct SnapshotBatch: Sendable {
         switch parts[index - 1] {
         case .sessions: decoded.sessions = sessions.decode(result)
         case .locks: decoded.locks = locks.decode(result)
+        case .prepared: decoded.prepared = prepared.decode(result)
         case .databases: decoded.databases = databases.decode(result)
         case .settings: decoded.settings = settings?.decode(result)
         case .lockDetails: decoded.lockDetails = lockDetails?.decode(result) ?? []
@@ -131,14 +136,13 @@ public struct SnapshotBatch: Sendable {
     }
 
     private func snapshot(_ decoded: Decoded) -> ActivitySnapshot {
-        var sessions = decoded.sessions
-        for index in sessions.indices where sessions[index].waitingOnLock {
-            sessions[index].lockWaitSeconds = decoded.locks.waitSeconds[sessions[index].pid]
-        }
-        return ActivitySnapshot(
-            serverVersion: serverVersion, sessions: sessions, locks: decoded.locks.counts, databases: decoded.databases,
-            lockDetails: decoded.lockDetails,
+        var snapshot = ActivitySnapshot(
+            serverVersion: serverVersion,
+            sessions: SessionAssembly.assemble(decoded.sessions, locks: decoded.locks, prepared: decoded.prepared),
+            locks: decoded.locks.counts, databases: decoded.databases, lockDetails: decoded.lockDetails,
             settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]))
+        snapshot.preparedTransactions = decoded.prepared
+        return snapshot
     }
 }
 

@@ -4,10 +4,13 @@ public struct MetricOptions: Sendable {
     public var topRoots: Int
     /// `usename`/`application_name` pairs per database; the rest fold into `other`.
     public var maxUserApplicationPairs: Int
+    /// Relations per database that get their own `pg_lock_waiting_sessions` series.
+    public var topRelations: Int
 
-    public init(topRoots: Int = 5, maxUserApplicationPairs: Int = 50) {
+    public init(topRoots: Int = 5, maxUserApplicationPairs: Int = 50, topRelations: Int = 10) {
         self.topRoots = topRoots
         self.maxUserApplicationPairs = maxUserApplicationPairs
+        self.topRelations = topRelations
     }
 }
 
@@ -54,6 +57,7 @@ public struct SnapshotMetrics {
         writeSessionGroups(clients, into: &w)
         writeTransactionAges(clients, into: &w)
         writeBlocking(databases, into: &w)
+        writeWaitingRelations(into: &w)
         writeLocks(into: &w)
         writeServer(into: &w)
     }
@@ -165,7 +169,7 @@ public struct SnapshotMetrics {
     private func writeBlocking(_ databases: [String], into w: inout ExpositionWriter) {
         var blocked: [String: Int] = [:]
         var waitMax: [String: Double] = [:]
-        for session in graph.blocked.values where session.isClient {
+        for session in graph.blocked.values {
             let datname = session.datname ?? ""
             blocked[datname, default: 0] += 1
             waitMax[datname] = max(waitMax[datname] ?? 0, max(0, session.lockWaitSeconds ?? 0))
@@ -178,11 +182,13 @@ public struct SnapshotMetrics {
         }
         let allDatabases = Set(databases).union(blocked.keys).union(depthMax.keys).sorted()
 
-        w.family("pg_blocked_sessions", .gauge, help: "Client sessions waiting on a heavyweight lock held or queued by another session.")
+        w.family(
+            "pg_blocked_sessions", .gauge,
+            help: "Sessions (any backend, a parallel worker counted as its leader) waiting on a heavyweight lock held or queued by another.")
         for d in allDatabases { w.sample("pg_blocked_sessions", ["datname": d], blocked[d] ?? 0) }
         w.family(
             "pg_lock_wait_seconds_max", .gauge,
-            help: "Longest current lock wait of a blocked session (now - pg_locks.waitstart; before PostgreSQL 14, now - state_change).")
+            help: "Longest current lock wait of a blocked session (now - pg_locks.waitstart).")
         for d in allDatabases { w.sample("pg_lock_wait_seconds_max", ["datname": d], waitMax[d] ?? 0) }
         w.family("pg_blocking_root_sessions", .gauge, help: "Root blockers (blocking others, waiting on nobody) by state.")
         for key in rootsByState.keys.sorted() {
@@ -202,12 +208,40 @@ public struct SnapshotMetrics {
         }
     }
 
+    /// `gid` names a prepared transaction (pid 0), empty for every other root: bounded, because
+    /// the series are for the top roots only.
     private func rootLabels(_ root: BlockingGraph.Root) -> KeyValuePairs<String, String> {
         [
-            "datname": root.datname, "pid": String(root.pid), "usename": root.session?.usename ?? "",
+            "datname": root.datname, "pid": String(root.displayPID), "usename": root.session?.usename ?? "",
             "application_name": root.session?.applicationName ?? "", "client_addr": root.session?.clientAddr ?? "",
-            "state": root.state,
+            "state": root.state, "gid": root.session?.gid ?? "",
         ]
+    }
+
+    /// Which table sessions queue on: waiters by the relation they wait for, the top K
+    /// relations per database by waiters, the rest as `relation="other"`.
+    private func writeWaitingRelations(into w: inout ExpositionWriter) {
+        var byRelation: [Pair: Int] = [:]
+        for session in graph.blocked.values {
+            guard let relation = session.waitRelation else { continue }
+            byRelation[Pair(first: session.datname ?? "", second: relation), default: 0] += 1
+        }
+        var kept: [Pair: Int] = [:]
+        for datname in Set(byRelation.keys.map(\.first)) {
+            let ranked = byRelation.filter { $0.key.first == datname }.sorted {
+                $0.value != $1.value ? $0.value > $1.value : $0.key.second < $1.key.second
+            }
+            for (index, entry) in ranked.enumerated() {
+                let key = index < options.topRelations ? entry.key : Pair(first: datname, second: Self.other)
+                kept[key, default: 0] += entry.value
+            }
+        }
+        w.family(
+            "pg_lock_waiting_sessions", .gauge,
+            help: "Blocked sessions by the relation they queue on (top relations per database; the rest as relation=\"other\").")
+        for key in kept.keys.sorted() {
+            w.sample("pg_lock_waiting_sessions", ["datname": key.first, "relation": key.second], kept[key]!)
+        }
     }
 
     private func writeLocks(into w: inout ExpositionWriter) {

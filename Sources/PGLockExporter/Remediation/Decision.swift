@@ -47,12 +47,17 @@ public struct Decision: Sendable, Encodable {
         case time, pid, datname, usename, applicationName = "application_name", clientAddr = "client_addr"
         case backendStart = "backend_start", state, stateSeconds = "state_seconds"
         case transactionSeconds = "transaction_seconds", blockedSessions = "blocked_sessions", action, result, code, reason
+        case gid
     }
+
+    /// The pid as PostgreSQL shows it: 0 for a prepared transaction.
+    public var displayPID: Int32 { session?.displayPID ?? pid }
 
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(time, forKey: .time)
-        try c.encode(pid, forKey: .pid)
+        try c.encode(displayPID, forKey: .pid)
+        try c.encodeIfPresent(session?.gid, forKey: .gid)
         try c.encodeIfPresent(session?.datname, forKey: .datname)
         try c.encodeIfPresent(session?.usename, forKey: .usename)
         try c.encodeIfPresent(session?.applicationName, forKey: .applicationName)
@@ -84,6 +89,6 @@ public struct Decision: Sendable, Encodable {
             if !s.applicationName.isEmpty { who.append("app \(s.applicationName)") }
             if !s.clientAddr.isEmpty { who.append("client \(s.clientAddr)") }
         }
-        return "\(verb) pid \(pid)" + (who.isEmpty ? "" : " (\(who.joined(separator: ", ")))") + ": \(reason)"
+        return TerminalText.safe("\(verb) pid \(displayPID)" + (who.isEmpty ? "" : " (\(who.joined(separator: ", ")))") + ": \(reason)")
     }
 }

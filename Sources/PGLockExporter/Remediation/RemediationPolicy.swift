@@ -78,8 +78,16 @@ public struct RemediationPolicy: Sendable {
 
     /// Why this session must not be terminated, or nil when it may be.
     private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> (Decision.Code, String)? {
-        if pid == 0 {
-            return (.preparedTransaction, "a prepared transaction holds the lock: it has no session to end; use ROLLBACK PREPARED")
+        if pid == 0 || session?.isPreparedTransaction == true {
+            // Ending one is a decision about data (commit or throw away its work): a person's.
+            guard let gid = session?.gid else {
+                return (.preparedTransaction, "a prepared transaction holds the lock: it has no session to end; see pg_prepared_xacts")
+            }
+            let literal = SQLLiteral.quote(gid)
+            return (
+                .preparedTransaction,
+                "prepared transaction \(literal) holds the lock: it has no session to end; a person may run ROLLBACK PREPARED \(literal) (or COMMIT PREPARED \(literal))"
+            )
         }
         if pid == ownPID { return (.ownSession, "this is the remediator's own session") }
         guard let session else { return (.noSuchSession, "no such session (it may have ended)") }

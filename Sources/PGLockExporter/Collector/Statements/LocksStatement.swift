@@ -1,45 +1,112 @@
-/// One read of `pg_locks` for two answers: lock counts by database, mode and grant, and each
-/// waiter's longest wait from `waitstart` (PostgreSQL 14+). Reading it once matters: every read
-/// takes all the lock manager's partition locks in turn.
+/// One read of `pg_locks` for every lock fact a collection needs, each row tagged with its kind:
+///
+/// - `count`: locks by database, mode and grant (locks without a database, such as transaction
+///   ids, or on shared catalogs get datname '');
+/// - `wait`: per waiter, the longest wait from `waitstart` and the relation it queues on: the one
+///   its ungranted lock names, or for a row lock (a wait on a transaction id) the relation of
+///   the tuple lock it holds. Named where `::regclass` can (our own database), else `oid:<n>`;
+/// - `prepared`: a waiter and the `gid` of a prepared transaction holding a lock on the object it
+///   waits for. `pg_blocking_pids()` reports such a holder only as pid 0; a prepared
+///   transaction's locks share the `virtualtransaction` of its own transaction-id lock, which
+///   `pg_prepared_xacts.transaction` names;
+/// - `holder`: on a hot standby, the startup process and each backend holding a granted lock on
+///   the relation it waits for. `pg_blocking_pids()` cannot see an auxiliary process's waits
+///   (it returns nothing for the startup process), and the startup process only ever waits for
+///   an `AccessExclusiveLock`, which every granted lock on the relation conflicts with.
+///
+/// Reading `pg_locks` once matters: every read takes all the lock manager's partition locks in
+/// turn. The joins of the last two kinds run only over waiters and prepared or startup locks,
+/// which are few.
 struct LocksStatement: SnapshotStatement {
     static let preparedName = "pg_lock_exporter_locks"
 
     struct Rows {
         var counts: [LockCount] = []
-        /// pid → seconds since `pg_locks.waitstart`.
-        var waitSeconds: [Int32: Double] = [:]
+        /// pid → what it waits for.
+        var waits: [Int32: Wait] = [:]
+        /// waiter pid → gids of the prepared transactions in its way.
+        var preparedHolders: [Int32: [String]] = [:]
+        /// startup pid → pids holding the relation it waits for.
+        var startupHolders: [Int32: [Int32]] = [:]
+    }
+
+    struct Wait: Equatable {
+        var seconds: Double?
+        var relation: String?
+        var datname: String?
     }
 
     enum Column: Int, ResultColumn {
-        case datname, mode, granted, count, waiterPID, waitSeconds
+        case kind, datname, mode, granted, count, pid, waitSeconds, relation, holderPID, gid
     }
 
-    /// Locks without a database (transaction ids) or on shared catalogs get datname ''. Count
-    /// rows have a NULL waiter pid; wait rows have NULL in the count columns.
     let sql = """
         WITH l AS MATERIALIZED (
-            SELECT database, mode, granted, pid, waitstart
-            FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid())
-        SELECT coalesce(d.datname, ''), l.mode, l.granted, count(*), NULL::int, NULL::float8
+            SELECT locktype, database, relation, page, tuple, virtualxid, transactionid, classid, objid, objsubid,
+                   virtualtransaction, pid, mode, granted, waitstart
+            FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid()),
+        waits AS (
+            SELECT pid, min(waitstart) FILTER (WHERE NOT granted) AS waitstart,
+                   (array_agg(relation ORDER BY granted) FILTER (WHERE relation IS NOT NULL AND (NOT granted OR locktype = 'tuple')))[1] AS relation,
+                   (array_agg(database ORDER BY granted) FILTER (WHERE relation IS NOT NULL AND (NOT granted OR locktype = 'tuple')))[1] AS database
+            FROM l WHERE pid IS NOT NULL GROUP BY pid HAVING bool_or(NOT granted)),
+        waiting AS (SELECT * FROM l WHERE NOT granted AND pid IS NOT NULL)
+        SELECT 'count', coalesce(d.datname, ''), l.mode, l.granted, count(*), NULL::int, NULL::float8, NULL::text, NULL::int, NULL::text
         FROM l LEFT JOIN pg_database d ON d.oid = l.database
-        GROUP BY 1, 2, 3
+        GROUP BY 2, 3, 4
         UNION ALL
-        SELECT NULL, NULL, NULL, NULL, pid, extract(epoch FROM now() - min(waitstart))
-        FROM l WHERE NOT granted AND pid IS NOT NULL GROUP BY pid
+        SELECT 'wait', d.datname, NULL, NULL, NULL, w.pid, extract(epoch FROM now() - w.waitstart),
+               CASE WHEN w.relation IS NULL THEN NULL
+                    WHEN d.datname = current_database() THEN w.relation::regclass::text
+                    ELSE 'oid:' || w.relation END,
+               NULL, NULL
+        FROM waits w LEFT JOIN pg_database d ON d.oid = w.database
+        UNION ALL
+        SELECT 'prepared', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, NULL, p.gid
+        FROM waiting w
+        JOIN l h ON h.pid IS NULL AND h.granted
+             AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid, h.classid, h.objid, h.objsubid)
+                 IS NOT DISTINCT FROM
+                 (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid, w.classid, w.objid, w.objsubid)
+        JOIN l x ON x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = h.virtualtransaction
+        JOIN pg_prepared_xacts p ON p.transaction = x.transactionid
+        GROUP BY w.pid, p.gid
+        UNION ALL
+        SELECT 'holder', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, h.pid, NULL
+        FROM waiting w
+        JOIN l h ON h.granted AND h.pid IS NOT NULL AND h.pid <> w.pid AND h.locktype = 'relation'
+             AND h.database IS NOT DISTINCT FROM w.database AND h.relation = w.relation
+        WHERE w.locktype = 'relation' AND w.pid IN (SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup')
+        GROUP BY w.pid, h.pid
         """
 
     func decode(_ r: borrowing PostgresResult) -> Rows {
         var rows = Rows()
         for row in 0..<r.rowCount {
-            if let pid = r.int(row, Column.waiterPID) {
-                rows.waitSeconds[Int32(pid)] = r.double(row, Column.waitSeconds)
+            let pid = r.int(row, Column.pid).map { Int32($0) }
+            switch r.string(row, Column.kind) {
+            case "count":
+                rows.counts.append(
+                    LockCount(
+                        datname: r.string(row, Column.datname) ?? "", mode: r.string(row, Column.mode) ?? "",
+                        granted: r.bool(row, Column.granted) ?? false, count: r.int(row, Column.count) ?? 0))
+            case "wait":
+                guard let pid else { continue }
+                rows.waits[pid] = Wait(
+                    seconds: r.double(row, Column.waitSeconds), relation: r.string(row, Column.relation),
+                    datname: r.string(row, Column.datname))
+            case "prepared":
+                guard let pid, let gid = r.string(row, Column.gid) else { continue }
+                rows.preparedHolders[pid, default: []].append(gid)
+            case "holder":
+                guard let pid, let holder = r.int(row, Column.holderPID) else { continue }
+                rows.startupHolders[pid, default: []].append(Int32(holder))
+            default:
                 continue
             }
-            rows.counts.append(
-                LockCount(
-                    datname: r.string(row, Column.datname) ?? "", mode: r.string(row, Column.mode) ?? "",
-                    granted: r.bool(row, Column.granted) ?? false, count: r.int(row, Column.count) ?? 0))
         }
+        for key in rows.preparedHolders.keys { rows.preparedHolders[key]!.sort() }
+        for key in rows.startupHolders.keys { rows.startupHolders[key]!.sort() }
         return rows
     }
 }

@@ -1,6 +1,8 @@
-/// The background sampler's one cheap aggregate: per connectable database, how many client
-/// sessions are blocked and how many idle in transaction, by the same rules as the snapshot
-/// (`SessionRules`), without a row per session.
+/// The background sampler's one cheap aggregate: per connectable database, how many sessions are
+/// blocked (any backend, a parallel worker counted as its leader) and how many client sessions
+/// are idle in transaction, by the same rules as the snapshot (`SessionRules`), without a row per
+/// session. It reads no `pg_locks`, so it leaves out the one blocked process that only
+/// `pg_locks` can show: a hot standby's startup process, which has no database of its own.
 struct SamplerStatement: SnapshotStatement {
     static let preparedName = "pg_lock_exporter_sample"
 
@@ -16,10 +18,10 @@ struct SamplerStatement: SnapshotStatement {
 
     let sql = """
         SELECT d.datname,
-               count(a.pid) FILTER (WHERE \(SessionRules.isBlocked("a"))),
-               count(a.pid) FILTER (WHERE \(SessionRules.isIdleInTransaction("a")))
+               count(DISTINCT coalesce(a.leader_pid, a.pid)) FILTER (WHERE \(SessionRules.isBlocked("a"))),
+               count(a.pid) FILTER (WHERE \(SessionRules.isClient("a")) AND \(SessionRules.isIdleInTransaction("a")))
         FROM pg_database d
-        LEFT JOIN pg_stat_activity a ON a.datid = d.oid AND \(SessionRules.isClient("a")) AND a.pid <> pg_backend_pid()
+        LEFT JOIN pg_stat_activity a ON a.datid = d.oid AND a.pid <> pg_backend_pid()
         WHERE d.datallowconn AND NOT d.datistemplate
         GROUP BY d.datname
         """

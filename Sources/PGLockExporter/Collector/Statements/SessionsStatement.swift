@@ -12,7 +12,7 @@ struct SessionsStatement: SnapshotStatement {
 
     enum Column: Int, ResultColumn {
         case pid, datname, usename, applicationName, clientAddr, backendType, state
-        case stateSeconds, transactionSeconds, waitingOnLock, blockedBy, backendStart, stateChange, query
+        case stateSeconds, transactionSeconds, waitingOnLock, blockedBy, backendStart, stateChange, query, leaderPID
     }
 
     /// Ages are computed on the server against one `now()` (the transaction's start, the same
@@ -28,7 +28,7 @@ struct SessionsStatement: SnapshotStatement {
                    extract(epoch FROM now() - a.xact_start),
                    \(SessionRules.waitsOnLock("a")),
                    CASE WHEN \(SessionRules.waitsOnLock("a")) THEN pg_blocking_pids(a.pid) END,
-                   \(identityColumns), \(query)
+                   \(identityColumns), \(query), a.leader_pid
             FROM pg_stat_activity a
             WHERE a.pid <> pg_backend_pid()
             """
@@ -60,7 +60,8 @@ struct SessionsStatement: SnapshotStatement {
                     lockWaitSeconds: nil,  // from LocksStatement, joined in SnapshotBatch
                     backendStart: r.string(row, Column.backendStart),
                     stateChange: r.string(row, Column.stateChange),
-                    query: r.string(row, Column.query)))
+                    query: r.string(row, Column.query),
+                    leaderPID: r.int(row, Column.leaderPID).map { Int32($0) }))
         }
         return sessions
     }
