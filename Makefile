@@ -31,7 +31,12 @@ test: deps
 test-swift: deps
 	swift test
 
-test-alerts:
+# The dashboard check reads the metric contract off the built binary (a live scrape).
+BINARY = .build/debug/pg_lock_exporter
+$(BINARY):
+	swift build
+
+test-alerts: $(BINARY)
 	scripts/check_alerts.sh
 
 # The Dockerfile and docker-compose.yml by their ecosystems' own checkers, then the wiring no
@@ -42,8 +47,9 @@ test-packaging:
 	python3 scripts/check_compose.py
 
 # The Helm chart: helm lint/template per ci/*-values.yaml case, kubernetes-validate, promtool
-# on the rendered PrometheusRule, the dashboard byte for byte, bad values refused.
-test-chart:
+# on the rendered PrometheusRule, the dashboard byte for byte, bad values refused, and the
+# binary starting with the targets file and web config the chart renders.
+test-chart: $(BINARY)
 	python3 scripts/check_chart.py
 
 # Helm reads files only from inside the chart: it keeps copies of the rules and dashboards,

@@ -7,8 +7,10 @@
   * `helm template` of each case: the core kinds pass kubernetes-validate --strict (Kubernetes
     1.33 schemas); the PrometheusRule's groups are the ones in alerts/, pass
     `promtool check rules --lint-fatal` and the rule tests of alerts/tests; the dashboard
-    ConfigMap holds dashboards/*.json byte for byte; and the chart's promises hold (no secret in
-    args or env values, the securityContext defaults, --execute only when asked, ...);
+    ConfigMap holds dashboards/*.json byte for byte; the chart's promises hold (no secret in
+    args or env values, the securityContext defaults, --execute only when asked, ...); and the
+    real binary (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) starts with the
+    rendered targets file and web config;
   * every deploy/helm/tests/bad-values/*.yaml fails `helm lint` and `helm template` with the
     message its "# expect:" line names (the field), and kubernetes-validate rejects a broken
     Deployment (the validator is not a no-op).
@@ -25,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 import yaml
 
@@ -172,7 +175,52 @@ def check_promises(docs, values, where):
             problem(where, "targets.yml does not list config.targets")
 
 
-def check_case(helm, values, tmp):
+def check_binary_reads(docs, where, tmp, binary):
+    """The real binary starts with the targets file and web config the chart rendered (Helm's
+    toYaml output, read by libyaml), their /etc/pg-lock-exporter paths moved into `tmp`."""
+    secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{RELEASE}-pg-lock-exporter"), None)
+    files = (secret or {}).get("stringData") or {}
+    args = [binary, "serve", "--web.listen-address=127.0.0.1:0"]
+    for key, flag in (("targets.yml", "--config.file"), ("web-config.yml", "--web.config.file")):
+        if key in files:
+            path = os.path.join(tmp, key)
+            with open(path, "w") as f:
+                f.write(files[key].replace("/etc/pg-lock-exporter/", tmp + "/"))
+            args.append(f"{flag}={path}")
+    if len(args) == 3:
+        return
+    if "targets.yml" in files:
+        for target in yaml.safe_load(files["targets.yml"])["targets"].values():
+            if "password_file" in target:
+                path = target["password_file"].replace("/etc/pg-lock-exporter/", tmp + "/")
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as f:
+                    f.write("not-a-real-password\n")
+    else:
+        args.append("--dsn=host=/nonexistent dbname=x connect_timeout=2")  # down is fine: it serves pg_up 0
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        output = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not (output and "msg=listening" in output[-1]):
+            line = proc.stderr.readline()
+            if not line and proc.poll() is not None:
+                break
+            output.append(line)
+        if not (output and "msg=listening" in output[-1]):
+            proc.kill()
+            problem(where, f"pg_lock_exporter refused the rendered config: {''.join(output).strip()}")
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def check_case(helm, values, tmp, binary):
     where = os.path.relpath(values, REPO)
     out = run([helm, "lint", "--strict", CHART, "--namespace", NAMESPACE, "-f", values])
     if out.returncode != 0:
@@ -186,6 +234,7 @@ def check_case(helm, values, tmp):
     check_rules(docs, where, case_tmp)
     check_dashboards(docs, where)
     check_promises(docs, yaml.safe_load(open(values)) or {}, where)
+    check_binary_reads(docs, where, case_tmp, binary)
     return count
 
 
@@ -227,6 +276,9 @@ def main():
     for needed in ("kubernetes-validate", "promtool"):
         if not shutil.which(needed):
             sys.exit(f"check_chart: {needed} not found (scripts/install-deps installs it)")
+    binary = os.environ.get("PG_LOCK_EXPORTER_BIN") or os.path.join(REPO, ".build", "debug", "pg_lock_exporter")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"check_chart: {binary} not found; build it (swift build) or set PG_LOCK_EXPORTER_BIN")
     version = run([helm, "version", "--short"]).stdout.strip()
     check_copies()
     cases = sorted(glob.glob(os.path.join(CHART, "ci", "*-values.yaml")))
@@ -235,7 +287,7 @@ def main():
     objects = 0
     with tempfile.TemporaryDirectory(prefix="check_chart.") as tmp:
         for values in cases:
-            objects += check_case(helm, values, tmp)
+            objects += check_case(helm, values, tmp, binary)
         bad = check_bad_values(helm)
         check_validator_rejects(tmp)
     for line in problems:
