@@ -167,6 +167,19 @@ def check_promises(docs, values, where):
             relabel = p["spec"]["targets"]["staticConfig"]["relabelingConfigs"][0]
             if relabel.get("action") != "hashmod" or relabel.get("modulus") != values.get("replicaCount", 1):
                 problem(where, f"Probe {p['metadata']['name']}: sharding needs hashmod with modulus replicaCount")
+    # The job label every scrape gets must be one the alerts select (PostgresExporterDown).
+    rules = open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")).read()
+    selectors = set(re.findall(r'job=~"(pg_lock_exporter[^"]*)"', rules))
+    for d in docs:
+        if d["kind"] == "Probe":
+            jobs = [d["spec"].get("jobName")]
+        elif d["kind"] in ("ServiceMonitor", "PodMonitor"):
+            endpoints = d["spec"].get("endpoints") or d["spec"].get("podMetricsEndpoints")
+            jobs = [r.get("replacement") for e in endpoints for r in e.get("relabelings") or [] if r.get("targetLabel") == "job"]
+        else:
+            continue
+        if not jobs or not all(j and any(re.fullmatch(s, j) for s in selectors) for j in jobs):
+            problem(where, f"{d['kind']} {d['metadata']['name']}: job {jobs} is not selected by the alerts' job=~ {sorted(selectors)}")
     secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{RELEASE}-pg-lock-exporter"), None)
     if targets and secret:
         # The targets file must be what the binary reads: every target, with its password file.
