@@ -125,6 +125,7 @@ public indirect enum ConfigYAML: Equatable, Sendable {
         let document: UnsafeMutablePointer<yaml_document_t>
         var values = 0
 
+        /// `index` is one libyaml handed out (the root, an item, a key or a value), so the node exists.
         mutating func value(of index: Int32, depth: Int) throws(ParseError) -> ConfigYAML {
             let node = yaml_document_get_node(document, index)!.pointee
             let line = Int(node.start_mark.line) + 1
@@ -163,7 +164,7 @@ public indirect enum ConfigYAML: Equatable, Sendable {
                     pair = current + 1
                 }
                 return .mapping(entries)
-            default:
+            default:  // YAML_NO_NODE: libyaml never links one into a loaded document
                 return .null
             }
         }
