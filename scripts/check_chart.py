@@ -8,9 +8,10 @@
     1.33 schemas); the PrometheusRule's groups are the ones in alerts/, pass
     `promtool check rules --lint-fatal` and the rule tests of alerts/tests; the dashboard
     ConfigMap holds dashboards/*.json byte for byte; the chart's promises hold (no secret in
-    args or env values, the securityContext defaults, --execute only when asked, ...); and the
-    real binary (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) starts with the
-    rendered targets file and web config;
+    args or env values, the securityContext defaults, --execute only when asked, the job the
+    alerts select, ...); and every rendered container starts: the real binary
+    (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) with its rendered arguments and
+    mounted files (the targets file and web config as Helm's toYaml wrote them);
   * every deploy/helm/tests/bad-values/*.yaml fails `helm lint` and `helm template` with the
     message its "# expect:" line names (the field), and kubernetes-validate rejects a broken
     Deployment (the validator is not a no-op).
@@ -188,41 +189,63 @@ def check_promises(docs, values, where):
             problem(where, "targets.yml does not list config.targets")
 
 
-def check_binary_reads(docs, where, tmp, binary):
-    """The real binary starts with the targets file and web config the chart rendered (Helm's
-    toYaml output, read by libyaml), their /etc/pg-lock-exporter paths moved into `tmp`."""
-    secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{RELEASE}-pg-lock-exporter"), None)
-    files = (secret or {}).get("stringData") or {}
-    args = [binary, "serve", "--web.listen-address=127.0.0.1:0"]
-    for key, flag in (("targets.yml", "--config.file"), ("web-config.yml", "--web.config.file")):
-        if key in files:
-            path = os.path.join(tmp, key)
-            with open(path, "w") as f:
-                f.write(files[key].replace("/etc/pg-lock-exporter/", tmp + "/"))
-            args.append(f"{flag}={path}")
-    if len(args) == 3:
-        return
-    if "targets.yml" in files:
-        for target in yaml.safe_load(files["targets.yml"])["targets"].values():
-            if "password_file" in target:
-                path = target["password_file"].replace("/etc/pg-lock-exporter/", tmp + "/")
-                os.makedirs(os.path.dirname(path), exist_ok=True)
-                with open(path, "w") as f:
-                    f.write("not-a-real-password\n")
-    else:
-        args.append("--dsn=host=/nonexistent dbname=x connect_timeout=2")  # down is fine: it serves pg_up 0
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+MOUNT_ROOTS = ("/etc/pg-lock-exporter/", "/etc/pg-lock-remediator/", "/var/lib/pg_lock_exporter/")
+
+
+def check_containers_start(docs, where, tmp, binary):
+    """Every container the chart renders starts: the real binary with the rendered arguments,
+    the files its projected Secrets would mount (the chart's own with their rendered content:
+    the targets file and web config from Helm's toYaml, read by libyaml; others as stand-ins)
+    under `tmp`, listening on 127.0.0.1:0, and a database that is not there (the exporter
+    serves pg_up 0; the remediator waits for webhooks). It must log msg=listening."""
+    secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
+    for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
+        spec = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for c in spec["containers"]:
+            root = os.path.join(tmp, c["name"])
+            for mount in c.get("volumeMounts") or []:
+                base = os.path.join(root, mount["mountPath"].lstrip("/"))
+                os.makedirs(base, exist_ok=True)
+                for source in (volumes[mount["name"]].get("projected") or {}).get("sources") or []:
+                    secret = source.get("secret") or {}
+                    for item in secret.get("items") or []:
+                        path = os.path.join(base, item["path"])
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        text = secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
+                        for prefix in MOUNT_ROOTS:
+                            text = text.replace(prefix, os.path.join(root, prefix.lstrip("/")))
+                        with open(path, "w") as f:
+                            f.write(text)
+            args = []
+            for a in c["args"]:
+                for prefix in MOUNT_ROOTS:
+                    a = a.replace("=" + prefix, "=" + os.path.join(root, prefix.lstrip("/")))
+                a = re.sub(r"^(--web\.listen-address|--listen)=.*", r"\1=127.0.0.1:0", a)
+                args.append(a)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATA_SOURCE_NAME"}
+            if any(e["name"] == "DATA_SOURCE_NAME" for e in c.get("env") or []):
+                env["DATA_SOURCE_NAME"] = "host=/nonexistent dbname=x"  # the rendered one names a cluster host
+            name = f"{workload['kind']}/{workload['metadata']['name']} container {c['name']}"
+            output = run_until_listening([binary, *args], env)
+            if output is not None:
+                problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+
+
+def run_until_listening(argv, env, timeout=15):
+    """None once the process logs msg=listening (it is then stopped), else what it printed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    output = []
     try:
-        output = []
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and not (output and "msg=listening" in output[-1]):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
             line = proc.stderr.readline()
+            if "msg=listening" in line:
+                return None
             if not line and proc.poll() is not None:
                 break
             output.append(line)
-        if not (output and "msg=listening" in output[-1]):
-            proc.kill()
-            problem(where, f"pg_lock_exporter refused the rendered config: {''.join(output).strip()}")
+        return "".join(output).strip() or f"no msg=listening within {timeout}s"
     finally:
         if proc.poll() is None:
             proc.terminate()
@@ -247,7 +270,7 @@ def check_case(helm, values, tmp, binary):
     check_rules(docs, where, case_tmp)
     check_dashboards(docs, where)
     check_promises(docs, yaml.safe_load(open(values)) or {}, where)
-    check_binary_reads(docs, where, case_tmp, binary)
+    check_containers_start(docs, where, case_tmp, binary)
     return count
 
 
