@@ -1,7 +1,8 @@
 # pg_lock_exporter — the commands a newcomer needs.
 #   make demo    a throwaway PostgreSQL with the seed incident, the exporter naming the root blocker
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
-.PHONY: deps build release test test-swift test-alerts test-e2e test-versions test-sanitizers bench demo clean
+#   make chart-sync   copy alerts/ and dashboards/ into the Helm chart (after changing them)
+.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers bench demo clean
 PG_VERSIONS ?= 16 18
 
 deps:
@@ -21,7 +22,8 @@ test: deps
 	swift build --build-tests
 	swift test --skip-build
 	scripts/check_alerts.sh
-	python3 scripts/check_compose.py
+	$(MAKE) test-packaging
+	$(MAKE) test-chart
 	$(MAKE) test-e2e
 	$(MAKE) test-versions
 	$(MAKE) test-sanitizers
@@ -29,8 +31,34 @@ test: deps
 test-swift: deps
 	swift test
 
-test-alerts:
+# The dashboard check reads the metric contract off the built binary (a live scrape).
+BINARY = .build/debug/pg_lock_exporter
+$(BINARY):
+	swift build
+
+test-alerts: $(BINARY)
 	scripts/check_alerts.sh
+
+# The Dockerfile and docker-compose.yml by their ecosystems' own checkers, then the wiring no
+# schema covers (mounted files exist, roles, promtool/amtool on the mounted configs).
+test-packaging:
+	hadolint Dockerfile
+	check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	python3 scripts/check_compose.py
+
+# The Helm chart: helm lint/template per ci/*-values.yaml case, kubernetes-validate, promtool
+# on the rendered PrometheusRule, the dashboard byte for byte, bad values refused, and the
+# binary starting with the targets file and web config the chart renders.
+test-chart: $(BINARY)
+	python3 scripts/check_chart.py
+
+# Helm reads files only from inside the chart: it keeps copies of the rules and dashboards,
+# which test-chart fails on when they differ from alerts/ and dashboards/.
+CHART_FILES = deploy/helm/pg-lock-exporter/files
+chart-sync:
+	rm -f $(CHART_FILES)/alerts/*.rules.yml $(CHART_FILES)/dashboards/*.json
+	cp alerts/*.rules.yml $(CHART_FILES)/alerts/
+	cp dashboards/*.json $(CHART_FILES)/dashboards/
 
 test-e2e:
 	python3 -m pytest -q tests

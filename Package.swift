@@ -27,12 +27,18 @@ let package = Package(
             pkgConfig: "libxcrypt",
             providers: [.apt(["libcrypt-dev"])]
         ),
+        .systemLibrary(
+            name: "CYAML",
+            pkgConfig: "yaml-0.1",
+            providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
+        ),
         .target(
             name: "PGLockExporter",
             dependencies: [
                 "CLibPQ",
                 "CMicroHTTPD",
                 "CCrypt",
+                "CYAML",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

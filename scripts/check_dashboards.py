@@ -9,7 +9,9 @@ Conventions enforced on every dashboard (one line per problem, exit status 1):
   * no hard-coded data source: every "datasource" is the $datasource variable;
   * every panel (rows excepted) has a title, a description and a unit
     (fieldConfig.defaults.unit), and at least one query;
-  * every metric selector names a metric of the exporter's contract and filters on
+  * every metric selector names a metric family the binary really exposes (read from a live
+    scrape of `serve` during the seed incident on a scripts/pg-sandbox server, and of
+    `remediate --listen`; a family's datname label is read off its series) and filters on
     the template variables: job=~"$job" and instance=~"$instance" (the remediator's
     metrics: job=~"$remediator_job"), plus datname=~"$datname" where the metric
     has a datname label;
@@ -25,10 +27,11 @@ substitution, as JSON, with the reasons it may legitimately return nothing; the
 live-Prometheus test evaluates that list.
 
 Usage:
-  scripts/check_dashboards.py [--promtool PATH] [DASHBOARD.json ...]
+  scripts/check_dashboards.py [--promtool PATH] [--exporter BINARY] [DASHBOARD.json ...]
   scripts/check_dashboards.py --list-exprs [--rate-interval 1m] [--range 1h] [DASHBOARD.json ...]
 
-Only the Python 3 standard library is needed (plus promtool for the parse check).
+Needs the built binary (.build/debug/pg_lock_exporter or --exporter), PostgreSQL's server and
+psql for the sandbox, tests/livestack.py's harness (PyYAML), and promtool for the parse check.
 """
 
 import argparse
@@ -43,37 +46,77 @@ import tempfile
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# The metric contract (PRODUCT.md): metric -> does it carry a datname label.
-EXPORTER_METRICS = {
-    "pg_up": False,
-    "pg_sessions": True,
-    "pg_idle_in_transaction_seconds": True,
-    "pg_transaction_age_seconds_max": True,
-    "pg_blocked_sessions": True,
-    "pg_lock_wait_seconds_max": True,
-    "pg_blocking_root_sessions": True,
-    "pg_blocking_chain_depth_max": True,
-    "pg_blocking_root_blocked_sessions": True,
-    "pg_blocking_root_state_seconds": True,
-    "pg_locks": True,
-    "pg_max_connections": False,
-    "pg_setting_seconds": False,
-    "pg_database_idle_in_transaction_seconds_total": True,
-    "pg_database_sessions_killed_total": True,
-    "pg_database_sessions_abandoned_total": True,
-    "pg_database_deadlocks_total": True,
-    "pg_server_info": False,
-    "pg_lock_exporter_scrape_duration_seconds": False,
-    "pg_lock_exporter_scrape_errors_total": False,
-    "pg_lock_exporter_build_info": False,
-}
-REMEDIATOR_METRICS = {
-    "pg_lock_remediator_webhook_requests_total",
-    "pg_lock_remediator_decisions_total",
-    "pg_lock_remediator_terminations_total",
-    "pg_lock_remediator_termination_failures_total",
-    "pg_lock_remediator_last_action_timestamp_seconds",
-}
+# The metric contract is the binary's real output, not a table kept by hand: live_contract()
+# scrapes `serve` during the seed incident (so every per-database family has series to read
+# its labels from) and `remediate --listen`. The incident's database is named here.
+CONTRACT_DATABASE = "dashboard_contract"
+
+
+class Contract:
+    """Metric families the binary exposes. exporter: name -> carries a datname label (None when
+    the scrape had no series of it to tell); remediator: the remediator's family names."""
+
+    def __init__(self, exporter, remediator):
+        self.exporter = exporter
+        self.remediator = remediator
+
+
+def families(body):
+    """Prometheus text exposition -> {family: None without samples, else the label names seen}."""
+    out = {}
+    for line in body.splitlines():
+        m = re.match(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) ", line)
+        if m:
+            out.setdefault(m.group(1), None)
+            continue
+        m = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? ", line)
+        if m and m.group(1) in out:
+            out[m.group(1)] = (out[m.group(1)] or set()) | set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="', m.group(2) or ""))
+    return out
+
+
+def live_contract(binary):
+    """Scrape the real binary: `serve --sample.interval 100ms` against a scripts/pg-sandbox
+    server with the seed incident running, and `remediate --listen` (a dry run) beside it."""
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"check_dashboards: {binary} not found or not executable; build it (swift build) or pass --exporter")
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    import livestack  # the harness the live tests use: pg-sandbox, the incident, the binary
+
+    work = tempfile.mkdtemp(prefix="check_dashboards.")
+    os.chmod(work, 0o755)  # the sandbox's server runs as an unprivileged user when we are root
+    pg = incident = exporter = remediator = None
+    try:
+        pg = livestack.start_pg_sandbox(os.path.join(work, "pg"))
+        incident = livestack.start_incident(pg, CONTRACT_DATABASE, 1, os.path.join(work, "incident"))
+        exporter = livestack.start_exporter(binary, pg.dsn, os.path.join(work, "exporter.log"),
+                                            ["--sample.interval", "100ms"])
+
+        def scraped():
+            body = livestack.http_get(exporter.url)[1].decode()
+            seen = families(body)
+            # Wait for the sampler's first counts and the incident's root blocker.
+            return seen if "datname" in (seen.get("pg_blocking_episodes_total") or set()) \
+                and seen.get("pg_blocking_root_blocked_sessions") else None
+        exporter_families = livestack.wait_until("a scrape with the sampler's counters", scraped, timeout=15)
+
+        token = os.path.join(work, "token")
+        with open(token, "w") as f:
+            f.write("dashboard-contract-token\n")
+        remediator = livestack.ManagedProcess("remediator", [binary, "remediate", "--dsn", pg.dsn, "--listen", "127.0.0.1:0",
+                                                             "--webhook.token-file", token], os.path.join(work, "remediator.log"))
+        address = livestack.wait_listening(remediator, "the remediator")
+        remediator_families = families(livestack.http_get(f"http://{address}/metrics")[1].decode())
+    finally:
+        for stop in (remediator, exporter, incident, pg):
+            if stop is not None:
+                stop.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return Contract(
+        exporter={name: None if labels is None else "datname" in labels for name, labels in exporter_families.items()},
+        remediator=set(remediator_families) - set(exporter_families))
+
+
 # Prometheus' own series the dashboards may use; they carry the alert's labels.
 PROMETHEUS_METRICS = {"ALERTS": True}
 
@@ -326,7 +369,7 @@ def duration_seconds(d):
     return int(total)
 
 
-def check_selectors(expr, where, problems, multi_vars, is_variable_query=False):
+def check_selectors(expr, where, problems, multi_vars, contract, is_variable_query=False):
     try:
         sels = selectors(expr)
         ranges = range_functions(expr)
@@ -343,16 +386,20 @@ def check_selectors(expr, where, problems, multi_vars, is_variable_query=False):
                 name = m.group(1) or m.group(2) or m.group(3)
                 if name in multi_vars and op != "=~":
                     problems.add(where, f"{metric}: {label}{op}\"{value}\" uses the multi-value variable ${name}; use =~")
-        if metric in REMEDIATOR_METRICS:
+        if contract is None:  # --list-exprs: listing only, no contract at hand
+            continue
+        if metric in contract.remediator:
             required = {"job": "remediator_job"}
-        elif metric in EXPORTER_METRICS:
+        elif metric in contract.exporter:
             required = {"job": "job", "instance": "instance"}
-            if EXPORTER_METRICS[metric]:
+            if contract.exporter[metric] is None:
+                problems.add(where, f"{metric}: the live scrape had no series of it, so its labels are unknown")
+            elif contract.exporter[metric]:
                 required["datname"] = "datname"
         elif metric in PROMETHEUS_METRICS:
             required = {"job": "job", "instance": "instance"}
         else:
-            problems.add(where, f"unknown metric {metric} (not in the exporter's or the remediator's metric contract)")
+            problems.add(where, f"unknown metric {metric} (the binary's serve and remediate --listen do not expose it)")
             continue
         if not is_variable_query:
             for label, var in required.items():
@@ -371,7 +418,7 @@ def check_selectors(expr, where, problems, multi_vars, is_variable_query=False):
             problems.add(where, f"{fn}() over [$__range]: use [$__rate_interval]")
 
 
-def check_dashboard(path, problems, uids, rate_interval, range_):
+def check_dashboard(path, problems, uids, rate_interval, range_, contract):
     """Return the list of expression records of this dashboard."""
     rel = os.path.relpath(path, REPO) if path.startswith(REPO + os.sep) else path
     try:
@@ -497,9 +544,9 @@ def check_dashboard(path, problems, uids, rate_interval, range_):
                         "raw": a["expr"], "instant": False, "where": f"{rel}: annotation {name!r}"})
 
     for r in records:
-        check_selectors(r["raw"], r["where"], problems, multi_vars)
+        check_selectors(r["raw"], r["where"], problems, multi_vars, contract)
     for r in var_records:
-        check_selectors(r["raw"], r["where"], problems, multi_vars, is_variable_query=True)
+        check_selectors(r["raw"], r["where"], problems, multi_vars, contract, is_variable_query=True)
     records += var_records
 
     for r in records:
@@ -553,7 +600,11 @@ def main():
     ap.add_argument("--rate-interval", default="1m", help="value for $__rate_interval and $__interval (default 1m)")
     ap.add_argument("--range", default="1h", help="value for $__range (default 1h)")
     ap.add_argument("--promtool", default="promtool", help="promtool executable (default: promtool on PATH)")
+    ap.add_argument("--exporter", default=os.environ.get("PG_LOCK_EXPORTER_BIN") or os.path.join(REPO, ".build", "debug", "pg_lock_exporter"),
+                    help="the pg_lock_exporter binary whose metrics are the contract (default: $PG_LOCK_EXPORTER_BIN, "
+                         "else .build/debug/pg_lock_exporter)")
     args = ap.parse_args()
+    contract = None if args.list_exprs else live_contract(args.exporter)
 
     files = args.dashboards or sorted(glob.glob(os.path.join(REPO, "dashboards", "*.json")))
     problems = Problems()
@@ -561,7 +612,7 @@ def main():
         problems.add("dashboards", "no dashboards/*.json found")
     uids, records = {}, []
     for path in files:
-        records += check_dashboard(os.path.abspath(path), problems, uids, args.rate_interval, args.range)
+        records += check_dashboard(os.path.abspath(path), problems, uids, args.rate_interval, args.range, contract)
 
     if args.list_exprs:
         json.dump([{k: r[k] for k in ("dashboard", "uid", "kind", "panel", "panel_id", "refId", "expr", "instant",
@@ -577,7 +628,8 @@ def main():
     if problems.lines:
         print(f"check_dashboards: {len(problems.lines)} problem(s) in {len(files)} dashboard(s)", file=sys.stderr)
         return 1
-    print(f"check_dashboards: {len(files)} dashboard(s), {len(records)} expressions OK")
+    print(f"check_dashboards: {len(files)} dashboard(s), {len(records)} expressions OK against the "
+          f"{len(contract.exporter)} + {len(contract.remediator)} metric families the binary exposes")
     return 0
 
 

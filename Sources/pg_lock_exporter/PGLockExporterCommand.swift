@@ -24,6 +24,11 @@ struct PGLockExporterCommand: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+        } catch let error as ConfigFileError {
+            // The command line was right; the file it names is not: say what is wrong in the
+            // file, without the usage text that would suggest the flags were the mistake.
+            printError("Error: \(error.description)")
+            Glibc.exit(2)
         } catch {
             let code = exitCode(for: error)
             if code == .validationFailure {
@@ -33,6 +38,12 @@ struct PGLockExporterCommand: ParsableCommand {
             exit(withError: error)
         }
     }
+}
+
+/// A configuration file (`--web.config.file`, `--config.file`) that cannot be used. Exits 2 like
+/// a usage error, but prints only the file, the field and the problem.
+struct ConfigFileError: Error, CustomStringConvertible {
+    let description: String
 }
 
 /// Exit codes of `check` and `remediate`.

@@ -98,7 +98,7 @@ struct Serve: ParsableCommand {
             let config: TargetsConfig
             do {
                 config = try TargetsConfig.load(path: configFile) { getenv($0).map { String(cString: $0) } }
-            } catch { throw ValidationError(error.description) }
+            } catch { throw ConfigFileError(description: error.description) }
             var targets: [String: Collector] = [:]
             for (name, target) in config.targets {
                 var settings = base

@@ -41,10 +41,10 @@ struct WebServerOptions: ParsableArguments {
         return limits
     }
 
-    /// The parsed file; any problem is a usage error naming the file and field.
+    /// The parsed file; any problem is a `ConfigFileError` naming the file and field.
     func load() throws -> WebConfig {
         guard let path else { return WebConfig() }
-        do { return try WebConfig.load(path: path) } catch { throw ValidationError(error.description) }
+        do { return try WebConfig.load(path: path) } catch { throw ConfigFileError(description: error.description) }
     }
 
     /// Starts the server with the file's TLS settings and its access rules in front of `handler`,

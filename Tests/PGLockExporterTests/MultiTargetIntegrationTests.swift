@@ -132,6 +132,7 @@ extension IntegrationTests {
                 #expect(try exporter.waitForExit() == 2)
                 #expect(exporter.log.contains("config file \(file): \(message)"), "\(exporter.log)")
                 #expect(!exporter.log.contains("hunter2"))
+                #expect(!exporter.log.contains("Usage:"), "a config-file error is not a usage error")
             }
         }
 

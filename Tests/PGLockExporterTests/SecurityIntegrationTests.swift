@@ -70,6 +70,7 @@ extension IntegrationTests {
             let exporter = try ExporterProcess(["--dsn", cluster.dsn(), "--web.config.file", config], waitForListening: false)
             #expect(try exporter.waitForExit() == 2)
             #expect(exporter.log.contains("web config \(config): tls_server_config.cert_file: cannot read /missing.crt"))
+            #expect(!exporter.log.contains("Usage:"), "a config-file error is not a usage error")
         }
     }
 }

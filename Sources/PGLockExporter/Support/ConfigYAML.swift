@@ -1,10 +1,18 @@
-/// The YAML the configuration files use — block mappings, `- item` lists of scalars, plain,
-/// single- and double-quoted scalars, comments, `{}` — parsed without a YAML library.
+import CYAML
+
+/// A configuration file's YAML as plain values, read by libyaml (Debian's `libyaml-dev`): all of
+/// YAML 1.1 — flow collections (`{prometheus: "$2y$..."}`), block scalars (`dsn: >-`), anchors
+/// and aliases, quoting styles, comments — the forms Helm's `toYaml` and people write.
 ///
-/// Why not Yams: it links all of Foundation (with ICU) into the binary, which tripled its size
-/// and added several MiB of resident memory to an exporter that should cost less than the one it
-/// sits beside. Anything outside this subset (anchors, flow collections, multi-line scalars,
-/// tags) is an error naming the line, never a silent misreading.
+/// Why libyaml and not Yams: Yams links all of Foundation (with ICU) into the binary, which
+/// tripled its size and added several MiB of resident memory to an exporter that should cost
+/// less than the one it sits beside. libyaml is a small C library behind a `.systemLibrary`
+/// target, like libpq. This file is the only one that sees a libyaml pointer; callers get values.
+///
+/// What YAML leaves to the application is decided here once: a plain `~`, `null` or empty value
+/// is `.null`; every other scalar is its text (`5`, `true` and quoted `"null"` alike; the
+/// loaders decide what a field means); tags are read but not acted on; a duplicate key is an
+/// error naming its line; only one document per file.
 public indirect enum ConfigYAML: Equatable, Sendable {
     case scalar(String)
     case mapping([(key: String, value: ConfigYAML)])
@@ -21,13 +29,14 @@ public indirect enum ConfigYAML: Equatable, Sendable {
         }
     }
 
+    /// Where and why a file is not YAML this reader accepts; `line` counts from 1.
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public let line: Int
         public let problem: String
         public var description: String { "line \(line): \(problem)" }
     }
 
-    /// The entries of a mapping (an empty or `{}` document counts as an empty mapping); nil otherwise.
+    /// The entries of a mapping (an empty document or a `null` value counts as an empty mapping); nil otherwise.
     public var mapping: [(key: String, value: ConfigYAML)]? {
         switch self {
         case .mapping(let entries): entries
@@ -42,186 +51,122 @@ public indirect enum ConfigYAML: Equatable, Sendable {
         return nil
     }
 
-    private struct Line {
-        var number: Int
-        var indent: Int
-        var text: Substring
-    }
+    /// Deeper nesting, or more values once aliases are expanded, is refused: no config file needs
+    /// it, and it bounds what a hostile file (the "billion laughs" of nested aliases) can cost.
+    static let maxDepth = 64
+    static let maxValues = 100_000
 
+    /// Parses one YAML document; an empty file (or only comments) is `.null`.
     public static func parse(_ text: String) throws(ParseError) -> ConfigYAML {
-        var lines: [Line] = []
-        // "\r\n" is one Character in Swift: split on both line ends, or a Windows file is one line.
-        let rawLines = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
-        for (index, raw) in rawLines.enumerated() {
-            let number = index + 1
-            var content = raw
-            if content.hasSuffix("\r") { content = content.dropLast() }
-            if content.contains("\t") && content.prefix(while: { $0 == " " || $0 == "\t" }).contains("\t") {
-                throw ParseError(line: number, problem: "tabs are not allowed for indentation")
-            }
-            let indent = content.prefix(while: { $0 == " " }).count
-            let body = try stripComment(content.dropFirst(indent), line: number)
-            if body.isEmpty || (indent == 0 && (body == "---" || body == "...")) { continue }
-            lines.append(Line(number: number, indent: indent, text: body))
+        let bytes = Array(text.utf8)
+        guard !bytes.isEmpty else { return .null }
+        let result = bytes.withUnsafeBufferPointer { load($0) }
+        switch result {
+        case .success(let value): return value
+        case .failure(let error): throw error
         }
-        var position = 0
-        guard !lines.isEmpty else { return .null }
-        let node = try parseBlock(lines, &position, indent: lines[0].indent)
-        if position < lines.count {
-            throw ParseError(line: lines[position].number, problem: "unexpected indentation")
-        }
-        return node
     }
 
-    /// Removes a `#` comment (outside quotes) and trailing spaces.
-    private static func stripComment(_ text: Substring, line: Int) throws(ParseError) -> Substring {
-        var quote: Character?
-        var previous: Character = " "
-        for index in text.indices {
-            let ch = text[index]
-            if let open = quote {
-                if ch == open { quote = nil }
-            } else if ch == "'" || ch == "\"" {
-                if previous == " " || previous == ":" || index == text.startIndex { quote = ch }
-            } else if ch == "#" && (previous == " " || index == text.startIndex) {
-                return text[..<index].dropLastWhile(" ")
-            }
-            previous = ch
+    /// Runs libyaml over `bytes` (which outlive the parser). The parser keeps a pointer to itself
+    /// once given its input, so it lives at a fixed heap address, never in a movable Swift var.
+    private static func load(_ bytes: UnsafeBufferPointer<UInt8>) -> Result<ConfigYAML, ParseError> {
+        let parser = UnsafeMutablePointer<yaml_parser_t>.allocate(capacity: 1)
+        defer { parser.deallocate() }
+        guard yaml_parser_initialize(parser) == 1 else { return .failure(ParseError(line: 1, problem: "out of memory")) }
+        defer { yaml_parser_delete(parser) }
+        yaml_parser_set_encoding(parser, YAML_UTF8_ENCODING)
+        yaml_parser_set_input_string(parser, bytes.baseAddress, bytes.count)
+
+        let document = UnsafeMutablePointer<yaml_document_t>.allocate(capacity: 1)
+        defer { document.deallocate() }
+        guard yaml_parser_load(parser, document) == 1 else { return .failure(parserError(parser.pointee, bytes)) }
+        let value: Result<ConfigYAML, ParseError>
+        if yaml_document_get_root_node(document) == nil {
+            value = .success(.null)
+        } else {
+            var reader = DocumentReader(document: document)
+            do throws(ParseError) { value = .success(try reader.value(of: 1, depth: 0)) } catch { value = .failure(error) }
         }
-        return text.dropLastWhile(" ")
+        yaml_document_delete(document)
+        if case .failure = value { return value }
+
+        // A second document would be ignored by a reader that stops at the first: refuse it.
+        guard yaml_parser_load(parser, document) == 1 else { return .failure(parserError(parser.pointee, bytes)) }
+        defer { yaml_document_delete(document) }
+        if let second = yaml_document_get_root_node(document) {
+            return .failure(ParseError(line: Int(second.pointee.start_mark.line) + 1, problem: "only one YAML document is allowed"))
+        }
+        return value
     }
 
-    private static func parseBlock(_ lines: [Line], _ position: inout Int, indent: Int) throws(ParseError) -> ConfigYAML {
-        if lines[position].text.hasPrefix("- ") || lines[position].text == "-" {
-            var items: [ConfigYAML] = []
-            while position < lines.count, lines[position].indent == indent,
-                lines[position].text.hasPrefix("- ") || lines[position].text == "-"
-            {
-                let line = lines[position]
-                let item = line.text.dropFirst(1).drop(while: { $0 == " " })
-                if item.contains(": ") || item.hasSuffix(":") {
-                    throw ParseError(line: line.number, problem: "mappings inside lists are not supported here")
+    /// libyaml's own words for the problem, with the line it points at and what it was reading.
+    private static func parserError(_ parser: yaml_parser_t, _ bytes: UnsafeBufferPointer<UInt8>) -> ParseError {
+        let problem = parser.problem.map { String(cString: $0) } ?? "not valid YAML"
+        switch parser.error {
+        case YAML_MEMORY_ERROR:
+            return ParseError(line: 1, problem: "out of memory")
+        case YAML_READER_ERROR:
+            // Encoding problems carry a byte offset, not a line.
+            let offset = min(parser.problem_offset, bytes.count)
+            let line = bytes[..<offset].reduce(1) { $1 == UInt8(ascii: "\n") ? $0 + 1 : $0 }
+            return ParseError(line: line, problem: problem)
+        default:
+            var text = problem
+            if let context = parser.context {
+                text += " (\(String(cString: context))"
+                text += parser.context_mark.line == parser.problem_mark.line ? ")" : " at line \(parser.context_mark.line + 1))"
+            }
+            return ParseError(line: Int(parser.problem_mark.line) + 1, problem: text)
+        }
+    }
+
+    /// Turns a loaded libyaml document into values; holds the document only while it is read.
+    private struct DocumentReader {
+        let document: UnsafeMutablePointer<yaml_document_t>
+        var values = 0
+
+        /// `index` is one libyaml handed out (the root, an item, a key or a value), so the node exists.
+        mutating func value(of index: Int32, depth: Int) throws(ParseError) -> ConfigYAML {
+            let node = yaml_document_get_node(document, index)!.pointee
+            let line = Int(node.start_mark.line) + 1
+            guard depth < ConfigYAML.maxDepth else { throw ParseError(line: line, problem: "nested more than \(ConfigYAML.maxDepth) levels deep") }
+            values += 1
+            guard values <= ConfigYAML.maxValues else {
+                throw ParseError(line: line, problem: "more than \(ConfigYAML.maxValues) values once aliases are expanded")
+            }
+            switch node.type {
+            case YAML_SCALAR_NODE:
+                let scalar = node.data.scalar
+                let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: scalar.length), as: UTF8.self)
+                if scalar.style == YAML_PLAIN_SCALAR_STYLE && ["", "~", "null", "Null", "NULL"].contains(text) { return .null }
+                return .scalar(text)
+            case YAML_SEQUENCE_NODE:
+                var items: [ConfigYAML] = []
+                var item = node.data.sequence.items.start
+                while let current = item, current != node.data.sequence.items.top {
+                    items.append(try value(of: current.pointee, depth: depth + 1))
+                    item = current + 1
                 }
-                items.append(try scalar(item, line: line.number))
-                position += 1
-            }
-            return .sequence(items)
-        }
-        var entries: [(key: String, value: ConfigYAML)] = []
-        while position < lines.count, lines[position].indent == indent {
-            let line = lines[position]
-            guard let (key, rest) = try splitKey(line) else {
-                throw ParseError(line: line.number, problem: "expected \"key: value\"")
-            }
-            if entries.contains(where: { $0.key == key }) {
-                throw ParseError(line: line.number, problem: "duplicate key \"\(key)\"")
-            }
-            position += 1
-            if rest.isEmpty {
-                if position < lines.count, lines[position].indent > indent {
-                    entries.append((key, try parseBlock(lines, &position, indent: lines[position].indent)))
-                } else {
-                    entries.append((key, .null))
+                return .sequence(items)
+            case YAML_MAPPING_NODE:
+                var entries: [(key: String, value: ConfigYAML)] = []
+                var pair = node.data.mapping.pairs.start
+                while let current = pair, current != node.data.mapping.pairs.top {
+                    let keyNode = yaml_document_get_node(document, current.pointee.key)!.pointee
+                    let keyLine = Int(keyNode.start_mark.line) + 1
+                    guard case .scalar(let key) = try value(of: current.pointee.key, depth: depth + 1) else {
+                        throw ParseError(line: keyLine, problem: "a key must be text, not a list, mapping or null")
+                    }
+                    if entries.contains(where: { $0.key == key }) {
+                        throw ParseError(line: keyLine, problem: "duplicate key \"\(key)\"")
+                    }
+                    entries.append((key, try value(of: current.pointee.value, depth: depth + 1)))
+                    pair = current + 1
                 }
-            } else {
-                entries.append((key, try scalar(rest, line: line.number)))
+                return .mapping(entries)
+            default:  // YAML_NO_NODE: libyaml never links one into a loaded document
+                return .null
             }
         }
-        if position < lines.count, lines[position].indent > indent {
-            throw ParseError(line: lines[position].number, problem: "unexpected indentation")
-        }
-        return .mapping(entries)
-    }
-
-    /// `key: rest` with the key plain or quoted; nil when the line has no key.
-    private static func splitKey(_ line: Line) throws(ParseError) -> (String, Substring)? {
-        let text = line.text
-        if let first = text.first, first == "'" || first == "\"" {
-            let (key, after) = try quoted(text, line: line.number)
-            guard after.hasPrefix(":") else { return nil }
-            return (key, after.dropFirst().drop(while: { $0 == " " }))
-        }
-        var index = text.startIndex
-        while index < text.endIndex {
-            if text[index] == ":" {
-                let next = text.index(after: index)
-                if next == text.endIndex || text[next] == " " {
-                    let key = String(text[..<index]).trimmingSpaces
-                    guard !key.isEmpty else { return nil }
-                    return (key, text[next...].drop(while: { $0 == " " }))
-                }
-            }
-            index = text.index(after: index)
-        }
-        return nil
-    }
-
-    private static func scalar(_ text: Substring, line: Int) throws(ParseError) -> ConfigYAML {
-        if text.isEmpty || text == "~" || text == "null" { return .null }
-        if text == "{}" { return .mapping([]) }
-        if text == "[]" { return .sequence([]) }
-        if let first = text.first {
-            if first == "'" || first == "\"" {
-                let (value, after) = try quoted(text, line: line)
-                guard after.isEmpty else { throw ParseError(line: line, problem: "text after a quoted value") }
-                return .scalar(value)
-            }
-            if "[{&*!|>%@`".contains(first) {
-                throw ParseError(line: line, problem: "\"\(first)\" (flow collections, anchors, tags, block scalars) is not supported here")
-            }
-        }
-        return .scalar(String(text))
-    }
-
-    /// A quoted scalar at the start of `text` and what follows it.
-    private static func quoted(_ text: Substring, line: Int) throws(ParseError) -> (String, Substring) {
-        let quote = text.first!
-        var value = ""
-        var index = text.index(after: text.startIndex)
-        while index < text.endIndex {
-            let ch = text[index]
-            if ch == quote {
-                let next = text.index(after: index)
-                if quote == "'", next < text.endIndex, text[next] == "'" {
-                    value.append("'")
-                    index = text.index(after: next)
-                    continue
-                }
-                return (value, text[next...].drop(while: { $0 == " " }))
-            }
-            if quote == "\"" && ch == "\\" {
-                index = text.index(after: index)
-                guard index < text.endIndex else { break }
-                switch text[index] {
-                case "n": value.append("\n")
-                case "t": value.append("\t")
-                case "\"": value.append("\"")
-                case "\\": value.append("\\")
-                case "/": value.append("/")
-                default: throw ParseError(line: line, problem: "unsupported escape \\\(text[index])")
-                }
-            } else {
-                value.append(ch)
-            }
-            index = text.index(after: index)
-        }
-        throw ParseError(line: line, problem: "unterminated quoted value")
-    }
-}
-
-extension Substring {
-    fileprivate func dropLastWhile(_ character: Character) -> Substring {
-        var end = endIndex
-        while end > startIndex, self[index(before: end)] == character { end = index(before: end) }
-        return self[startIndex..<end]
-    }
-}
-
-extension String {
-    fileprivate var trimmingSpaces: String {
-        var text = Substring(self)
-        while text.first == " " { text = text.dropFirst() }
-        while text.last == " " { text = text.dropLast() }
-        return String(text)
     }
 }

@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Check the Helm chart in deploy/helm/pg-lock-exporter with the tools Kubernetes users trust.
+
+  * the chart's copies of alerts/ and dashboards/ (files/) are identical to the originals
+    (`make chart-sync` copies them);
+  * `helm lint --strict` passes for every ci/*-values.yaml case;
+  * `helm template` of each case: the core kinds pass kubernetes-validate --strict (Kubernetes
+    1.33 schemas); the PrometheusRule's groups are the ones in alerts/, pass
+    `promtool check rules --lint-fatal` and the rule tests of alerts/tests; the dashboard
+    ConfigMap holds dashboards/*.json byte for byte; the chart's promises hold (no secret in
+    args or env values, the securityContext defaults, --execute only when asked, the job the
+    alerts select, ...); and every rendered container starts: the real binary
+    (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) with its rendered arguments and
+    mounted files (the targets file and web config as Helm's toYaml wrote them);
+  * every deploy/helm/tests/bad-values/*.yaml fails `helm lint` and `helm template` with the
+    message its "# expect:" line names (the field), and kubernetes-validate rejects a broken
+    Deployment (the validator is not a no-op).
+
+helm: $HELM, else the copy scripts/install-deps unpacks (~/.cache/pg_lock_exporter/k8s-tools),
+else PATH. Needs PyYAML, kubernetes-validate and promtool. One line per problem; exit 1.
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import yaml
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHART = os.path.join(REPO, "deploy", "helm", "pg-lock-exporter")
+BAD_VALUES = os.path.join(REPO, "deploy", "helm", "tests", "bad-values")
+TOOLS = os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "pg_lock_exporter", "k8s-tools")
+KUBERNETES_VERSION = "1.33.0"
+CORE_API_GROUPS = ("v1", "apps/v1", "networking.k8s.io/v1", "policy/v1", "rbac.authorization.k8s.io/v1")
+RELEASE, NAMESPACE = "ci", "monitoring-ci"
+problems = []
+
+
+def problem(where, text):
+    problems.append(f"{where}: {text}")
+
+
+def tool(name, env):
+    path = os.environ.get(env) or (os.path.join(TOOLS, name) if os.access(os.path.join(TOOLS, name), os.X_OK) else None) \
+        or shutil.which(name)
+    if not path:
+        sys.exit(f"check_chart: {name} not found (scripts/install-deps installs it into {TOOLS})")
+    return path
+
+
+def run(args, timeout=60):
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+
+
+def check_copies():
+    """files/ holds exactly alerts/*.rules.yml and dashboards/*.json, byte for byte."""
+    for src_dir, pattern, dst_dir in (("alerts", "*.rules.yml", "files/alerts"), ("dashboards", "*.json", "files/dashboards")):
+        originals = {os.path.basename(p): p for p in glob.glob(os.path.join(REPO, src_dir, pattern))}
+        copies = {os.path.basename(p): p for p in glob.glob(os.path.join(CHART, dst_dir, pattern))}
+        for name in sorted(set(originals) | set(copies)):
+            where = f"deploy/helm/pg-lock-exporter/{dst_dir}/{name}"
+            if name not in copies:
+                problem(where, f"missing copy of {src_dir}/{name}; run make chart-sync")
+            elif name not in originals:
+                problem(where, f"no longer in {src_dir}/; run make chart-sync")
+            elif open(originals[name], "rb").read() != open(copies[name], "rb").read():
+                problem(where, f"differs from {src_dir}/{name}; run make chart-sync")
+
+
+def render(helm, values):
+    out = run([helm, "template", RELEASE, CHART, "--namespace", NAMESPACE, "-f", values])
+    if out.returncode != 0:
+        problem(os.path.relpath(values, REPO), f"helm template failed: {out.stderr.strip()}")
+        return None, []
+    return out.stdout, [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def kubernetes_validate(docs, where, tmp):
+    core = [d for d in docs if d.get("apiVersion") in CORE_API_GROUPS]
+    path = os.path.join(tmp, "core.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump_all(core, f)
+    out = run(["kubernetes-validate", "--strict", "--quiet", "--no-warn", "-k", KUBERNETES_VERSION, path])
+    if out.returncode != 0:
+        problem(where, f"kubernetes-validate: {(out.stdout + out.stderr).strip()}")
+    return len(core)
+
+
+def check_rules(docs, where, tmp):
+    rules = [d for d in docs if d["kind"] == "PrometheusRule"]
+    if not rules:
+        return
+    groups = rules[0]["spec"]["groups"]
+    original = yaml.safe_load(open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")))["groups"]
+    if groups != original:
+        problem(where, "PrometheusRule groups differ from alerts/pg_lock_exporter.rules.yml")
+    # The rendered groups where the rule tests expect the rules: alerts/tests/*.yml name ../pg_lock_exporter.rules.yml.
+    alerts = os.path.join(tmp, "alerts")
+    os.makedirs(os.path.join(alerts, "tests"))
+    with open(os.path.join(alerts, "pg_lock_exporter.rules.yml"), "w") as f:
+        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+    for test in glob.glob(os.path.join(REPO, "alerts", "tests", "*.yml")):
+        shutil.copy(test, os.path.join(alerts, "tests"))
+    out = run(["promtool", "check", "rules", "--lint-fatal", os.path.join(alerts, "pg_lock_exporter.rules.yml")])
+    if out.returncode != 0:
+        problem(where, f"promtool check rules on the rendered PrometheusRule: {(out.stdout + out.stderr).strip()}")
+    out = run(["promtool", "test", "rules"] + sorted(glob.glob(os.path.join(alerts, "tests", "*.yml"))), timeout=120)
+    if out.returncode != 0:
+        problem(where, f"promtool test rules on the rendered PrometheusRule: {(out.stdout + out.stderr).strip()[-2000:]}")
+
+
+def check_dashboards(docs, where):
+    for cm in (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboards")):
+        originals = {os.path.basename(p) for p in glob.glob(os.path.join(REPO, "dashboards", "*.json"))}
+        if set(cm["data"]) != originals:
+            problem(where, f"dashboard ConfigMap keys {sorted(cm['data'])} are not dashboards/ {sorted(originals)}")
+        for key, text in cm["data"].items():
+            path = os.path.join(REPO, "dashboards", key)
+            if os.path.exists(path) and text.encode() != open(path, "rb").read():
+                problem(where, f"rendered dashboard {key} is not byte-identical to dashboards/{key}")
+
+
+def check_promises(docs, values, where):
+    """What the chart promises that no schema checks."""
+    pods = [d for d in docs if d["kind"] in ("Deployment", "StatefulSet")]
+    for workload in pods:
+        name = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = workload["spec"]["template"]["spec"]
+        pod_sc = spec.get("securityContext") or {}
+        if not pod_sc.get("runAsNonRoot") or (pod_sc.get("seccompProfile") or {}).get("type") != "RuntimeDefault":
+            problem(where, f"{name}: pod securityContext must set runAsNonRoot and seccomp RuntimeDefault")
+        for c in spec["containers"]:
+            sc = c.get("securityContext") or {}
+            if not (sc.get("readOnlyRootFilesystem") and sc.get("runAsNonRoot") and sc.get("allowPrivilegeEscalation") is False
+                    and (sc.get("capabilities") or {}).get("drop") == ["ALL"]):
+                problem(where, f"{name}: container {c['name']} must be non-root, read-only, no privilege escalation, drop ALL")
+            for e in c.get("env") or []:
+                if "value" in e:
+                    problem(where, f"{name}: env {e['name']} carries a literal value; use secretKeyRef")
+            for a in c.get("args") or []:
+                if re.search(r"password|dsn=|token=", a, re.I) and not re.match(r"--(pg\.password|webhook\.token)-file=/etc/", a):
+                    problem(where, f"{name}: argument {a!r} may carry a secret")
+            if c["name"] == "remediator":
+                execute = "--execute" in c["args"]
+                if execute != bool(((values.get("remediator") or {}).get("execute"))):
+                    problem(where, f"{name}: --execute must appear exactly when remediator.execute is true")
+    remediator_on = bool((values.get("remediator") or {}).get("enabled"))
+    kinds = {d["kind"] for d in docs}
+    if remediator_on:
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        if len(policies) != 1 or len(policies[0]["spec"]["ingress"]) != 1:
+            problem(where, "the remediator needs one NetworkPolicy admitting Alertmanager only")
+    elif kinds & {"NetworkPolicy", "AlertmanagerConfig"} or any(d["metadata"]["name"].endswith("-remediator") for d in docs):
+        problem(where, "remediator objects rendered although remediator.enabled is false")
+    targets = (values.get("config") or {}).get("targets") or []
+    probes = [d for d in docs if d["kind"] == "Probe"]
+    if (values.get("probe") or {}).get("enabled") and sorted(p["spec"]["targets"]["staticConfig"]["static"][0] for p in probes) \
+            != sorted(t["name"] for t in targets):
+        problem(where, "one Probe per config.targets entry expected")
+    if (values.get("sharding") or {}).get("enabled"):
+        for p in probes:
+            relabel = p["spec"]["targets"]["staticConfig"]["relabelingConfigs"][0]
+            if relabel.get("action") != "hashmod" or relabel.get("modulus") != values.get("replicaCount", 1):
+                problem(where, f"Probe {p['metadata']['name']}: sharding needs hashmod with modulus replicaCount")
+    # The job label every scrape gets must be one the alerts select (PostgresExporterDown).
+    rules = open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")).read()
+    selectors = set(re.findall(r'job=~"(pg_lock_exporter[^"]*)"', rules))
+    for d in docs:
+        if d["kind"] == "Probe":
+            jobs = [d["spec"].get("jobName")]
+        elif d["kind"] in ("ServiceMonitor", "PodMonitor"):
+            endpoints = d["spec"].get("endpoints") or d["spec"].get("podMetricsEndpoints")
+            jobs = [r.get("replacement") for e in endpoints for r in e.get("relabelings") or [] if r.get("targetLabel") == "job"]
+        else:
+            continue
+        if not jobs or not all(j and any(re.fullmatch(s, j) for s in selectors) for j in jobs):
+            problem(where, f"{d['kind']} {d['metadata']['name']}: job {jobs} is not selected by the alerts' job=~ {sorted(selectors)}")
+    secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{RELEASE}-pg-lock-exporter"), None)
+    if targets and secret:
+        # The targets file must be what the binary reads: every target, with its password file.
+        parsed = yaml.safe_load(secret["stringData"]["targets.yml"])["targets"]
+        if sorted(parsed) != sorted(t["name"] for t in targets):
+            problem(where, "targets.yml does not list config.targets")
+
+
+MOUNT_ROOTS = ("/etc/pg-lock-exporter/", "/etc/pg-lock-remediator/", "/var/lib/pg_lock_exporter/")
+
+
+def check_containers_start(docs, where, tmp, binary):
+    """Every container the chart renders starts: the real binary with the rendered arguments,
+    the files its projected Secrets would mount (the chart's own with their rendered content:
+    the targets file and web config from Helm's toYaml, read by libyaml; others as stand-ins)
+    under `tmp`, listening on 127.0.0.1:0, and a database that is not there (the exporter
+    serves pg_up 0; the remediator waits for webhooks). It must log msg=listening."""
+    secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
+    for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
+        spec = workload["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        for c in spec["containers"]:
+            root = os.path.join(tmp, c["name"])
+            for mount in c.get("volumeMounts") or []:
+                base = os.path.join(root, mount["mountPath"].lstrip("/"))
+                os.makedirs(base, exist_ok=True)
+                for source in (volumes[mount["name"]].get("projected") or {}).get("sources") or []:
+                    secret = source.get("secret") or {}
+                    for item in secret.get("items") or []:
+                        path = os.path.join(base, item["path"])
+                        os.makedirs(os.path.dirname(path), exist_ok=True)
+                        text = secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
+                        for prefix in MOUNT_ROOTS:
+                            text = text.replace(prefix, os.path.join(root, prefix.lstrip("/")))
+                        with open(path, "w") as f:
+                            f.write(text)
+            args = []
+            for a in c["args"]:
+                for prefix in MOUNT_ROOTS:
+                    a = a.replace("=" + prefix, "=" + os.path.join(root, prefix.lstrip("/")))
+                a = re.sub(r"^(--web\.listen-address|--listen)=.*", r"\1=127.0.0.1:0", a)
+                args.append(a)
+            env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATA_SOURCE_NAME"}
+            if any(e["name"] == "DATA_SOURCE_NAME" for e in c.get("env") or []):
+                env["DATA_SOURCE_NAME"] = "host=/nonexistent dbname=x"  # the rendered one names a cluster host
+            name = f"{workload['kind']}/{workload['metadata']['name']} container {c['name']}"
+            output = run_until_listening([binary, *args], env)
+            if output is not None:
+                problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+
+
+def run_until_listening(argv, env, timeout=15):
+    """None once the process logs msg=listening (it is then stopped), else what it printed."""
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    output = []
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if "msg=listening" in line:
+                return None
+            if not line and proc.poll() is not None:
+                break
+            output.append(line)
+        return "".join(output).strip() or f"no msg=listening within {timeout}s"
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def check_case(helm, values, tmp, binary):
+    where = os.path.relpath(values, REPO)
+    out = run([helm, "lint", "--strict", CHART, "--namespace", NAMESPACE, "-f", values])
+    if out.returncode != 0:
+        problem(where, f"helm lint: {(out.stdout + out.stderr).strip()}")
+    text, docs = render(helm, values)
+    if text is None:
+        return 0
+    case_tmp = os.path.join(tmp, os.path.basename(values))
+    os.makedirs(case_tmp)
+    count = kubernetes_validate(docs, where, case_tmp)
+    check_rules(docs, where, case_tmp)
+    check_dashboards(docs, where)
+    check_promises(docs, yaml.safe_load(open(values)) or {}, where)
+    check_containers_start(docs, where, case_tmp, binary)
+    return count
+
+
+def check_bad_values(helm):
+    cases = sorted(glob.glob(os.path.join(BAD_VALUES, "*.yaml")))
+    if not cases:
+        problem("deploy/helm/tests/bad-values", "no cases")
+    for path in cases:
+        where = os.path.relpath(path, REPO)
+        expect = re.search(r"^# expect: (.+)$", open(path).read(), re.M)
+        if not expect:
+            problem(where, "no '# expect: MESSAGE' line")
+            continue
+        only = re.search(r"^# only: (\w+)", open(path).read(), re.M)
+        for command in (only.group(1),) if only else ("lint", "template"):
+            out = run([helm, command, *(["ci"] if command == "template" else []), CHART, "-f", path])
+            output = out.stdout + out.stderr
+            if out.returncode == 0:
+                problem(where, f"helm {command} accepted it")
+            elif expect.group(1) not in output:
+                problem(where, f"helm {command} failed without naming {expect.group(1)!r}: {output.strip()}")
+    return len(cases)
+
+
+def check_validator_rejects(tmp):
+    broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
+              "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
+                       "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "imagee": "x"}]}}}}
+    path = os.path.join(tmp, "broken.yaml")
+    with open(path, "w") as f:
+        yaml.safe_dump(broken, f)
+    out = run(["kubernetes-validate", "--strict", "--quiet", "-k", KUBERNETES_VERSION, path])
+    if out.returncode == 0:
+        problem("kubernetes-validate", "accepted a Deployment with replicas: two and a misspelt field")
+
+
+def main():
+    helm = tool("helm", "HELM")
+    for needed in ("kubernetes-validate", "promtool"):
+        if not shutil.which(needed):
+            sys.exit(f"check_chart: {needed} not found (scripts/install-deps installs it)")
+    binary = os.environ.get("PG_LOCK_EXPORTER_BIN") or os.path.join(REPO, ".build", "debug", "pg_lock_exporter")
+    if not os.access(binary, os.X_OK):
+        sys.exit(f"check_chart: {binary} not found; build it (swift build) or set PG_LOCK_EXPORTER_BIN")
+    version = run([helm, "version", "--short"]).stdout.strip()
+    check_copies()
+    cases = sorted(glob.glob(os.path.join(CHART, "ci", "*-values.yaml")))
+    if not cases:
+        problem("deploy/helm/pg-lock-exporter/ci", "no *-values.yaml cases")
+    objects = 0
+    with tempfile.TemporaryDirectory(prefix="check_chart.") as tmp:
+        for values in cases:
+            objects += check_case(helm, values, tmp, binary)
+        bad = check_bad_values(helm)
+        check_validator_rejects(tmp)
+    for line in problems:
+        print(line)
+    if problems:
+        print(f"check_chart: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"check_chart: helm {version}: {len(cases)} value cases linted and rendered, {objects} core objects valid for "
+          f"Kubernetes {KUBERNETES_VERSION}, {bad} bad-values cases refused naming the field")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
