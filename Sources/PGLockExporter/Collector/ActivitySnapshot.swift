@@ -197,8 +197,8 @@ public struct LockDetail: Sendable, Equatable {
     }
 }
 
-/// The object of a heavyweight lock: `pg_locks`' identifying columns, and the relation's
-/// schema-qualified name where our connection can resolve it (its own database).
+/// The object of a heavyweight lock: `pg_locks`' identifying columns, and the relation's name
+/// (`::regclass`) where our connection can resolve it (its own database).
 public struct LockTarget: Sendable, Hashable, Encodable {
     public var locktype: String
     public var datname: String?

@@ -11,8 +11,9 @@ struct LockDetailsStatement: SnapshotStatement {
         case classID, objectID, objectSubID
     }
 
-    /// Relations are named schema-qualified, and only in our own database (a relation OID means
-    /// nothing in another); elsewhere the OID and database are reported instead.
+    /// Relations are named by `::regclass` (schema-qualified unless on the search path), and only
+    /// in our own database (a relation OID means nothing in another); elsewhere the OID and
+    /// database are reported instead.
     let sql = """
         WITH waiting AS (SELECT * FROM pg_locks WHERE NOT granted),
         wanted AS (
@@ -20,8 +21,7 @@ struct LockDetailsStatement: SnapshotStatement {
             FROM waiting)
         SELECT l.pid, l.granted, l.mode, l.locktype,
                CASE WHEN l.relation IS NOT NULL AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                    THEN (SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                          WHERE c.oid = l.relation) END,
+                    THEN l.relation::regclass::text END,
                d.datname, l.relation::int8, l.page, l.tuple, l.virtualxid, l.transactionid::text,
                l.classid::int8, l.objid::int8, l.objsubid
         FROM pg_locks l

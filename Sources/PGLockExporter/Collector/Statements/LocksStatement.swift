@@ -4,7 +4,9 @@
 ///   ids, or on shared catalogs get datname '');
 /// - `wait`: per waiter, the longest wait from `waitstart` and the relation it queues on: the one
 ///   its ungranted lock names, or for a row lock (a wait on a transaction id) the relation of
-///   the tuple lock it holds. Named where `::regclass` can (our own database), else `oid:<n>`;
+///   the tuple lock it holds. Named by `::regclass` (schema-qualified unless on the search
+///   path) where our connection can (its own database: an OID means nothing in another), else
+///   `oid:<n>`;
 /// - `prepared`: a waiter and the `gid` of a prepared transaction holding a lock on the object it
 ///   waits for. `pg_blocking_pids()` reports such a holder only as pid 0; a prepared
 ///   transaction's locks share the `virtualtransaction` of its own transaction-id lock, which
