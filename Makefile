@@ -3,7 +3,7 @@
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
 #   make chart-sync   copy alerts/ and dashboards/ into the Helm chart (after changing them)
 .PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers bench demo clean
-PG_VERSIONS ?= 16 18
+PG_VERSIONS ?= 16 17 18
 
 deps:
 	scripts/install-deps

@@ -280,15 +280,16 @@ EXPORTER_BINARY = ""
 def exporter_statements(version: int) -> list[str]:
     """The statements of one collection as the exporter sends them for `serve`, printed by the
     binary itself (`serve --print-sql VERSION`): the statement timeout, sessions, locks,
-    databases, and the settings statement it sends on connect and then once a minute."""
+    prepared transactions, databases, and the settings statement it sends on connect and then
+    once a minute."""
     out = subprocess.run([EXPORTER_BINARY, "serve", "--print-sql", str(version)], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
         raise Failure(f"{EXPORTER_BINARY} serve --print-sql failed: {out.stderr.strip()[:200]}")
     statements = [part.strip() for part in out.stdout.split("\n--\n")]
     # The timeout statement takes its value as a parameter; psql sends it inline.
     statements = [st.replace("$1", "'5000'") for st in statements]
-    if len(statements) != 5:
-        raise Failure(f"expected 5 statements from --print-sql, got {len(statements)}")
+    if len(statements) != 6:
+        raise Failure(f"expected 6 statements from --print-sql, got {len(statements)}")
     return statements
 
 
@@ -1321,9 +1322,9 @@ def main(argv: list[str]) -> int:
         if pg.has_statements:
             statements = [words(st) for st in exporter_statements(pg.version_num)]
             ran = set(rows[-1]["ours"]["statements"])
-            # Every scrape runs the first four; the settings statement only on connect and then
+            # Every scrape runs the first five; the settings statement only on connect and then
             # once a minute, so it may or may not fall inside the measured rounds.
-            mirror_ok = set(statements[:4]) <= ran <= set(statements)
+            mirror_ok = set(statements[:5]) <= ran <= set(statements)
         text = report(args, pg, rows, info, their_version, mirror_ok) + scale_report(scale)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
