@@ -210,6 +210,9 @@ extension IntegrationTests {
             #expect(metrics.value("pg_lock_waiting_sessions", ["datname": db, "relation": "other"]) == 1)
             let tree = try #require(trees(try checkJSON(dsn)).first)
             #expect(children(tree).compactMap { $0["pid"] as? Int } == [Int(leader[0])])
+            let dryRun = try runCLI(["remediate", "--dsn", dsn, "--min-idle", "0s"])
+            #expect(dryRun.output.contains("WOULD TERMINATE pid \(h) (db \(db), user postgres, app holder"), "\(dryRun.output)")
+            #expect(dryRun.output.contains("1 session waiting behind it"), "\(dryRun.output)")
         }
 
         @Test func hostileTextReachesTheTerminalWithItsControlCharactersVisible() throws {

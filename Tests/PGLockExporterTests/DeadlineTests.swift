@@ -49,4 +49,11 @@ import Testing
         #expect(sql.contains(SessionRules.isClient("a")))
         #expect(SessionsStatement(queryCharacters: 0, identity: false).sql.contains(SessionRules.waitsOnLock("a")))
     }
+
+    @Test func serversOlderThan14AreRefusedInOneLine() throws {
+        let error = #expect(throws: PostgresError.self) { try SnapshotBatch.requireSupported(130012) }
+        #expect(error?.description == "PostgreSQL 13 is not supported: pg_lock_exporter needs PostgreSQL 14 or newer")
+        try SnapshotBatch.requireSupported(140000)
+        try SnapshotBatch.requireSupported(180001)
+    }
 }

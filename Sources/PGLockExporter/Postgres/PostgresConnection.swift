@@ -83,7 +83,14 @@ public final class PostgresConnection {
 
     // MARK: Connecting
 
+    /// Pipeline mode, which every collection uses, arrived in libpq 14.
+    static let minimumLibpqVersion: Int32 = 140000
+
     private static func connect(_ settings: ConnectionSettings, deadline: Deadline?) throws(PostgresError) -> OpaquePointer {
+        guard PQlibVersion() >= minimumLibpqVersion else {
+            throw PostgresError(
+                kind: .connection, message: "libpq \(PQlibVersion() / 10000) is too old: pg_lock_exporter needs libpq 14 or newer")
+        }
         // Arrays are processed in order: the TCP defaults come first so the DSN's own keywords
         // override them (expand_dbname), application_name and the password last so they always win.
         var pairs = ConnectionSettings.tcpDefaults
