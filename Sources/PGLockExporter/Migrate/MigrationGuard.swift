@@ -1,0 +1,342 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Runs a migration command so that a forgotten transaction cannot stall the application:
+/// preflight, the advisory lock, then attempts of the child under a short `lock_timeout`, each
+/// watched on the guard's own connection, retried with backoff when it lost on a lock.
+///
+/// Single-threaded: one loop waits for the child, the next look at the server and a signal.
+/// Only the output copying runs on other threads (inside `MigrationChild`).
+public final class MigrationGuard {
+    private let settings: MigrationSettings
+    private let output: MigrationEventOutput
+    private let started = ContinuousClock.now
+    private var database: GuardDatabase?
+    private var watchdog: Watchdog
+    private var attempts = 0
+    /// The signal that ended the run: no more attempts after it.
+    private var interrupted: Int32?
+    private var lastReconnect: ContinuousClock.Instant?
+    private var warnedWatchError = false
+
+    public init(_ settings: MigrationSettings) {
+        self.settings = settings
+        self.output = MigrationEventOutput(format: settings.format)
+        var policy = settings.policy
+        policy.minIdleSeconds = settings.terminateIdleAfterSeconds ?? policy.minIdleSeconds
+        watchdog = Watchdog(
+            maxLockWaitSeconds: settings.effectiveMaxLockWaitSeconds, terminateIdleAfterSeconds: settings.terminateIdleAfterSeconds,
+            policy: policy, ownPID: 0)
+    }
+
+    /// Runs to the end; returns the exit status for the process.
+    public func run() -> Int32 {
+        GuardSignals.block()
+        do {
+            let db = try GuardDatabase(settings.connection)
+            database = db
+            watchdog = Watchdog(
+                maxLockWaitSeconds: watchdog.maxLockWaitSeconds, terminateIdleAfterSeconds: watchdog.terminateIdleAfterSeconds,
+                policy: watchdog.policy, ownPID: db.backendPID)
+        } catch {
+            let target = ConnectionString.redacted(settings.connection.dsn)
+            guard settings.unwatched else {
+                warn("cannot reach PostgreSQL (\(target)): \(error); not running a migration it cannot watch (--unwatched runs it anyway)")
+                return MigrationExit.usage
+            }
+            warn("cannot reach PostgreSQL (\(target)): \(error); running unwatched (--unwatched): lock_timeout only, retries on the output's lock errors")
+        }
+        if let code = takeAdvisoryLock() { return code }
+        if let code = preflight() { return code }
+        return attemptLoop()
+    }
+
+    // MARK: attempts
+
+    private func attemptLoop() -> Int32 {
+        let tag = "pg_lock_exporter migrate \(getpid())"
+        let (environment, ownTag) = ChildEnvironment.make(
+            parent: settings.environment, tag: tag, lockTimeoutMilliseconds: Int((settings.lockTimeoutSeconds * 1000).rounded()),
+            statementTimeoutMilliseconds: settings.statementTimeoutSeconds.map { Int(($0 * 1000).rounded()) })
+        while true {
+            attempts += 1
+            watchdog.startAttempt(attempts)
+            var event = MigrationEvent(
+                .attempt, attempt: attempts,
+                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(settings.command.joined(separator: " "))"
+                    + " (lock_timeout \(DurationText.format(settings.lockTimeoutSeconds))"
+                    + (settings.statementTimeoutSeconds.map { ", statement_timeout \(DurationText.format($0))" } ?? "")
+                    + (ownTag.map { ", application_name \"\($0)\"" } ?? ", application_name from PGAPPNAME") + ")")
+            event.command = settings.command
+            output.emit(event)
+            let since = serverNow()
+            let child: MigrationChild
+            do {
+                child = try MigrationChild(command: settings.command, environment: environment)
+            } catch {
+                warn("\(error)")
+                return finish(outcome: "not started", status: MigrationExit.usage)
+            }
+            let status = watch(child, tag: ownTag, since: since)
+            child.finishOutput(timeoutSeconds: 2)
+            watchdog.endAttempt()
+            if let signal = interrupted {
+                return finish(outcome: "interrupted by signal \(signal)", status: status)
+            }
+            let outcome = LockFailureClassifier.classify(
+                exitStatus: status, cancelledLockWait: watchdog.cancelledThisAttempt,
+                sawLockWaitBeforeExit: watchdog.lastWaitSeenAt.map { elapsed() - $0 <= max(1, 3 * settings.pollIntervalSeconds) } ?? false,
+                outputMarker: child.lockFailureMarker)
+            switch outcome {
+            case .succeeded:
+                return finish(outcome: "succeeded", status: 0)
+            case .otherFailure:
+                return finish(outcome: "failed with exit status \(status) (not a lock failure: not retried)", status: status)
+            case .lockFailure(let reason):
+                switch settings.retry.next(afterAttempt: attempts, elapsed: elapsed(), unit: Double.random(in: 0..<1)) {
+                case .failure(.attemptsExhausted):
+                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --retries \(settings.retry.retries) are used up",
+                                  status: MigrationExit.temporaryFailure)
+                case .failure(.durationExhausted):
+                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(DurationText.format(settings.retry.maxDurationSeconds)) has passed",
+                                  status: MigrationExit.temporaryFailure)
+                case .success(let delay):
+                    var retry = MigrationEvent(
+                        .retry, attempt: attempts,
+                        message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(DurationText.format(delay))")
+                    retry.delaySeconds = delay
+                    output.emit(retry)
+                    if let signal = sleep(delay) {
+                        interrupted = signal
+                        return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for the child to end, looking at the server every poll interval and forwarding
+    /// SIGINT/SIGTERM. A child that outlives a forwarded signal by 10s is killed.
+    private func watch(_ child: MigrationChild, tag: String?, since: String) -> Int32 {
+        var nextLook = ContinuousClock.now
+        var killAt: ContinuousClock.Instant?
+        while true {
+            if let status = child.exitStatus() { return status }
+            if let killAt, ContinuousClock.now >= killAt { child.send(SIGKILL) }
+            let wait = max(0, seconds(nextLook - ContinuousClock.now))
+            if let received = GuardSignals.wait(seconds: min(wait, 1)), received.signal != SIGCHLD {
+                if !received.fromTerminal { child.send(received.signal) }
+                if interrupted == nil {
+                    warn("received signal \(received.signal); passed it to the migration (pid \(child.pid)); no further attempts")
+                    killAt = ContinuousClock.now + .seconds(10)
+                }
+                interrupted = received.signal
+                continue
+            }
+            if let status = child.exitStatus() { return status }
+            if ContinuousClock.now >= nextLook {
+                look(child, tag: tag, since: since)
+                nextLook = ContinuousClock.now + .milliseconds(Int(settings.pollIntervalSeconds * 1000))
+            }
+        }
+    }
+
+    /// One look at the server: which sessions are the migration's, whether they wait, and what
+    /// the watchdog says to do about it.
+    private func look(_ child: MigrationChild, tag: String?, since: String) {
+        guard let db = connectedDatabase() else { return }
+        do {
+            let ports = ProcessTreePorts.clientPorts(of: child.pid)
+            let pids = try db.migrationSessions(tag: tag, ports: ports, since: since)
+            guard !pids.isEmpty else { return }
+            let snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
+            var plan = watchdog.observe(snapshot, migration: pids, now: elapsed())
+            plan.events.forEach(output.emit)
+            for (session, waited) in plan.cancel {
+                guard let start = session.backendStart, try db.cancelLockWait(pid: session.pid, backendStart: start) else { continue }
+                watchdog.noteCancelled()
+                var event = MigrationEvent(
+                    .cancelled, attempt: attempts,
+                    message: "attempt \(attempts): cancelled the lock wait of the migration's session pid \(session.pid) after \(DurationText.format(waited))"
+                        + " (--max-lock-wait \(DurationText.format(settings.effectiveMaxLockWaitSeconds))): its lock_timeout"
+                        + " \(DurationText.format(settings.lockTimeoutSeconds)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
+                event.pid = session.pid
+                event.waitSeconds = waited
+                output.emit(event)
+            }
+            if !plan.terminate.isEmpty {
+                db.terminate(&plan.terminate, policy: watchdog.policy)
+                for decision in plan.terminate {
+                    if decision.result == .terminated { watchdog.noteTerminated(decision.pid) }
+                    var event = MigrationEvent(.terminated, attempt: attempts, message: "attempt \(attempts): \(decision.summary)")
+                    event.pid = decision.pid
+                    event.decision = decision
+                    output.emit(event)
+                }
+                do { try settings.audit?.append(plan.terminate) } catch { warn("\(error)") }
+            }
+        } catch {
+            watchError(error)
+        }
+    }
+
+    // MARK: before the first attempt
+
+    /// nil when the lock is had; else the exit status.
+    private func takeAdvisoryLock() -> Int32? {
+        guard let db = database else { return nil }
+        let deadline = ContinuousClock.now + .milliseconds(Int(settings.waitLockSeconds * 1000))
+        var announced = false
+        do {
+            while true {
+                if try db.tryAdvisoryLock(settings.lockKey) { return nil }
+                let holder = try db.advisoryLockHolder(settings.lockKey)
+                let who = holder.map { "pid \($0.pid), application \"\($0.applicationName)\"" } ?? "a session that just ended"
+                if ContinuousClock.now >= deadline {
+                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); not had within --wait-lock \(DurationText.format(settings.waitLockSeconds))")
+                    return finish(outcome: "not started: another migration runs", status: MigrationExit.temporaryFailure)
+                }
+                if !announced {
+                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); waiting up to \(DurationText.format(settings.waitLockSeconds))")
+                    announced = true
+                }
+                if let signal = sleep(min(0.2, max(0, seconds(deadline - ContinuousClock.now)))) {
+                    return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
+                }
+            }
+        } catch {
+            warn("cannot take the advisory lock \(settings.lockKey): \(error)")
+            return finish(outcome: "not started", status: MigrationExit.usage)
+        }
+    }
+
+    /// Reports what the migration would queue behind; nil to go on, else the exit status.
+    private func preflight() -> Int32? {
+        guard let db = database else { return nil }
+        let deadline = ContinuousClock.now + .milliseconds(Int((settings.waitClearSeconds ?? 0) * 1000))
+        var reported = false
+        while true {
+            let state: (clear: Bool, event: MigrationEvent)
+            do { state = try preflightState(db) } catch {
+                warn("preflight: cannot read PostgreSQL: \(error)")
+                return finish(outcome: "not started", status: MigrationExit.usage)
+            }
+            if state.clear || ContinuousClock.now >= deadline {
+                if !reported || state.clear { output.emit(state.event) }
+                if !state.clear && settings.requireClear {
+                    return finish(outcome: "refused: the database is not clear (--require-clear)", status: MigrationExit.temporaryFailure)
+                }
+                return nil
+            }
+            if !reported {
+                output.emit(state.event)
+                warn("preflight: waiting up to \(DurationText.format(settings.waitClearSeconds ?? 0)) for them to go (--wait-clear)")
+                reported = true
+            }
+            if let signal = sleep(min(0.5, max(0, seconds(deadline - ContinuousClock.now)))) {
+                return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
+            }
+        }
+    }
+
+    private func preflightState(_ db: GuardDatabase) throws -> (clear: Bool, event: MigrationEvent) {
+        var snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
+        let holding = try db.idleInTransactionHoldingRelationLocks()
+        let graph = BlockingGraph(sessions: snapshot.sessions)
+        // Idle-in-transaction sessions without a relation lock cannot hold a migration up.
+        snapshot.sessions = snapshot.sessions.filter { !$0.isIdleInTransaction || holding.contains($0.pid) || graph.isBlocking($0.pid) }
+        let report = BlockingReport(snapshot: snapshot, graph: graph, database: db.database)
+        let idle = report.idleInTransactionNotBlocking
+        let clear = report.blockingTrees.isEmpty && idle.isEmpty
+        var event: MigrationEvent
+        if clear {
+            event = MigrationEvent(
+                .preflight, message: "preflight: database \(db.database) is clear: no blocking tree, no session idle in transaction holding a lock")
+        } else {
+            let trees = report.blockingTrees.count
+            event = MigrationEvent(
+                .preflight,
+                message: "preflight: database \(db.database) has \(trees) blocking tree\(trees == 1 ? "" : "s") and \(idle.count) session\(idle.count == 1 ? "" : "s") idle in transaction holding locks; the migration may queue behind them:\n"
+                    + BlockingReportText(report, color: false).render().trimmingSuffix("\n"))
+        }
+        event.trees = report.blockingTrees
+        event.idleInTransaction = idle.map(\.pid)
+        return (clear, event)
+    }
+
+    // MARK: helpers
+
+    private func finish(outcome: String, status: Int32) -> Int32 {
+        let watched = watchdog.watched.count
+        let blockers = watchdog.blockers
+        var text = "done: \(outcome); exit status \(status); \(attempts) attempt\(attempts == 1 ? "" : "s") in \(DurationText.format(elapsed()))"
+            + "; \(DurationText.format(watchdog.totalLockWaitSeconds)) waiting on locks"
+            + "; \(watched) migration session\(watched == 1 ? "" : "s") watched"
+        text += blockers.isEmpty ? "; no blocker seen" : "; blockers seen: " + blockers.map(\.text).joined(separator: ", ")
+        if database != nil && watched == 0 && attempts > 0 {
+            text += "\nnote: no session of the migration was seen (it connected through a Unix socket with its own application_name, or never connected), so the watchdog could not check its lock waits"
+        }
+        var event = MigrationEvent(.done, attempt: attempts == 0 ? nil : attempts, message: text)
+        event.summary = .init(
+            outcome: outcome, exitStatus: status, attempts: attempts, lockWaitSeconds: watchdog.totalLockWaitSeconds,
+            seconds: elapsed(), sessionsWatched: watched, blockers: blockers)
+        output.emit(event)
+        return status
+    }
+
+    private func warn(_ message: String) {
+        output.emit(MigrationEvent(.warning, attempt: attempts == 0 ? nil : attempts, message: message))
+    }
+
+    private func watchError(_ error: any Error) {
+        if !warnedWatchError { warn("watchdog: cannot read PostgreSQL: \(error)") }
+        warnedWatchError = true
+        if (error as? PostgresError)?.kind == .connection { database = nil }
+    }
+
+    /// The guard's connection, reopened (at most once a second) after it was lost; the advisory
+    /// lock is taken again with it.
+    private func connectedDatabase() -> GuardDatabase? {
+        if let database { return database }
+        if let last = lastReconnect, ContinuousClock.now - last < .seconds(1) { return nil }
+        lastReconnect = ContinuousClock.now
+        guard let db = try? GuardDatabase(settings.connection) else { return nil }
+        if (try? db.tryAdvisoryLock(settings.lockKey)) != true {
+            warn("watchdog: reconnected, but the advisory lock \(settings.lockKey) is now held by another session")
+        } else {
+            warn("watchdog: reconnected to PostgreSQL")
+        }
+        warnedWatchError = false
+        database = db
+        return db
+    }
+
+    private func serverNow() -> String {
+        guard let db = connectedDatabase() else { return "-infinity" }
+        do { return try db.now() } catch {
+            watchError(error)
+            return "-infinity"
+        }
+    }
+
+    /// Sleeps up to `seconds`; returns the SIGINT/SIGTERM that cut it short.
+    private func sleep(_ seconds: Double) -> Int32? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if let received = GuardSignals.wait(seconds: self.seconds(deadline - ContinuousClock.now)), received.signal != SIGCHLD {
+                return received.signal
+            }
+        }
+        return nil
+    }
+
+    private func elapsed() -> Double { seconds(ContinuousClock.now - started) }
+
+    private func seconds(_ duration: Duration) -> Double {
+        let (s, attoseconds) = duration.components
+        return Double(s) + Double(attoseconds) / 1e18
+    }
+}
