@@ -1,0 +1,107 @@
+import Testing
+
+@testable import PGLockExporter
+
+/// The migration watchdog's decisions, from snapshots: 10 the worker idle in transaction, 20 the
+/// migration's ALTER waiting behind it, 30 a reader queued behind the migration.
+@Suite struct WatchdogTests {
+    func snapshot(_ sessions: [Session]) -> ActivitySnapshot {
+        ActivitySnapshot(
+            serverVersion: 150000, serverVersionString: "15", sessions: sessions, locks: [], databases: [], maxConnections: 100,
+            timeouts: [:])
+    }
+
+    func incident(waited: Double, idle: Double = 5, workerApp: String = "worker") -> ActivitySnapshot {
+        snapshot([
+            Session(
+                pid: 10, applicationName: workerApp, clientAddr: "10.0.0.5", state: "idle in transaction", stateSeconds: idle,
+                transactionSeconds: idle + 1, backendStart: "2026-12-01 08:00:00+00", stateChange: "2026-12-01 08:00:01+00",
+                query: "SELECT * FROM features"),
+            Session(
+                pid: 20, applicationName: "", clientAddr: "127.0.0.1", state: "active", stateSeconds: waited, waitingOnLock: true,
+                blockedBy: [10], lockWaitSeconds: waited, backendStart: "2026-12-01 08:00:05+00",
+                query: "ALTER TABLE features ADD COLUMN signature text"),
+            Session(
+                pid: 30, applicationName: "web", state: "active", stateSeconds: waited, waitingOnLock: true, blockedBy: [20],
+                lockWaitSeconds: waited),
+        ])
+    }
+
+    func watchdog(terminateAfter: Double? = nil, policy: RemediationPolicy = RemediationPolicy()) -> Watchdog {
+        var w = Watchdog(maxLockWaitSeconds: 1.5, terminateIdleAfterSeconds: terminateAfter, policy: policy, ownPID: 99)
+        w.startAttempt(1)
+        return w
+    }
+
+    @Test func aWaitIsReportedOnceWithItsTreeAndCancelledPastTheLimit() {
+        var w = watchdog()
+        let first = w.observe(incident(waited: 0.2), migration: [20], now: 1)
+        #expect(first.events.map(\.event) == [.blocker])
+        #expect(first.events[0].pid == 20)
+        #expect(first.events[0].tree?.pid == 10)
+        #expect(first.events[0].tree?.blocked.map(\.pid) == [20])
+        #expect(first.events[0].message.contains("pid 10  idle in transaction 5s  db=app user=app app=worker client=10.0.0.5"))
+        #expect(first.events[0].message.contains("query: SELECT * FROM features"))
+        #expect(first.cancel.isEmpty)
+
+        let second = w.observe(incident(waited: 1.0), migration: [20], now: 1.8)
+        #expect(second.events.isEmpty)  // the same wait behind the same root: said once
+        #expect(second.cancel.isEmpty)
+
+        let third = w.observe(incident(waited: 1.6), migration: [20], now: 2.4)
+        #expect(third.cancel.map(\.session.pid) == [20])
+        #expect(third.cancel.map(\.waitSeconds) == [1.6])
+        let fourth = w.observe(incident(waited: 1.8), migration: [20], now: 2.6)
+        #expect(fourth.cancel.isEmpty)  // cancelled once per wait
+
+        #expect(w.lastWaitSeenAt == 2.6)
+        w.endAttempt()
+        #expect(w.totalLockWaitSeconds == 1.8)
+        #expect(w.watched == [20])
+        #expect(w.blockers.map(\.pid) == [10])
+        #expect(w.blockers[0].text == "pid 10 (idle in transaction 5s, user=app, app=worker, client=10.0.0.5)")
+    }
+
+    @Test func aNewWaitCountsAgain() {
+        var w = watchdog()
+        _ = w.observe(incident(waited: 0.4), migration: [20], now: 1)
+        // The wait went down: a new wait of the same session (the next statement).
+        let again = w.observe(incident(waited: 0.1), migration: [20], now: 1.2)
+        #expect(again.events.map(\.event) == [.blocker])
+        w.endAttempt()
+        #expect(abs(w.totalLockWaitSeconds - 0.5) < 1e-9)
+    }
+
+    @Test func sessionsThatAreNotTheMigrationsAreNotWatched() {
+        var w = watchdog(terminateAfter: 1)
+        let plan = w.observe(incident(waited: 3), migration: [], now: 1)
+        #expect(plan.events.isEmpty && plan.cancel.isEmpty && plan.terminate.isEmpty)
+        #expect(w.lastWaitSeenAt == nil)
+    }
+
+    @Test func terminatesOnlyTheIdleRootTheMigrationWaitsBehind() {
+        var w = watchdog(terminateAfter: 2)
+        #expect(w.observe(incident(waited: 0.3, idle: 1), migration: [20], now: 1).terminate.isEmpty)  // idle 1s < 2s
+        let plan = w.observe(incident(waited: 0.5, idle: 2.5), migration: [20], now: 1.2)
+        #expect(plan.terminate.map(\.pid) == [10])
+        #expect(plan.terminate[0].code == .rootBlocker)
+    }
+
+    @Test func neverTerminatesTheMigrationsOwnSessions() {
+        // The migration's own session 10 left idle in transaction blocks its other session 20.
+        var w = watchdog(terminateAfter: 1)
+        let plan = w.observe(incident(waited: 0.5, idle: 30), migration: [10, 20], now: 1)
+        #expect(plan.terminate.isEmpty)
+    }
+
+    @Test func exclusionsApplyAndAreReportedOnce() throws {
+        var policy = RemediationPolicy()
+        policy.excludeApplications = [try RemediationPolicy.Pattern("work.*")]
+        var w = watchdog(terminateAfter: 1, policy: policy)
+        let plan = w.observe(incident(waited: 0.5, idle: 30), migration: [20], now: 1)
+        #expect(plan.terminate.isEmpty)
+        #expect(plan.events.map(\.event) == [.blocker, .skipped])
+        #expect(plan.events[1].message.contains("application \"worker\" is excluded (--exclude-application work.*)"))
+        #expect(w.observe(incident(waited: 0.7, idle: 30), migration: [20], now: 1.2).events.isEmpty)
+    }
+}
