@@ -397,3 +397,60 @@ def test_bad_input_one_line_and_nothing_started(exporter_bin, pg_server, databas
         assert (expected.match(lines[0]) if isinstance(expected, re.Pattern) else lines[0] == expected), (what, lines)
         assert "hunter2" not in out.stderr + out.stdout
         assert not marker.exists(), f"{what}: the migration was started"
+
+
+# --------------------------------------------------------------------- the child's environment, signals, preflight
+
+def test_unwatched_child_environment_carries_the_timeouts(exporter_bin, tmp_path):
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=x connect_timeout=2"
+    script = 'echo "PGOPTIONS=$PGOPTIONS"; echo "PGAPPNAME=$PGAPPNAME"; echo "on stderr" >&2; exit 3'
+    out = subprocess.run([str(exporter_bin), "migrate", "--dsn", dead, "--unwatched", "--lock-timeout", "500ms",
+                          "--statement-timeout", "1m", "--", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=30, env=clean_env({"PGOPTIONS": "-c search_path=app"}))
+    assert out.returncode == 3, out.stderr  # the child's own status
+    lines = out.stdout.splitlines()
+    assert lines[0] == "PGOPTIONS=-c search_path=app -c lock_timeout=500 -c statement_timeout=60000", out.stdout
+    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate \d+", lines[1]), out.stdout
+    assert "\non stderr\n" in "\n" + out.stderr
+    assert re.search(r"^migrate: cannot reach PostgreSQL .*; running unwatched \(--unwatched\)", out.stderr, re.M)
+    assert attempts(out.stderr) == [1]
+
+
+def test_sigterm_is_forwarded_and_ends_the_run(exporter_bin, pg_server, database):
+    script = 'trap "echo child got TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+    guard = subprocess.Popen([str(exporter_bin), "migrate", "--dsn", pg_server.dsn_for(database), "--", "sh", "-c",
+                              script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+                             start_new_session=True)
+    try:
+        assert guard.stdout.readline() == "ready\n"
+        guard.send_signal(15)
+        stdout, stderr = guard.communicate(timeout=15)
+    finally:
+        if guard.poll() is None:
+            guard.kill()
+    assert guard.returncode == 7, stderr
+    assert stdout == "child got TERM\n"
+    assert re.search(r"^migrate: received signal 15; passed it to the migration \(pid \d+\); no further attempts$",
+                     stderr, re.M), stderr
+    assert re.search(r"^migrate: done: interrupted by signal 15; exit status 7; 1 attempt in ", stderr, re.M), stderr
+
+
+def test_require_clear_refuses_and_wait_clear_waits(exporter_bin, pg_server, database, workloads, tmp_path):
+    marker = tmp_path / "ran"
+    touch = ["sh", "-c", f"touch {marker}"]
+    w = Workload(pg_server, database, commit_at=1.5, readers=0)
+    workloads.append(w)
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--require-clear"], touch, clean_env())
+    assert rc == 75, stderr
+    assert not marker.exists()
+    assert re.search(rf"^migrate: preflight: database {database} has 0 blocking trees and 1 session idle in transaction "
+                     r"holding locks", stderr, re.M), stderr
+    assert re.search(rf"^migrate:   pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker",
+                     stderr, re.M), stderr
+    assert "done: refused: the database is not clear (--require-clear); exit status 75" in stderr
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--require-clear", "--wait-clear", "10s"], touch,
+                               clean_env())
+    assert rc == 0, stderr
+    assert marker.exists()
+    assert "migrate: preflight: waiting up to 10s for them to go (--wait-clear)" in stderr
+    assert f"migrate: preflight: database {database} is clear" in stderr

@@ -157,3 +157,12 @@ import Glibc
         #expect(ProcessTreePorts.clientPorts(of: getpid()).contains(port))
     }
 }
+
+@Suite struct MigrationCommandTextTests {
+    @Test func commandIsShownAsAShellWouldReadIt() {
+        #expect(MigrationGuard.shellQuoted(["alembic", "-c", "deploy/alembic.ini", "upgrade", "head"])
+            == "alembic -c deploy/alembic.ini upgrade head")
+        #expect(MigrationGuard.shellQuoted(["psql", "-c", "ALTER TABLE t ADD c text", "it's", ""])
+            == "psql -c 'ALTER TABLE t ADD c text' 'it'\\''s' ''")
+    }
+}

@@ -36,12 +36,14 @@ import Testing
     @Test func aWaitIsReportedOnceWithItsTreeAndCancelledPastTheLimit() {
         var w = watchdog()
         let first = w.observe(incident(waited: 0.2), migration: [20], now: 1)
-        #expect(first.events.map(\.event) == [.blocker])
+        #expect(first.events.map(\.event) == [.lockWait, .blocker])
         #expect(first.events[0].pid == 20)
-        #expect(first.events[0].tree?.pid == 10)
-        #expect(first.events[0].tree?.blocked.map(\.pid) == [20])
-        #expect(first.events[0].message.contains("pid 10  idle in transaction 5s  db=app user=app app=worker client=10.0.0.5"))
-        #expect(first.events[0].message.contains("query: SELECT * FROM features"))
+        #expect(first.events[0].blockedBy == [10])
+        #expect(first.events[0].message == "attempt 1: the migration's session pid 20 waits behind pid 10 (200ms so far)")
+        #expect(first.events[1].tree?.pid == 10)
+        #expect(first.events[1].tree?.blocked.map(\.pid) == [20])
+        #expect(first.events[1].message.contains("pid 10  idle in transaction 5s  db=app user=app app=worker client=10.0.0.5"))
+        #expect(first.events[1].message.contains("query: SELECT * FROM features"))
         #expect(first.cancel.isEmpty)
 
         let second = w.observe(incident(waited: 1.0), migration: [20], now: 1.8)
@@ -67,7 +69,7 @@ import Testing
         _ = w.observe(incident(waited: 0.4), migration: [20], now: 1)
         // The wait went down: a new wait of the same session (the next statement).
         let again = w.observe(incident(waited: 0.1), migration: [20], now: 1.2)
-        #expect(again.events.map(\.event) == [.blocker])
+        #expect(again.events.map(\.event) == [.lockWait, .blocker])
         w.endAttempt()
         #expect(abs(w.totalLockWaitSeconds - 0.5) < 1e-9)
     }
@@ -100,8 +102,8 @@ import Testing
         var w = watchdog(terminateAfter: 1, policy: policy)
         let plan = w.observe(incident(waited: 0.5, idle: 30), migration: [20], now: 1)
         #expect(plan.terminate.isEmpty)
-        #expect(plan.events.map(\.event) == [.blocker, .skipped])
-        #expect(plan.events[1].message.contains("application \"worker\" is excluded (--exclude-application work.*)"))
+        #expect(plan.events.map(\.event) == [.lockWait, .blocker, .skipped])
+        #expect(plan.events[2].message.contains("application \"worker\" is excluded (--exclude-application work.*)"))
         #expect(w.observe(incident(waited: 0.7, idle: 30), migration: [20], now: 1.2).events.isEmpty)
     }
 }

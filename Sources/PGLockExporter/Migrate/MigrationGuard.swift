@@ -66,7 +66,7 @@ public final class MigrationGuard {
             watchdog.startAttempt(attempts)
             var event = MigrationEvent(
                 .attempt, attempt: attempts,
-                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(settings.command.joined(separator: " "))"
+                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(Self.shellQuoted(settings.command))"
                     + " (lock_timeout \(DurationText.format(settings.lockTimeoutSeconds))"
                     + (settings.statementTimeoutSeconds.map { ", statement_timeout \(DurationText.format($0))" } ?? "")
                     + (ownTag.map { ", application_name \"\($0)\"" } ?? ", application_name from PGAPPNAME") + ")")
@@ -273,7 +273,7 @@ public final class MigrationGuard {
         let watched = watchdog.watched.count
         let blockers = watchdog.blockers
         var text = "done: \(outcome); exit status \(status); \(attempts) attempt\(attempts == 1 ? "" : "s") in \(DurationText.format(elapsed()))"
-            + "; \(DurationText.format(watchdog.totalLockWaitSeconds)) waiting on locks"
+            + "; at least \(DurationText.format(watchdog.totalLockWaitSeconds)) waiting on locks"
             + "; \(watched) migration session\(watched == 1 ? "" : "s") watched"
         text += blockers.isEmpty ? "; no blocker seen" : "; blockers seen: " + blockers.map(\.text).joined(separator: ", ")
         if database != nil && watched == 0 && attempts > 0 {
@@ -331,6 +331,14 @@ public final class MigrationGuard {
             }
         }
         return nil
+    }
+
+    /// The command as a shell would read it back, for messages.
+    static func shellQuoted(_ words: [String]) -> String {
+        words.map { word in
+            let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
+            return plain ? word : "'" + word.replacing("'", with: "'\\''") + "'"
+        }.joined(separator: " ")
     }
 
     private func elapsed() -> Double { seconds(ContinuousClock.now - started) }

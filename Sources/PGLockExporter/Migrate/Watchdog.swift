@@ -96,23 +96,9 @@ struct Watchdog {
             rootsWaitedBehind.formUnion(roots.map(\.pid))
             let full = report ?? BlockingReport(snapshot: snapshot, graph: graph)
             report = full
-            for root in roots where !waits[pid]!.reportedRoots.contains(root.pid) {
-                waits[pid]!.reportedRoots.insert(root.pid)
-                noteBlocker(root)
-                guard let tree = full.blockingTrees.first(where: { $0.pid == root.pid }) else { continue }
-                let own = Self.find(pid, in: tree)
-                let lock = own?.lockMode.map { " for \($0)" + (own?.relation.map { " on \($0)" } ?? "") } ?? ""
-                var event = MigrationEvent(
-                    .blocker, attempt: attempt,
-                    message: "attempt \(attempt): the migration's session pid \(pid) waits\(lock) behind root blocker pid \(root.pid):\n"
-                        + BlockingReportText(full, color: false).renderTree(tree).trimmingSuffix("\n"))
-                event.pid = pid
-                event.waitSeconds = waited
-                event.blockedBy = session.blockedBy
-                event.lockMode = own?.lockMode
-                event.relation = own?.relation
-                event.tree = tree
-                plan.events.append(event)
+            let unreported = roots.filter { !waits[pid]!.reportedRoots.contains($0.pid) }
+            if !unreported.isEmpty {
+                plan.events += reportWait(pid, session, waited: waited, roots: unreported, full)
             }
             if waited > maxLockWaitSeconds && !waits[pid]!.cancelled {
                 waits[pid]!.cancelled = true
@@ -137,6 +123,38 @@ struct Watchdog {
             }
         }
         return plan
+    }
+
+    /// The `lock_wait` event of a wait first seen behind `roots`, and each root's tree.
+    private mutating func reportWait(
+        _ pid: Int32, _ session: Session, waited: Double, roots: [BlockingGraph.Root], _ full: BlockingReport
+    ) -> [MigrationEvent] {
+        var events: [MigrationEvent] = []
+        let own = full.blockingTrees.lazy.compactMap { Self.find(pid, in: $0) }.first
+        let lock = own?.lockMode.map { " for \($0)" + (own?.relation.map { " on \($0)" } ?? "") } ?? ""
+        var wait = MigrationEvent(
+            .lockWait, attempt: attempt,
+            message: "attempt \(attempt): the migration's session pid \(pid) waits\(lock) behind pid "
+                + session.blockedBy.map(String.init).joined(separator: ", pid ") + " (\(DurationText.format(waited)) so far)")
+        wait.pid = pid
+        wait.waitSeconds = waited
+        wait.blockedBy = session.blockedBy
+        wait.lockMode = own?.lockMode
+        wait.relation = own?.relation
+        events.append(wait)
+        for root in roots {
+            waits[pid]!.reportedRoots.insert(root.pid)
+            noteBlocker(root)
+            guard let tree = full.blockingTrees.first(where: { $0.pid == root.pid }) else { continue }
+            var event = MigrationEvent(
+                .blocker, attempt: attempt,
+                message: "attempt \(attempt): root blocker pid \(root.pid), the tree the migration waits in:\n"
+                    + BlockingReportText(full, color: false).renderTree(tree).trimmingSuffix("\n"))
+            event.pid = pid
+            event.tree = tree
+            events.append(event)
+        }
+        return events
     }
 
     private mutating func closeWait(_ pid: Int32) {
