@@ -32,6 +32,11 @@ struct Migrate: ParsableCommand {
     @Option(name: .customLong("statement-timeout"), help: "Also give the migration this statement_timeout.")
     var statementTimeout: String?
 
+    @Flag(
+        name: .customLong("no-pgoptions"),
+        help: "Leave PGOPTIONS alone (a pooler that rejects the startup options): set lock_timeout on the role; the watchdog still cuts waits.")
+    var noPGOptions = false
+
     @Option(name: .customLong("max-lock-wait"), help: "Cancel a migration session's lock wait after this long (default: --lock-timeout + 1s).")
     var maxLockWait: String?
 
@@ -116,6 +121,7 @@ struct Migrate: ParsableCommand {
             connection: try connection.settings(applicationName: "pg_lock_exporter migrate"))
         settings.lockTimeoutSeconds = try parseDuration(lockTimeout, "--lock-timeout")
         guard settings.lockTimeoutSeconds >= 0.001 else { throw ValidationError("--lock-timeout: must be at least 1ms (0 would disable it)") }
+        settings.setPGOptions = !noPGOptions
         settings.statementTimeoutSeconds = try statementTimeout.map { try parseDuration($0, "--statement-timeout") }
         if let s = settings.statementTimeoutSeconds, s < 0.001 { throw ValidationError("--statement-timeout: must be at least 1ms") }
         settings.maxLockWaitSeconds = try maxLockWait.map { try parseDuration($0, "--max-lock-wait") }

@@ -166,3 +166,9 @@ import Glibc
             == "psql -c 'ALTER TABLE t ADD c text' 'it'\\''s' ''")
     }
 }
+
+@Suite struct MigrationDurationTextTests {
+    @Test func tenthsBelowTenSeconds() {
+        #expect([0.25, 1, 1.5, 1.04, 9.96, 12.4, 90].map(MigrationEvent.duration) == ["250ms", "1s", "1.5s", "1s", "10s", "12s", "1m30s"])
+    }
+}

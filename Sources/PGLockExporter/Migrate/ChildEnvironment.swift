@@ -19,14 +19,19 @@ public enum ChildEnvironment {
     }
 
     /// The child's environment, and the `application_name` tag when it is ours (nil when the
-    /// user set `PGAPPNAME`: the sessions are then known only by their client ports).
+    /// user set `PGAPPNAME`: the sessions are then known only by their client ports). Without
+    /// `setOptions` (`--no-pgoptions`, for a pooler that rejects the startup `options`),
+    /// `PGOPTIONS` is left as it is and only the watchdog bounds the waits.
     public static func make(
-        parent: [String: String], tag: String, lockTimeoutMilliseconds: Int, statementTimeoutMilliseconds: Int?
+        parent: [String: String], tag: String, lockTimeoutMilliseconds: Int, statementTimeoutMilliseconds: Int?,
+        setOptions: Bool = true
     ) -> (environment: [String: String], tag: String?) {
         var environment = parent
-        environment["PGOPTIONS"] = pgOptions(
-            existing: parent["PGOPTIONS"], lockTimeoutMilliseconds: lockTimeoutMilliseconds,
-            statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        if setOptions {
+            environment["PGOPTIONS"] = pgOptions(
+                existing: parent["PGOPTIONS"], lockTimeoutMilliseconds: lockTimeoutMilliseconds,
+                statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        }
         if let own = parent["PGAPPNAME"], !own.isEmpty { return (environment, nil) }
         environment["PGAPPNAME"] = tag
         return (environment, tag)

@@ -86,6 +86,16 @@ public struct MigrationEvent: Sendable, Encodable {
     }
 }
 
+extension MigrationEvent {
+    /// A duration for messages: `DurationText`'s form, with tenths below 10s (`1.5s`, not `2s`),
+    /// so a limit such as `--max-lock-wait 1.5s` reads back as given.
+    public static func duration(_ seconds: Double) -> String {
+        guard seconds >= 1 && seconds < 10 else { return DurationText.format(seconds) }
+        let tenths = Int((seconds * 10).rounded())
+        return tenths % 10 == 0 ? "\(tenths / 10)s" : "\(tenths / 10).\(tenths % 10)s"
+    }
+}
+
 /// Writes events to standard error, as `migrate:` text lines or one JSON object a line. Each
 /// event is one `write(2)`, so it never interleaves with the child's own stderr mid-line.
 public struct MigrationEventOutput: Sendable {

@@ -60,16 +60,15 @@ public final class MigrationGuard {
         let tag = "pg_lock_exporter migrate \(getpid())"
         let (environment, ownTag) = ChildEnvironment.make(
             parent: settings.environment, tag: tag, lockTimeoutMilliseconds: Int((settings.lockTimeoutSeconds * 1000).rounded()),
-            statementTimeoutMilliseconds: settings.statementTimeoutSeconds.map { Int(($0 * 1000).rounded()) })
+            statementTimeoutMilliseconds: settings.statementTimeoutSeconds.map { Int(($0 * 1000).rounded()) },
+            setOptions: settings.setPGOptions)
         while true {
             attempts += 1
             watchdog.startAttempt(attempts)
             var event = MigrationEvent(
                 .attempt, attempt: attempts,
-                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(Self.shellQuoted(settings.command))"
-                    + " (lock_timeout \(DurationText.format(settings.lockTimeoutSeconds))"
-                    + (settings.statementTimeoutSeconds.map { ", statement_timeout \(DurationText.format($0))" } ?? "")
-                    + (ownTag.map { ", application_name \"\($0)\"" } ?? ", application_name from PGAPPNAME") + ")")
+                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(Self.shellQuoted(settings.command)) ("
+                    + childSettings(tag: ownTag).joined(separator: ", ") + ")")
             event.command = settings.command
             output.emit(event)
             let since = serverNow()
@@ -101,12 +100,12 @@ public final class MigrationGuard {
                     return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --retries \(settings.retry.retries) are used up",
                                   status: MigrationExit.temporaryFailure)
                 case .failure(.durationExhausted):
-                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(DurationText.format(settings.retry.maxDurationSeconds)) has passed",
+                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(MigrationEvent.duration(settings.retry.maxDurationSeconds)) has passed",
                                   status: MigrationExit.temporaryFailure)
                 case .success(let delay):
                     var retry = MigrationEvent(
                         .retry, attempt: attempts,
-                        message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(DurationText.format(delay))")
+                        message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(MigrationEvent.duration(delay))")
                     retry.delaySeconds = delay
                     output.emit(retry)
                     if let signal = sleep(delay) {
@@ -116,6 +115,20 @@ public final class MigrationGuard {
                 }
             }
         }
+    }
+
+    /// What the child was given, for the attempt line.
+    private func childSettings(tag: String?) -> [String] {
+        var parts: [String] = []
+        if settings.setPGOptions {
+            parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeoutSeconds))")
+            if let s = settings.statementTimeoutSeconds { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
+        } else {
+            parts.append("PGOPTIONS left alone (--no-pgoptions)")
+        }
+        parts.append("waits cancelled after \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))")
+        parts.append(tag.map { "application_name \"\($0)\"" } ?? "application_name from PGAPPNAME")
+        return parts
     }
 
     /// Waits for the child to end, looking at the server every poll interval and forwarding
@@ -160,9 +173,9 @@ public final class MigrationGuard {
                 watchdog.noteCancelled()
                 var event = MigrationEvent(
                     .cancelled, attempt: attempts,
-                    message: "attempt \(attempts): cancelled the lock wait of the migration's session pid \(session.pid) after \(DurationText.format(waited))"
-                        + " (--max-lock-wait \(DurationText.format(settings.effectiveMaxLockWaitSeconds))): its lock_timeout"
-                        + " \(DurationText.format(settings.lockTimeoutSeconds)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
+                    message: "attempt \(attempts): cancelled the lock wait of the migration's session pid \(session.pid) after \(MigrationEvent.duration(waited))"
+                        + " (--max-lock-wait \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))): its lock_timeout"
+                        + " \(MigrationEvent.duration(settings.lockTimeoutSeconds)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
                 event.pid = session.pid
                 event.waitSeconds = waited
                 output.emit(event)
@@ -196,11 +209,11 @@ public final class MigrationGuard {
                 let holder = try db.advisoryLockHolder(settings.lockKey)
                 let who = holder.map { "pid \($0.pid), application \"\($0.applicationName)\"" } ?? "a session that just ended"
                 if ContinuousClock.now >= deadline {
-                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); not had within --wait-lock \(DurationText.format(settings.waitLockSeconds))")
+                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); not had within --wait-lock \(MigrationEvent.duration(settings.waitLockSeconds))")
                     return finish(outcome: "not started: another migration runs", status: MigrationExit.temporaryFailure)
                 }
                 if !announced {
-                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); waiting up to \(DurationText.format(settings.waitLockSeconds))")
+                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); waiting up to \(MigrationEvent.duration(settings.waitLockSeconds))")
                     announced = true
                 }
                 if let signal = sleep(min(0.2, max(0, seconds(deadline - ContinuousClock.now)))) {
@@ -233,7 +246,7 @@ public final class MigrationGuard {
             }
             if !reported {
                 output.emit(state.event)
-                warn("preflight: waiting up to \(DurationText.format(settings.waitClearSeconds ?? 0)) for them to go (--wait-clear)")
+                warn("preflight: waiting up to \(MigrationEvent.duration(settings.waitClearSeconds ?? 0)) for them to go (--wait-clear)")
                 reported = true
             }
             if let signal = sleep(min(0.5, max(0, seconds(deadline - ContinuousClock.now)))) {
@@ -272,8 +285,8 @@ public final class MigrationGuard {
     private func finish(outcome: String, status: Int32) -> Int32 {
         let watched = watchdog.watched.count
         let blockers = watchdog.blockers
-        var text = "done: \(outcome); exit status \(status); \(attempts) attempt\(attempts == 1 ? "" : "s") in \(DurationText.format(elapsed()))"
-            + "; at least \(DurationText.format(watchdog.totalLockWaitSeconds)) waiting on locks"
+        var text = "done: \(outcome); exit status \(status); \(attempts) attempt\(attempts == 1 ? "" : "s") in \(MigrationEvent.duration(elapsed()))"
+            + "; at least \(MigrationEvent.duration(watchdog.totalLockWaitSeconds)) waiting on locks"
             + "; \(watched) migration session\(watched == 1 ? "" : "s") watched"
         text += blockers.isEmpty ? "; no blocker seen" : "; blockers seen: " + blockers.map(\.text).joined(separator: ", ")
         if database != nil && watched == 0 && attempts > 0 {

@@ -10,6 +10,8 @@ public struct MigrationSettings: Sendable {
     public var lockTimeoutSeconds: Double = 1
     /// The child's `statement_timeout`, when asked (`--statement-timeout`).
     public var statementTimeoutSeconds: Double?
+    /// Put the timeouts in the child's PGOPTIONS (not with `--no-pgoptions`).
+    public var setPGOptions = true
     /// A wait longer than this is cancelled (`--max-lock-wait`; default lock_timeout + 1s).
     public var maxLockWaitSeconds: Double?
     public var pollIntervalSeconds: Double = 0.2

@@ -135,7 +135,7 @@ struct Watchdog {
         var wait = MigrationEvent(
             .lockWait, attempt: attempt,
             message: "attempt \(attempt): the migration's session pid \(pid) waits\(lock) behind pid "
-                + session.blockedBy.map(String.init).joined(separator: ", pid ") + " (\(DurationText.format(waited)) so far)")
+                + session.blockedBy.map(String.init).joined(separator: ", pid ") + " (\(MigrationEvent.duration(waited)) so far)")
         wait.pid = pid
         wait.waitSeconds = waited
         wait.blockedBy = session.blockedBy
