@@ -70,6 +70,9 @@ struct Migrate: ParsableCommand {
 
     @OptionGroup(title: "Sessions never terminated (with --terminate-idle-after)") var exclusions: ExclusionOptions
 
+    @Option(name: .customLong("max-terminations"), help: "With --terminate-idle-after: at most this many terminations per run.")
+    var maxTerminations: Int = 10
+
     @Option(name: .customLong("audit-log"), help: ArgumentHelp("Append one JSON line per termination to this file.", valueName: "file"))
     var auditLog: String?
 
@@ -135,6 +138,8 @@ struct Migrate: ParsableCommand {
         settings.waitClearSeconds = try waitClear.map { try parseDuration($0, "--wait-clear") }
         settings.terminateIdleAfterSeconds = try terminateIdleAfter.map { try parseDuration($0, "--terminate-idle-after") }
         try exclusions.apply(to: &settings.policy)
+        guard maxTerminations >= 0 else { throw ValidationError("--max-terminations: must be 0 or more") }
+        settings.policy.maxTerminations = maxTerminations
         if let auditLog {
             do { settings.audit = try AuditLog(path: auditLog) } catch { throw ValidationError("\(error)") }
         }

@@ -56,7 +56,7 @@ import Testing
         let fourth = w.observe(incident(waited: 1.8), migration: [20], now: 2.6)
         #expect(fourth.cancel.isEmpty)  // cancelled once per wait
 
-        #expect(w.lastWaitSeenAt == 2.6)
+        #expect(w.lastLook?.at == 2.6 && w.lastLook?.sawWait == true)
         w.endAttempt()
         #expect(w.totalLockWaitSeconds == 1.8)
         #expect(w.watched == [20])
@@ -78,7 +78,7 @@ import Testing
         var w = watchdog(terminateAfter: 1)
         let plan = w.observe(incident(waited: 3), migration: [], now: 1)
         #expect(plan.events.isEmpty && plan.cancel.isEmpty && plan.terminate.isEmpty)
-        #expect(w.lastWaitSeenAt == nil)
+        #expect(w.lastLook?.at == 1 && w.lastLook?.sawWait == false)
     }
 
     @Test func terminatesOnlyTheIdleRootTheMigrationWaitsBehind() {
@@ -87,6 +87,20 @@ import Testing
         let plan = w.observe(incident(waited: 0.5, idle: 2.5), migration: [20], now: 1.2)
         #expect(plan.terminate.map(\.pid) == [10])
         #expect(plan.terminate[0].code == .rootBlocker)
+    }
+
+    @Test func theRunsTerminationCapHolds() {
+        var policy = RemediationPolicy()
+        policy.maxTerminations = 1
+        var w = watchdog(terminateAfter: 1, policy: policy)
+        let plan = w.observe(incident(waited: 0.5, idle: 30), migration: [20], now: 1)
+        #expect(plan.terminate.map(\.pid) == [10])
+        w.noteTerminated(10)
+        #expect(w.blockers.map(\.terminated) == [true])
+        // The same root again (it survived, say): the cap of one per run is used up.
+        let again = w.observe(incident(waited: 0.7, idle: 31), migration: [20], now: 1.2)
+        #expect(again.terminate.isEmpty)
+        #expect(again.events.last?.decision?.code == .capReached)
     }
 
     @Test func neverTerminatesTheMigrationsOwnSessions() {

@@ -21,15 +21,21 @@ public final class MigrationGuard {
     private var interrupted: Int32?
     private var lastReconnect: ContinuousClock.Instant?
     private var warnedWatchError = false
+    /// The guard reached the server at start; only then is a lost connection reopened.
+    private var watching = false
+    /// When the current attempt's child exited (seconds since the start).
+    private var childExitedAt: Double?
 
     public init(_ settings: MigrationSettings) {
         self.settings = settings
         self.output = MigrationEventOutput(format: settings.format)
-        var policy = settings.policy
-        policy.minIdleSeconds = settings.terminateIdleAfterSeconds ?? policy.minIdleSeconds
-        watchdog = Watchdog(
+        watchdog = Self.makeWatchdog(settings, ownPID: 0)
+    }
+
+    private static func makeWatchdog(_ settings: MigrationSettings, ownPID: Int32) -> Watchdog {
+        Watchdog(
             maxLockWaitSeconds: settings.effectiveMaxLockWaitSeconds, terminateIdleAfterSeconds: settings.terminateIdleAfterSeconds,
-            policy: policy, ownPID: 0)
+            policy: settings.policy, ownPID: ownPID)
     }
 
     /// Runs to the end; returns the exit status for the process.
@@ -38,9 +44,8 @@ public final class MigrationGuard {
         do {
             let db = try GuardDatabase(settings.connection)
             database = db
-            watchdog = Watchdog(
-                maxLockWaitSeconds: watchdog.maxLockWaitSeconds, terminateIdleAfterSeconds: watchdog.terminateIdleAfterSeconds,
-                policy: watchdog.policy, ownPID: db.backendPID)
+            watching = true
+            watchdog = Self.makeWatchdog(settings, ownPID: db.backendPID)
         } catch {
             let target = ConnectionString.redacted(settings.connection.dsn)
             guard settings.unwatched else {
@@ -64,6 +69,7 @@ public final class MigrationGuard {
             setOptions: settings.setPGOptions)
         while true {
             attempts += 1
+            childExitedAt = nil
             watchdog.startAttempt(attempts)
             var event = MigrationEvent(
                 .attempt, attempt: attempts,
@@ -87,7 +93,7 @@ public final class MigrationGuard {
             }
             let outcome = LockFailureClassifier.classify(
                 exitStatus: status, cancelledLockWait: watchdog.cancelledThisAttempt,
-                sawLockWaitBeforeExit: watchdog.lastWaitSeenAt.map { elapsed() - $0 <= max(1, 3 * settings.pollIntervalSeconds) } ?? false,
+                sawLockWaitBeforeExit: sawWaitJustBeforeExit(),
                 outputMarker: child.lockFailureMarker)
             switch outcome {
             case .succeeded:
@@ -117,6 +123,19 @@ public final class MigrationGuard {
         }
     }
 
+    private func exited(_ status: Int32) -> Int32 {
+        childExitedAt = elapsed()
+        return status
+    }
+
+    /// The last look before the child exited saw one of its sessions waiting on a lock, and was
+    /// recent: the exit came while or right after it waited. (A wait seen long before a failure
+    /// is not evidence: that failure is not retried.)
+    private func sawWaitJustBeforeExit() -> Bool {
+        guard let look = watchdog.lastLook, look.sawWait else { return false }
+        return (childExitedAt ?? elapsed()) - look.at <= 2 * settings.pollIntervalSeconds + 0.5
+    }
+
     /// What the child was given, for the attempt line.
     private func childSettings(tag: String?) -> [String] {
         var parts: [String] = []
@@ -137,7 +156,7 @@ public final class MigrationGuard {
         var nextLook = ContinuousClock.now
         var killAt: ContinuousClock.Instant?
         while true {
-            if let status = child.exitStatus() { return status }
+            if let status = child.exitStatus() { return exited(status) }
             if let killAt, ContinuousClock.now >= killAt { child.send(SIGKILL) }
             let wait = max(0, seconds(nextLook - ContinuousClock.now))
             if let received = GuardSignals.wait(seconds: min(wait, 1)), received.signal != SIGCHLD {
@@ -149,7 +168,7 @@ public final class MigrationGuard {
                 interrupted = received.signal
                 continue
             }
-            if let status = child.exitStatus() { return status }
+            if let status = child.exitStatus() { return exited(status) }
             if ContinuousClock.now >= nextLook {
                 look(child, tag: tag, since: since)
                 nextLook = ContinuousClock.now + .milliseconds(Int(settings.pollIntervalSeconds * 1000))
@@ -164,7 +183,10 @@ public final class MigrationGuard {
         do {
             let ports = ProcessTreePorts.clientPorts(of: child.pid)
             let pids = try db.migrationSessions(tag: tag, ports: ports, since: since)
-            guard !pids.isEmpty else { return }
+            guard !pids.isEmpty else {
+                watchdog.noteNoSessions(now: elapsed())
+                return
+            }
             let snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
             var plan = watchdog.observe(snapshot, migration: pids, now: elapsed())
             plan.events.forEach(output.emit)
@@ -314,6 +336,7 @@ public final class MigrationGuard {
     /// lock is taken again with it.
     private func connectedDatabase() -> GuardDatabase? {
         if let database { return database }
+        guard watching else { return nil }
         if let last = lastReconnect, ContinuousClock.now - last < .seconds(1) { return nil }
         lastReconnect = ContinuousClock.now
         guard let db = try? GuardDatabase(settings.connection) else { return nil }

@@ -30,8 +30,11 @@ struct Watchdog {
     private(set) var totalLockWaitSeconds = 0.0
     /// Root blockers seen, by pid, in the order first seen.
     private(set) var blockers: [MigrationEvent.Blocker] = []
-    /// When (the caller's clock) a migration session was last seen waiting on a lock.
-    private(set) var lastWaitSeenAt: Double?
+    /// The last look (the caller's clock), and whether it saw a migration session waiting on
+    /// a lock: an attempt that exits right after such a look lost on a lock.
+    private(set) var lastLook: (at: Double, sawWait: Bool)?
+    /// Terminations carried out during the run, against `policy.maxTerminations`.
+    private(set) var terminations = 0
     /// The watchdog cancelled a lock wait during this attempt.
     private(set) var cancelledThisAttempt = false
 
@@ -56,7 +59,7 @@ struct Watchdog {
         endAttempt()
         attempt = number
         cancelledThisAttempt = false
-        lastWaitSeenAt = nil
+        lastLook = nil
     }
 
     /// Closes the waits still open (their longest look counts).
@@ -66,7 +69,14 @@ struct Watchdog {
 
     mutating func noteCancelled() { cancelledThisAttempt = true }
 
+    /// A look that found none of the migration's sessions.
+    mutating func noteNoSessions(now: Double) {
+        endAttempt()
+        lastLook = (now, false)
+    }
+
     mutating func noteTerminated(_ pid: Int32) {
+        terminations += 1
         if let index = blockers.firstIndex(where: { $0.pid == pid }) { blockers[index].terminated = true }
     }
 
@@ -78,13 +88,14 @@ struct Watchdog {
         let graph = BlockingGraph(sessions: snapshot.sessions)
         var report: BlockingReport?
         var rootsWaitedBehind: Set<Int32> = []
+        lastLook = (now, false)
 
         for pid in migration.sorted() {
             guard let session = byPID[pid], session.isBlocked else {
                 closeWait(pid)
                 continue
             }
-            lastWaitSeenAt = now
+            lastLook = (now, true)
             let waited = session.lockWaitSeconds ?? 0
             if let known = waits[pid], known.backendStart == session.backendStart, waited + 0.05 >= known.longest {
                 waits[pid]!.longest = max(known.longest, waited)
@@ -111,6 +122,7 @@ struct Watchdog {
             policy.minIdleSeconds = after
             policy.pid = nil
             policy.allIdleInTransaction = false
+            policy.maxTerminations = max(0, self.policy.maxTerminations - terminations)
             let decisions = policy.decide(snapshot: snapshot, graph: graph, ownPID: ownPID)
                 .filter { rootsWaitedBehind.contains($0.pid) && !migration.contains($0.pid) }
             plan.terminate = decisions.filter { $0.action == .terminate }
