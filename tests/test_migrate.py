@@ -58,8 +58,11 @@ class Workload:
 
     def _commit(self, at):
         if not self.stop_event.wait(max(0, at - (time.monotonic() - self.started))):
-            self.worker.commit()
-            self.committed_at = time.monotonic() - self.started
+            self.commit()
+
+    def commit(self):
+        self.worker.commit()
+        self.committed_at = time.monotonic() - self.started
 
     def _read(self):
         try:
@@ -158,20 +161,30 @@ def json_events(stderr):
 # --------------------------------------------------------------------- 1. the harm, without the guard
 
 def test_baseline_without_guard_stalls_readers(pg_server, database, workloads):
-    w = Workload(pg_server, database)
+    # The worker commits 3s after alembic's ALTER TABLE starts waiting (however long Python takes
+    # to start): for those 3s every reader queues behind the ALTER.
+    w = Workload(pg_server, database, commit_at=None)
     workloads.append(w)
-    time.sleep(0.5)
-    out = subprocess.run([*ALEMBIC, "upgrade", "head"], capture_output=True, text=True, timeout=60,
-                         env=alembic_env(pg_server, database))
+    alembic = subprocess.Popen([*ALEMBIC, "upgrade", "head"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=alembic_env(pg_server, database))
+    try:
+        deadline = time.monotonic() + 30
+        while psql(pg_server.dsn_for(database), "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                                "AND query LIKE 'ALTER TABLE features%' AND wait_event_type = 'Lock'") != [["1"]]:
+            assert time.monotonic() < deadline and alembic.poll() is None, "alembic never waited for its lock"
+            time.sleep(0.05)
+        time.sleep(3)
+        w.commit()
+        _, stderr = alembic.communicate(timeout=30)
+    finally:
+        if alembic.poll() is None:
+            alembic.kill()
     time.sleep(0.3)
     w.stop()
-    assert out.returncode == 0, out.stderr
+    assert alembic.returncode == 0, stderr
     worst = w.worst()
-    LATENCIES["without the guard (plain alembic upgrade head)"] = worst
-    # The readers queued behind alembic's ALTER TABLE from when it started (after Python's ~1s of
-    # start-up) until the worker committed at 4s: far past the bound the guard is held to.
-    assert worst >= READER_BOUND + 0.5, f"readers were not stalled: worst {worst:.2f}s"
-    assert w.committed_at is not None
+    LATENCIES["without the guard (plain alembic upgrade head, the worker committing 3s into its wait)"] = worst
+    assert worst >= 2.5, f"readers were not stalled: worst {worst:.2f}s"
     assert alembic_current(pg_server, database) == "0001 (head)"
 
 
@@ -242,7 +255,8 @@ def test_terminate_idle_after_ends_exactly_the_worker(exporter_bin, pg_server, d
 # --------------------------------------------------------------------- 4. a driver that ignores PGOPTIONS
 
 def test_asyncpg_wait_is_found_by_port_and_cancelled(exporter_bin, pg_server, database, workloads):
-    w = Workload(pg_server, database)
+    # Later than 4s: the first attempt's wait must outlive --max-lock-wait however slowly Python starts.
+    w = Workload(pg_server, database, commit_at=5.5)
     workloads.append(w)
     max_wait = 1.5
     rc, _, stderr, _ = migrate(exporter_bin, pg_server, database,
