@@ -370,10 +370,13 @@ def test_psql_file_as_the_child(exporter_bin, pg_server, database, workloads):
     workloads.append(w)
     env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres",
                      "PGDATABASE": database, "PGOPTIONS": "-c search_path=public"})
+    # A password on the command line (trust authentication ignores it) is never shown by the guard.
     rc, stdout, stderr, _ = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT],
-                                    ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", PROJECT / "migration.sql"], env)
+                                    ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", PROJECT / "migration.sql",
+                                     f"dbname={database} password=hunter2-child"], env)
     w.stop()
     assert rc == 0, stderr
+    assert "hunter2-child" not in stderr and f"'dbname={database} password=…'" in stderr, stderr
     assert stdout.splitlines()[-3:] == ["BEGIN", "ALTER TABLE", "COMMIT"], stdout  # psql's stdout, unchanged
     assert "ERROR:  canceling statement due to lock timeout" in stderr
     assert len(attempts(stderr)) >= 2, stderr

@@ -160,10 +160,23 @@ import Glibc
 
 @Suite struct MigrationCommandTextTests {
     @Test func commandIsShownAsAShellWouldReadIt() {
-        #expect(MigrationGuard.shellQuoted(["alembic", "-c", "deploy/alembic.ini", "upgrade", "head"])
+        #expect(CommandText.shown(["alembic", "-c", "deploy/alembic.ini", "upgrade", "head"])
             == "alembic -c deploy/alembic.ini upgrade head")
-        #expect(MigrationGuard.shellQuoted(["psql", "-c", "ALTER TABLE t ADD c text", "it's", ""])
+        #expect(CommandText.shown(["psql", "-c", "ALTER TABLE t ADD c text", "it's", ""])
             == "psql -c 'ALTER TABLE t ADD c text' 'it'\\''s' ''")
+    }
+
+    @Test func passwordsAreNeverShown() {
+        #expect(CommandText.shown(["psql", "postgresql://app:s3cret@db:5432/app?sslmode=require"])
+            == "psql 'postgresql://app:…@db:5432/app?sslmode=require'")
+        #expect(CommandText.shown(["psql", "host=db user=app password=s3cret dbname=app"])
+            == "psql 'host=db user=app password=… dbname=app'")
+        #expect(CommandText.shown(["psql", "host=db password='s3 cret' dbname=app"]) == "psql 'host=db password=… dbname=app'")
+        #expect(CommandText.shown(["flyway", "-url=jdbc:postgresql://db/app?user=app&password=s3cret&ssl=true", "-password=s3cret", "migrate"])
+            == "flyway '-url=jdbc:postgresql://db/app?user=app&password=…&ssl=true' -password=… migrate")
+        #expect(CommandText.shown(["env", "PGPASSWORD=s3cret", "liquibase", "--password", "s3cret", "update"])
+            == "env PGPASSWORD=… liquibase --password … update")
+        #expect(!CommandText.shown(["a", "postgres://u:p%40ss@h/d"]).contains("p%40ss"))
     }
 }
 

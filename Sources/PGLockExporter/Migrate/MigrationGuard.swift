@@ -73,9 +73,9 @@ public final class MigrationGuard {
             watchdog.startAttempt(attempts)
             var event = MigrationEvent(
                 .attempt, attempt: attempts,
-                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(Self.shellQuoted(settings.command)) ("
+                message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(CommandText.shown(settings.command)) ("
                     + childSettings(tag: ownTag).joined(separator: ", ") + ")")
-            event.command = settings.command
+            event.command = settings.command.map(CommandText.redacted)
             output.emit(event)
             let since = serverNow()
             let child: MigrationChild
@@ -367,14 +367,6 @@ public final class MigrationGuard {
             }
         }
         return nil
-    }
-
-    /// The command as a shell would read it back, for messages.
-    static func shellQuoted(_ words: [String]) -> String {
-        words.map { word in
-            let plain = !word.isEmpty && word.allSatisfy { $0.isLetter || $0.isNumber || "-_./=:,+@%".contains($0) }
-            return plain ? word : "'" + word.replacing("'", with: "'\\''") + "'"
-        }.joined(separator: " ")
     }
 
     private func elapsed() -> Double { seconds(ContinuousClock.now - started) }
