@@ -64,6 +64,29 @@ import Testing
         #expect(w.blockers[0].text == "pid 10 (idle in transaction 5s, user=app, app=worker, client=10.0.0.5)")
     }
 
+    @Test func theTreeShowsThePathToTheMigrationAndAFewOfItsQueue() {
+        var sessions = incident(waited: 0.4).sessions
+        for pid in Int32(31)...Int32(35) {
+            sessions.append(Session(pid: pid, applicationName: "web", state: "active", waitingOnLock: true, blockedBy: [20], lockWaitSeconds: 0.3))
+        }
+        // Another waiter on the worker, not behind the migration.
+        sessions.append(Session(pid: 40, applicationName: "cron", state: "active", waitingOnLock: true, blockedBy: [10], lockWaitSeconds: 0.3))
+        var w = watchdog()
+        let plan = w.observe(snapshot(sessions), migration: [20], now: 1)
+        let tree = plan.events[1].tree
+        #expect(tree?.pid == 10)
+        #expect(tree?.blockedCount == 8)
+        #expect(tree?.blocked.map(\.pid) == [20])
+        #expect(tree?.blocked.first?.blocked.map(\.pid) == [30, 31, 32])
+        #expect(plan.events[1].message.hasSuffix("\n… and 4 more sessions in this tree (check shows them all)"))
+    }
+
+    @Test func aMigrationBlockedByItsOwnSessionIsToldSo() {
+        var w = watchdog()
+        let plan = w.observe(incident(waited: 0.4), migration: [10, 20], now: 1)
+        #expect(plan.events[1].message.hasPrefix("attempt 1: root blocker pid 10 (one of the migration's own sessions: it blocks itself)"))
+    }
+
     @Test func aNewWaitCountsAgain() {
         var w = watchdog()
         _ = w.observe(incident(waited: 0.4), migration: [20], now: 1)

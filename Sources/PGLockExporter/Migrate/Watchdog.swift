@@ -109,7 +109,7 @@ struct Watchdog {
             report = full
             let unreported = roots.filter { !waits[pid]!.reportedRoots.contains($0.pid) }
             if !unreported.isEmpty {
-                plan.events += reportWait(pid, session, waited: waited, roots: unreported, full)
+                plan.events += reportWait(pid, session, waited: waited, roots: unreported, full, migration: migration)
             }
             if waited > maxLockWaitSeconds && !waits[pid]!.cancelled {
                 waits[pid]!.cancelled = true
@@ -139,7 +139,8 @@ struct Watchdog {
 
     /// The `lock_wait` event of a wait first seen behind `roots`, and each root's tree.
     private mutating func reportWait(
-        _ pid: Int32, _ session: Session, waited: Double, roots: [BlockingGraph.Root], _ full: BlockingReport
+        _ pid: Int32, _ session: Session, waited: Double, roots: [BlockingGraph.Root], _ full: BlockingReport,
+        migration: Set<Int32>
     ) -> [MigrationEvent] {
         var events: [MigrationEvent] = []
         let own = full.blockingTrees.lazy.compactMap { Self.find(pid, in: $0) }.first
@@ -157,11 +158,14 @@ struct Watchdog {
         for root in roots {
             waits[pid]!.reportedRoots.insert(root.pid)
             noteBlocker(root)
-            guard let tree = full.blockingTrees.first(where: { $0.pid == root.pid }) else { continue }
+            guard let whole = full.blockingTrees.first(where: { $0.pid == root.pid }) else { continue }
+            let (tree, hidden) = Self.focus(whole, on: pid, keepWaiters: Self.waitersShown)
+            let own = migration.contains(root.pid) ? " (one of the migration's own sessions: it blocks itself)" : ""
             var event = MigrationEvent(
                 .blocker, attempt: attempt,
-                message: "attempt \(attempt): root blocker pid \(root.pid), the tree the migration waits in:\n"
-                    + BlockingReportText(full, color: false).renderTree(tree).trimmingSuffix("\n"))
+                message: "attempt \(attempt): root blocker pid \(root.pid)\(own), the tree the migration waits in:\n"
+                    + BlockingReportText(full, color: false).renderTree(tree).trimmingSuffix("\n")
+                    + (hidden > 0 ? "\n… and \(hidden) more session\(hidden == 1 ? "" : "s") in this tree (check shows them all)" : ""))
             event.pid = pid
             event.tree = tree
             events.append(event)
@@ -186,6 +190,37 @@ struct Watchdog {
         } else {
             blockers.append(blocker)
         }
+    }
+
+    /// Sessions queued behind the migration's that a tree shows (the rest are counted).
+    static let waitersShown = 3
+
+    /// The part of a tree that matters to the migration: the path from the root to `pid`, and
+    /// the first `keepWaiters` sessions queued behind it (the application's queries). Returns
+    /// the focused tree and how many sessions it leaves out.
+    static func focus(_ node: BlockingReport.Node, on pid: Int32, keepWaiters: Int) -> (BlockingReport.Node, hidden: Int) {
+        var out = node
+        if node.pid == pid && !node.repeated {
+            out.blocked = Array(node.blocked.prefix(keepWaiters)).map { var leaf = $0; leaf.blocked = []; return leaf }
+            return (out, count(node) - count(out))
+        }
+        var hidden = 0
+        out.blocked = []
+        for child in node.blocked {
+            if find(pid, in: child) != nil {
+                let (focused, more) = focus(child, on: pid, keepWaiters: keepWaiters)
+                out.blocked.append(focused)
+                hidden += more
+            } else {
+                hidden += 1 + count(child)
+            }
+        }
+        return (out, hidden)
+    }
+
+    /// Sessions below `node`.
+    private static func count(_ node: BlockingReport.Node) -> Int {
+        node.blocked.reduce(0) { $0 + 1 + count($1) }
     }
 
     private static func find(_ pid: Int32, in node: BlockingReport.Node) -> BlockingReport.Node? {
