@@ -23,6 +23,8 @@ public final class MigrationGuard {
     private var warnedWatchError = false
     /// The guard reached the server at start; only then is a lost connection reopened.
     private var watching = false
+    /// The child's process tree, remembered between looks.
+    private var processTree = ProcessTreePorts()
     /// When the current attempt's child exited (seconds since the start).
     private var childExitedAt: Double?
 
@@ -181,7 +183,7 @@ public final class MigrationGuard {
     private func look(_ child: MigrationChild, tag: String?, since: String) {
         guard let db = connectedDatabase() else { return }
         do {
-            let ports = ProcessTreePorts.clientPorts(of: child.pid)
+            let ports = processTree.clientPorts(of: child.pid)
             let pids = try db.migrationSessions(tag: tag, ports: ports, since: since)
             guard !pids.isEmpty else {
                 watchdog.noteNoSessions(now: elapsed())

@@ -10,20 +10,34 @@ import Darwin
 /// migration's sessions even when its driver ignores `PGAPPNAME` (asyncpg, JDBC).
 ///
 /// Linux only; elsewhere, and for processes we may not inspect, the set is empty.
-public enum ProcessTreePorts {
+///
+/// The guard looks every 200ms, so the parent of each process is read once and remembered: a
+/// look reads `/proc/PID/stat` only for processes that are new since the last one (a process
+/// that outlives its parent keeps counting as the migration's, which it usually is), and the
+/// TCP tables only when the tree holds a socket it has not seen.
+public struct ProcessTreePorts {
+    private var parents: [pid_t: pid_t] = [:]
+    private var portByInode: [UInt64: Int] = [:]
+
+    public init() {}
+
     /// Local ports of the TCP sockets that `root` and its descendants hold open.
-    public static func clientPorts(of root: pid_t) -> Set<Int> {
+    public mutating func clientPorts(of root: pid_t) -> Set<Int> {
+        refreshParents()
         var inodes = Set<UInt64>()
-        for pid in descendants(of: root, parents: parentsByPID()) {
-            inodes.formUnion(socketInodes(of: pid))
+        for pid in Self.descendants(of: root, parents: parents) {
+            inodes.formUnion(Self.socketInodes(of: pid))
         }
-        guard !inodes.isEmpty else { return [] }
-        var ports = Set<Int>()
-        for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
-            guard let text = try? TextFile.read(table, limit: 64 << 20) else { continue }
-            for (inode, port) in localPorts(procNetTCP: text) where inodes.contains(inode) { ports.insert(port) }
+        // A connected socket keeps its local port: the tables are read only for sockets not
+        // seen before (reading them is the dear part of a look).
+        portByInode = portByInode.filter { inodes.contains($0.key) }
+        if !inodes.isSubset(of: portByInode.keys) {
+            for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+                guard let text = try? TextFile.read(table, limit: 64 << 20) else { continue }
+                for (inode, port) in Self.localPorts(procNetTCP: text) where inodes.contains(inode) { portByInode[inode] = port }
+            }
         }
-        return ports
+        return Set(portByInode.values)
     }
 
     /// `/proc/net/tcp` (or tcp6) text → socket inode → local port. Rows look like
@@ -66,16 +80,18 @@ public enum ProcessTreePorts {
         return out
     }
 
-    /// pid → parent pid for every process in `/proc`.
-    private static func parentsByPID() -> [pid_t: pid_t] {
-        var out: [pid_t: pid_t] = [:]
-        for name in directoryEntries("/proc") {
-            guard let pid = pid_t(name), let stat = try? TextFile.read("/proc/\(name)/stat", limit: 4096),
-                let parent = parentPID(procStat: stat)
-            else { continue }
-            out[pid] = parent
+    /// pid → parent pid for every process in `/proc`; only new pids are read.
+    private mutating func refreshParents() {
+        var now: [pid_t: pid_t] = [:]
+        for name in Self.directoryEntries("/proc") {
+            guard let pid = pid_t(name) else { continue }
+            if let known = parents[pid] {
+                now[pid] = known
+            } else if let stat = try? TextFile.read("/proc/\(name)/stat", limit: 4096), let parent = Self.parentPID(procStat: stat) {
+                now[pid] = parent
+            }
         }
-        return out
+        parents = now
     }
 
     private static func socketInodes(of pid: pid_t) -> Set<UInt64> {
