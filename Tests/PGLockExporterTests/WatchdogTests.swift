@@ -46,9 +46,11 @@ import Testing
         #expect(first.events[1].message.contains("query: SELECT * FROM features"))
         #expect(first.cancel.isEmpty)
 
-        let second = w.observe(incident(waited: 1.0), migration: [20], now: 1.8)
+        let second = w.observe(incident(waited: 1.4), migration: [20], now: 1.8)
         #expect(second.events.isEmpty)  // the same wait behind the same root: said once
         #expect(second.cancel.isEmpty)
+        // It crosses --max-lock-wait 1.5s in 0.1s: look again then, not a whole poll later.
+        #expect(abs((second.lookAgainAfter ?? 0) - 0.11) < 1e-9)
 
         let third = w.observe(incident(waited: 1.6), migration: [20], now: 2.4)
         #expect(third.cancel.map(\.session.pid) == [20])

@@ -172,22 +172,23 @@ public final class MigrationGuard {
             }
             if let status = child.exitStatus() { return exited(status) }
             if ContinuousClock.now >= nextLook {
-                look(child, tag: tag, since: since)
-                nextLook = ContinuousClock.now + .milliseconds(Int(settings.pollIntervalSeconds * 1000))
+                let lookAgainAfter = look(child, tag: tag, since: since)
+                nextLook = ContinuousClock.now + .milliseconds(Int(min(settings.pollIntervalSeconds, lookAgainAfter ?? .infinity) * 1000))
             }
         }
     }
 
     /// One look at the server: which sessions are the migration's, whether they wait, and what
-    /// the watchdog says to do about it.
-    private func look(_ child: MigrationChild, tag: String?, since: String) {
-        guard let db = connectedDatabase() else { return }
+    /// the watchdog says to do about it. Returns how soon to look again when that is sooner
+    /// than the poll interval.
+    private func look(_ child: MigrationChild, tag: String?, since: String) -> Double? {
+        guard let db = connectedDatabase() else { return nil }
         do {
             let ports = processTree.clientPorts(of: child.pid)
             let pids = try db.migrationSessions(tag: tag, ports: ports, since: since)
             guard !pids.isEmpty else {
                 watchdog.noteNoSessions(now: elapsed())
-                return
+                return nil
             }
             let snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
             var plan = watchdog.observe(snapshot, migration: pids, now: elapsed())
@@ -215,8 +216,10 @@ public final class MigrationGuard {
                 }
                 do { try settings.audit?.append(plan.terminate) } catch { warn("\(error)") }
             }
+            return plan.lookAgainAfter
         } catch {
             watchError(error)
+            return nil
         }
     }
 

@@ -22,6 +22,9 @@ struct Watchdog {
         var cancel: [(session: Session, waitSeconds: Double)] = []
         /// Root blockers to terminate, as `remediate` decided them.
         var terminate: [Decision] = []
+        /// Look again this soon (seconds) rather than after the poll interval: a wait crosses
+        /// `maxLockWaitSeconds` then, and is cancelled on time.
+        var lookAgainAfter: Double?
     }
 
     /// Every migration session seen during the run.
@@ -114,6 +117,9 @@ struct Watchdog {
             if waited > maxLockWaitSeconds && !waits[pid]!.cancelled {
                 waits[pid]!.cancelled = true
                 plan.cancel.append((session, waited))
+            } else if !waits[pid]!.cancelled {
+                let crossing = maxLockWaitSeconds - waited + 0.01
+                plan.lookAgainAfter = min(plan.lookAgainAfter ?? crossing, crossing)
             }
         }
 
