@@ -62,6 +62,7 @@ import Testing
         w.endAttempt()
         #expect(w.totalLockWaitSeconds == 1.8)
         #expect(w.watched == [20])
+        #expect(w.databases == ["app"])
         #expect(w.blockers.map(\.pid) == [10])
         #expect(w.blockers[0].text == "pid 10 (idle in transaction 5s, user=app, app=worker, client=10.0.0.5)")
     }

@@ -21,6 +21,7 @@ public final class MigrationGuard {
     private var interrupted: Int32?
     private var lastReconnect: ContinuousClock.Instant?
     private var warnedWatchError = false
+    private var warnedOtherDatabase = false
     /// The guard reached the server at start; only then is a lost connection reopened.
     private var watching = false
     /// The child's process tree, remembered between looks.
@@ -192,6 +193,10 @@ public final class MigrationGuard {
             }
             let snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
             var plan = watchdog.observe(snapshot, migration: pids, now: elapsed())
+            if !warnedOtherDatabase, let other = watchdog.databases.subtracting([db.database]).sorted().first {
+                warnedOtherDatabase = true
+                warn("the migration works in database \(other), but --dsn names \(db.database): the preflight looked there; give --dsn the migration's database")
+            }
             plan.events.forEach(output.emit)
             for (session, waited) in plan.cancel {
                 guard let start = session.backendStart, try db.cancelLockWait(pid: session.pid, backendStart: start) else { continue }

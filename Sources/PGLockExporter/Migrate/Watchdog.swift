@@ -36,6 +36,8 @@ struct Watchdog {
     /// The last look (the caller's clock), and whether it saw a migration session waiting on
     /// a lock: an attempt that exits right after such a look lost on a lock.
     private(set) var lastLook: (at: Double, sawWait: Bool)?
+    /// Databases the migration's sessions were seen in.
+    private(set) var databases: Set<String> = []
     /// Terminations carried out during the run, against `policy.maxTerminations`.
     private(set) var terminations = 0
     /// The watchdog cancelled a lock wait during this attempt.
@@ -94,6 +96,7 @@ struct Watchdog {
         lastLook = (now, false)
 
         for pid in migration.sorted() {
+            if let datname = byPID[pid]?.datname { databases.insert(datname) }
             guard let session = byPID[pid], session.isBlocked else {
                 closeWait(pid)
                 continue
