@@ -32,10 +32,28 @@ enum GuardSignals {
         return Received(signal: received, fromTerminal: info.si_code == SI_KERNEL)
     }
 
+    /// Sleeps up to `seconds`; returns the SIGINT or SIGTERM that cut it short.
+    static func sleep(_ seconds: Double) -> Int32? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if let received = wait(seconds: secondsUntil(deadline)), received.signal != SIGCHLD {
+                return received.signal
+            }
+        }
+        return nil
+    }
+
     private static func signalSet() -> sigset_t {
         var set = sigset_t()
         sigemptyset(&set)
         for signal in [SIGINT, SIGTERM, SIGCHLD] { sigaddset(&set, signal) }
         return set
     }
+}
+
+/// Seconds from now until `deadline` (negative once it has passed): the guard's deadlines are
+/// `ContinuousClock` instants, its waits take seconds.
+func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double {
+    let (s, attoseconds) = (deadline - ContinuousClock.now).components
+    return Double(s) + Double(attoseconds) / 1e18
 }

@@ -57,8 +57,12 @@ public final class MigrationGuard {
             }
             warn("cannot reach PostgreSQL (\(target)): \(error); running unwatched (--unwatched): lock_timeout only, retries on the output's lock errors")
         }
-        if let code = takeAdvisoryLock() { return code }
-        if let code = preflight() { return code }
+        if let database {
+            let before = Preflight(settings: settings, output: output)
+            for step in [before.takeAdvisoryLock, before.report] {
+                if case .stop(let outcome, let status) = step(database) { return finish(outcome: outcome, status: status) }
+            }
+        }
         return attemptLoop()
     }
 
@@ -117,7 +121,7 @@ public final class MigrationGuard {
                         message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(MigrationEvent.duration(delay))")
                     retry.delaySeconds = delay
                     output.emit(retry)
-                    if let signal = sleep(delay) {
+                    if let signal = GuardSignals.sleep(delay) {
                         interrupted = signal
                         return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
                     }
@@ -161,7 +165,7 @@ public final class MigrationGuard {
         while true {
             if let status = child.exitStatus() { return exited(status) }
             if let killAt, ContinuousClock.now >= killAt { child.send(SIGKILL) }
-            let wait = max(0, seconds(nextLook - ContinuousClock.now))
+            let wait = max(0, secondsUntil(nextLook))
             if let received = GuardSignals.wait(seconds: min(wait, 1)), received.signal != SIGCHLD {
                 if !received.fromTerminal { child.send(received.signal) }
                 if interrupted == nil {
@@ -228,90 +232,6 @@ public final class MigrationGuard {
         }
     }
 
-    // MARK: before the first attempt
-
-    /// nil when the lock is had; else the exit status.
-    private func takeAdvisoryLock() -> Int32? {
-        guard let db = database else { return nil }
-        let deadline = ContinuousClock.now + .milliseconds(Int(settings.waitLockSeconds * 1000))
-        var announced = false
-        do {
-            while true {
-                if try db.tryAdvisoryLock(settings.lockKey) { return nil }
-                let holder = try db.advisoryLockHolder(settings.lockKey)
-                let who = holder.map { "pid \($0.pid), application \"\($0.applicationName)\"" } ?? "a session that just ended"
-                if ContinuousClock.now >= deadline {
-                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); not had within --wait-lock \(MigrationEvent.duration(settings.waitLockSeconds))")
-                    return finish(outcome: "not started: another migration runs", status: MigrationExit.temporaryFailure)
-                }
-                if !announced {
-                    warn("another migration holds the advisory lock \(settings.lockKey) (\(who)); waiting up to \(MigrationEvent.duration(settings.waitLockSeconds))")
-                    announced = true
-                }
-                if let signal = sleep(min(0.2, max(0, seconds(deadline - ContinuousClock.now)))) {
-                    return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
-                }
-            }
-        } catch {
-            warn("cannot take the advisory lock \(settings.lockKey): \(error)")
-            return finish(outcome: "not started", status: MigrationExit.usage)
-        }
-    }
-
-    /// Reports what the migration would queue behind; nil to go on, else the exit status.
-    private func preflight() -> Int32? {
-        guard let db = database else { return nil }
-        let deadline = ContinuousClock.now + .milliseconds(Int((settings.waitClearSeconds ?? 0) * 1000))
-        var reported = false
-        while true {
-            let state: (clear: Bool, event: MigrationEvent)
-            do { state = try preflightState(db) } catch {
-                warn("preflight: cannot read PostgreSQL: \(error)")
-                return finish(outcome: "not started", status: MigrationExit.usage)
-            }
-            if state.clear || ContinuousClock.now >= deadline {
-                if !reported || state.clear { output.emit(state.event) }
-                if !state.clear && settings.requireClear {
-                    return finish(outcome: "refused: the database is not clear (--require-clear)", status: MigrationExit.temporaryFailure)
-                }
-                return nil
-            }
-            if !reported {
-                output.emit(state.event)
-                warn("preflight: waiting up to \(MigrationEvent.duration(settings.waitClearSeconds ?? 0)) for them to go (--wait-clear)")
-                reported = true
-            }
-            if let signal = sleep(min(0.5, max(0, seconds(deadline - ContinuousClock.now)))) {
-                return finish(outcome: "interrupted by signal \(signal)", status: 128 + signal)
-            }
-        }
-    }
-
-    private func preflightState(_ db: GuardDatabase) throws -> (clear: Bool, event: MigrationEvent) {
-        var snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
-        let holding = try db.idleInTransactionHoldingRelationLocks()
-        let graph = BlockingGraph(sessions: snapshot.sessions)
-        // Idle-in-transaction sessions without a relation lock cannot hold a migration up.
-        snapshot.sessions = snapshot.sessions.filter { !$0.isIdleInTransaction || holding.contains($0.pid) || graph.isBlocking($0.pid) }
-        let report = BlockingReport(snapshot: snapshot, graph: graph, database: db.database)
-        let idle = report.idleInTransactionNotBlocking
-        let clear = report.blockingTrees.isEmpty && idle.isEmpty
-        var event: MigrationEvent
-        if clear {
-            event = MigrationEvent(
-                .preflight, message: "preflight: database \(db.database) is clear: no blocking tree, no session idle in transaction holding a lock")
-        } else {
-            let trees = report.blockingTrees.count
-            event = MigrationEvent(
-                .preflight,
-                message: "preflight: database \(db.database) has \(trees) blocking tree\(trees == 1 ? "" : "s") and \(idle.count) session\(idle.count == 1 ? "" : "s") idle in transaction holding locks; the migration may queue behind them:\n"
-                    + BlockingReportText(report, color: false).render().trimmingSuffix("\n"))
-        }
-        event.trees = report.blockingTrees
-        event.idleInTransaction = idle.map(\.pid)
-        return (clear, event)
-    }
-
     // MARK: helpers
 
     private func finish(outcome: String, status: Int32) -> Int32 {
@@ -368,21 +288,5 @@ public final class MigrationGuard {
         }
     }
 
-    /// Sleeps up to `seconds`; returns the SIGINT/SIGTERM that cut it short.
-    private func sleep(_ seconds: Double) -> Int32? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            if let received = GuardSignals.wait(seconds: self.seconds(deadline - ContinuousClock.now)), received.signal != SIGCHLD {
-                return received.signal
-            }
-        }
-        return nil
-    }
-
-    private func elapsed() -> Double { seconds(ContinuousClock.now - started) }
-
-    private func seconds(_ duration: Duration) -> Double {
-        let (s, attoseconds) = duration.components
-        return Double(s) + Double(attoseconds) / 1e18
-    }
+    private func elapsed() -> Double { -secondsUntil(started) }
 }
