@@ -244,6 +244,9 @@ def test_terminate_idle_after_ends_exactly_the_worker(exporter_bin, pg_server, d
             [(w.worker_pid, "worker", "terminate", "terminated", "root_blocker")], lines
         assert re.search(rf"^migrate: attempt \d+: TERMINATED pid {w.worker_pid} \(db {database}, user postgres, "
                          r"app worker, client 127\.0\.0\.1\): root blocker idle in transaction", stderr, re.M), stderr
+        # The migration's own sessions were never terminated: no attempt died of it.
+        assert "terminating connection due to administrator command" not in stderr, stderr
+        assert "--max-terminations" not in stderr and "not terminating" not in stderr, stderr
         states = dict(psql(pg_server.dsn, "SELECT pid, state FROM pg_stat_activity WHERE pid IN "
                                           f"({w.worker_pid}, {bystander_pid})"))
         assert states == {str(bystander_pid): "idle in transaction"}, states
