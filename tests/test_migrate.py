@@ -9,13 +9,11 @@ others can fail.
 """
 
 import json
-import os
 import re
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import psycopg2
 import pytest
@@ -335,8 +333,11 @@ def test_retries_run_out_with_exit_75_and_the_blocker_named(exporter_bin, pg_ser
 def test_two_guards_with_one_lock_key_never_overlap(exporter_bin, pg_server, database, tmp_path):
     log = tmp_path / "runs.log"
     script = f'echo "start $$ $(date +%s.%N)" >> {log}; sleep 1.5; echo "end $$ $(date +%s.%N)" >> {log}'
-    argv = lambda *extra: [str(exporter_bin), "migrate", "--dsn", pg_server.dsn_for(database), "--lock-key", "4242",
-                           *extra, "--", "sh", "-c", script]
+
+    def argv(*extra):
+        return [str(exporter_bin), "migrate", "--dsn", pg_server.dsn_for(database), "--lock-key", "4242", *extra,
+                "--", "sh", "-c", script]
+
     first = subprocess.Popen(argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=clean_env())
     try:
         def holder():
@@ -353,7 +354,8 @@ def test_two_guards_with_one_lock_key_never_overlap(exporter_bin, pg_server, dat
         second_err = second.communicate(timeout=30)[1]
         first_err = first.communicate(timeout=30)[1]
     finally:
-        first.kill() if first.poll() is None else None
+        if first.poll() is None:
+            first.kill()
     assert first.returncode == 0, first_err
     assert second.returncode == 0, second_err
     assert f'another migration holds the advisory lock 4242 (pid {holder_pid}, application "pg_lock_exporter migrate"); ' \
