@@ -7,14 +7,14 @@ import Glibc
 import Darwin
 #endif
 
-/// `pg_lock_exporter`: `serve` (the default), `check` and `remediate`.
+/// `pg_lock_exporter`: `serve` (the default), `check`, `remediate` and `migrate`.
 @main
 struct PGLockExporterCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "pg_lock_exporter",
         abstract: "Prometheus exporter that names the session blocking your PostgreSQL database.",
         version: BuildInfo.version,
-        subcommands: [Serve.self, Check.self, Remediate.self],
+        subcommands: [Serve.self, Check.self, Remediate.self, Migrate.self],
         defaultSubcommand: Serve.self
     )
 

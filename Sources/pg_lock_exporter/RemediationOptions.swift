@@ -17,17 +17,7 @@ struct RemediationOptions: ParsableArguments {
     @Flag(name: .customLong("all-databases"), help: "Act on every database of the server (default: only the DSN's database).")
     var allDatabases = false
 
-    @Option(name: .customLong("exclude-application"), help: "Never terminate sessions whose application_name matches (regex, repeatable).")
-    var excludeApplication: [String] = []
-
-    @Option(name: .customLong("exclude-user"), help: "Never terminate sessions of users matching (regex, repeatable).")
-    var excludeUser: [String] = []
-
-    @Option(name: .customLong("exclude-database"), help: "Never terminate sessions in databases matching (regex, repeatable).")
-    var excludeDatabase: [String] = []
-
-    @Option(name: .customLong("only-database"), help: "Only sessions in databases matching (regex, repeatable).")
-    var onlyDatabase: [String] = []
+    @OptionGroup var exclusions: ExclusionOptions
 
     @Option(name: .customLong("max-terminations"), help: "At most this many terminations per run.")
     var maxTerminations: Int = 10
@@ -51,6 +41,28 @@ struct RemediationOptions: ParsableArguments {
         policy.force = force
         guard maxTerminations >= 0 else { throw ValidationError("--max-terminations: must be 0 or more") }
         policy.maxTerminations = maxTerminations
+        try exclusions.apply(to: &policy)
+        return policy
+    }
+}
+
+/// The sessions remediation never touches, shared by `remediate` and `migrate
+/// --terminate-idle-after`.
+struct ExclusionOptions: ParsableArguments {
+    @Option(name: .customLong("exclude-application"), help: "Never terminate sessions whose application_name matches (regex, repeatable).")
+    var excludeApplication: [String] = []
+
+    @Option(name: .customLong("exclude-user"), help: "Never terminate sessions of users matching (regex, repeatable).")
+    var excludeUser: [String] = []
+
+    @Option(name: .customLong("exclude-database"), help: "Never terminate sessions in databases matching (regex, repeatable).")
+    var excludeDatabase: [String] = []
+
+    @Option(name: .customLong("only-database"), help: "Only sessions in databases matching (regex, repeatable).")
+    var onlyDatabase: [String] = []
+
+    /// Sets the policy's patterns; every regular expression is checked here.
+    func apply(to policy: inout RemediationPolicy) throws {
         func patterns(_ values: [String], _ flag: String) throws -> [RemediationPolicy.Pattern] {
             try values.map { value in
                 do { return try RemediationPolicy.Pattern(value) } catch {
@@ -62,6 +74,5 @@ struct RemediationOptions: ParsableArguments {
         policy.excludeUsers = try patterns(excludeUser, "--exclude-user")
         policy.excludeDatabases = try patterns(excludeDatabase, "--exclude-database")
         policy.onlyDatabases = try patterns(onlyDatabase, "--only-database")
-        return policy
     }
 }

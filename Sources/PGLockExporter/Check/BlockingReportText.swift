@@ -39,6 +39,13 @@ public struct BlockingReportText {
         return out
     }
 
+    /// One tree alone, root first, drawn as `render()` draws each tree (for `migrate`).
+    public func renderTree(_ root: BlockingReport.Node) -> String {
+        var out = ""
+        render(root, prefix: "", childPrefix: "", isRoot: true, into: &out)
+        return out
+    }
+
     private func header() -> String {
         let states = report.server.sessionsByState.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
         let total = states.reduce(0) { $0 + $1.value }

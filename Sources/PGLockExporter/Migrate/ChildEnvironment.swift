@@ -1,0 +1,39 @@
+/// The migration command's environment: the guard's own, plus a `lock_timeout` (and optionally
+/// a `statement_timeout`) in `PGOPTIONS` and a tag in `PGAPPNAME`. Pure.
+///
+/// libpq and the drivers built on it read both variables; `PGOPTIONS` is sent as the startup
+/// packet's `options`, where a later `-c` wins over an earlier one, so ours go last while the
+/// user's own options are kept. `PGAPPNAME` is used by libpq only when the connection string
+/// names no `application_name`; a value the user set is left alone.
+public enum ChildEnvironment {
+    /// `existing` with `-c lock_timeout=…` (and `-c statement_timeout=…`) appended, in milliseconds.
+    public static func pgOptions(existing: String?, lockTimeoutMilliseconds: Int, statementTimeoutMilliseconds: Int?) -> String {
+        var parts: [String] = []
+        if let existing {
+            let trimmed = existing.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
+            if !trimmed.isEmpty { parts.append(String(trimmed)) }
+        }
+        parts.append("-c lock_timeout=\(lockTimeoutMilliseconds)")
+        if let statementTimeoutMilliseconds { parts.append("-c statement_timeout=\(statementTimeoutMilliseconds)") }
+        return parts.joined(separator: " ")
+    }
+
+    /// The child's environment, and the `application_name` tag when it is ours (nil when the
+    /// user set `PGAPPNAME`: the sessions are then known only by their client ports). Without
+    /// `setOptions` (`--no-pgoptions`, for a pooler that rejects the startup `options`),
+    /// `PGOPTIONS` is left as it is and only the watchdog bounds the waits.
+    public static func make(
+        parent: [String: String], tag: String, lockTimeoutMilliseconds: Int, statementTimeoutMilliseconds: Int?,
+        setOptions: Bool = true
+    ) -> (environment: [String: String], tag: String?) {
+        var environment = parent
+        if setOptions {
+            environment["PGOPTIONS"] = pgOptions(
+                existing: parent["PGOPTIONS"], lockTimeoutMilliseconds: lockTimeoutMilliseconds,
+                statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        }
+        if let own = parent["PGAPPNAME"], !own.isEmpty { return (environment, nil) }
+        environment["PGAPPNAME"] = tag
+        return (environment, tag)
+    }
+}

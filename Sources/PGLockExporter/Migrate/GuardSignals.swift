@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// SIGINT, SIGTERM and SIGCHLD for the migration guard, without handlers: blocked in every
+/// thread (call `block()` before any starts) and received with a deadline (`sigtimedwait`), so
+/// the guard's one loop waits for the child, the next poll and a signal at once.
+enum GuardSignals {
+    struct Received {
+        var signal: Int32
+        /// Sent by the terminal to the whole foreground process group: the child got it too.
+        var fromTerminal: Bool
+    }
+
+    static func block() {
+        var set = signalSet()
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+        // A closed stdout must not kill the guard while the child still runs.
+        signal(SIGPIPE, SIG_IGN)
+    }
+
+    /// Waits up to `seconds` for one of the signals; nil on timeout.
+    static func wait(seconds: Double) -> Received? {
+        var set = signalSet()
+        var info = siginfo_t()
+        let clamped = max(0, seconds)
+        var timeout = timespec(tv_sec: Int(clamped), tv_nsec: Int((clamped - Double(Int(clamped))) * 1e9))
+        let received = sigtimedwait(&set, &info, &timeout)
+        guard received > 0 else { return nil }
+        return Received(signal: received, fromTerminal: info.si_code == SI_KERNEL)
+    }
+
+    /// Sleeps up to `seconds`; returns the SIGINT or SIGTERM that cut it short.
+    static func sleep(_ seconds: Double) -> Int32? {
+        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+        while ContinuousClock.now < deadline {
+            if let received = wait(seconds: secondsUntil(deadline)), received.signal != SIGCHLD {
+                return received.signal
+            }
+        }
+        return nil
+    }
+
+    private static func signalSet() -> sigset_t {
+        var set = sigset_t()
+        sigemptyset(&set)
+        for signal in [SIGINT, SIGTERM, SIGCHLD] { sigaddset(&set, signal) }
+        return set
+    }
+}
+
+/// Seconds from now until `deadline` (negative once it has passed): the guard's deadlines are
+/// `ContinuousClock` instants, its waits take seconds.
+func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double {
+    let (s, attoseconds) = (deadline - ContinuousClock.now).components
+    return Double(s) + Double(attoseconds) / 1e18
+}

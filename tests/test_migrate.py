@@ -1,0 +1,478 @@
+"""`pg_lock_exporter migrate` against the incident, with real tools: Alembic (SQLAlchemy on
+psycopg2, and on asyncpg, which ignores PGOPTIONS and PGAPPNAME) and psql, on the sandbox
+PostgreSQL (conftest.py's pg_server).
+
+The incident, in a database of its own per test: a worker that ran `SELECT * FROM features` and
+sits idle in transaction (committing at ~4s, or never), and readers querying `features` in a
+loop, each query's latency recorded. The first test shows the harm without the guard, so the
+others can fail.
+"""
+
+import json
+import re
+import subprocess
+import sys
+import threading
+import time
+
+import psycopg2
+import pytest
+
+from livestack import REPO, clean_env, free_port, psql
+
+PROJECT = REPO / "tests" / "migration_project"
+ALEMBIC = [sys.executable, "-m", "alembic", "-c", str(PROJECT / "alembic.ini")]
+WORKER_COMMITS_AT = 4.0   # seconds after the workload starts
+LOCK_TIMEOUT = "500ms"
+READER_BOUND = 1.5        # no reader query may take longer while the guard runs (seconds)
+LATENCIES = {}            # scenario -> readers' worst latency, printed at the end
+
+
+# --------------------------------------------------------------------- the incident's sessions
+
+class Workload:
+    """The worker idle in transaction after `SELECT * FROM features` (committing at
+    `commit_at` seconds, or never when None) and `readers` sessions querying features in a
+    loop. Every connection is psycopg2 over TCP, each with its application_name."""
+
+    def __init__(self, pg, datname, commit_at=WORKER_COMMITS_AT, readers=2):
+        self.dsn = f"host=127.0.0.1 port={pg.port} user=postgres dbname={datname}"
+        self.started = time.monotonic()
+        self.stop_event = threading.Event()
+        self.latencies = []  # (start offset, seconds)
+        self.errors = []
+        self.worker = psycopg2.connect(self.dsn, application_name="worker")
+        with self.worker.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            self.worker_pid = c.fetchone()[0]
+            c.execute("SELECT * FROM features")
+            c.fetchall()
+        self.committed_at = None
+        self.threads = [threading.Thread(target=self._read, daemon=True) for _ in range(readers)]
+        if commit_at is not None:
+            self.threads.append(threading.Thread(target=self._commit, args=(commit_at,), daemon=True))
+        for t in self.threads:
+            t.start()
+
+    def _commit(self, at):
+        if not self.stop_event.wait(max(0, at - (time.monotonic() - self.started))):
+            self.commit()
+
+    def commit(self):
+        self.worker.commit()
+        self.committed_at = time.monotonic() - self.started
+
+    def _read(self):
+        try:
+            conn = psycopg2.connect(self.dsn, application_name="web", options="-c statement_timeout=60s")
+            conn.autocommit = True
+            with conn.cursor() as c:
+                while not self.stop_event.is_set():
+                    t0 = time.monotonic()
+                    c.execute("SELECT count(*) FROM features")
+                    c.fetchall()
+                    self.latencies.append((t0 - self.started, time.monotonic() - t0))
+                    time.sleep(0.02)
+            conn.close()
+        except Exception as e:  # noqa: BLE001 - reported by worst() / the test
+            self.errors.append(repr(e))
+
+    def worst(self):
+        assert not self.errors, self.errors
+        assert len(self.latencies) > 10, f"the readers barely ran: {self.latencies}"
+        return max(s for _, s in self.latencies)
+
+    def stop(self):
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout=70)
+        try:
+            self.worker.close()
+        except Exception:  # noqa: BLE001 - it may have been terminated
+            pass
+
+
+@pytest.fixture
+def database(pg_server, request):
+    """A new database with the incident's `features` table; returns its name."""
+    name = "migrate_" + re.sub(r"\W", "_", request.node.name)[:40].lower()
+    psql(pg_server.dsn, f'DROP DATABASE IF EXISTS "{name}"')
+    psql(pg_server.dsn, f'CREATE DATABASE "{name}"')
+    psql(pg_server.dsn_for(name), "CREATE TABLE features (id int PRIMARY KEY, name text); "
+                                  "INSERT INTO features SELECT g, 'feature ' || g FROM generate_series(1, 10) g")
+    return name
+
+
+@pytest.fixture
+def workloads():
+    started = []
+    yield started
+    for w in started:
+        w.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_latencies(request):
+    yield
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    with capman.global_and_fixture_disabled():
+        for scenario, worst in LATENCIES.items():
+            print(f"\nmigrate: readers' worst latency {scenario}: {worst:.2f}s")
+
+
+# --------------------------------------------------------------------- running things
+
+def alembic_env(pg, datname, driver="psycopg2", **extra):
+    return clean_env({"MIGRATION_DATABASE_URL": f"postgresql+{driver}://postgres@127.0.0.1:{pg.port}/{datname}",
+                      **extra})
+
+
+def migrate(binary, pg, datname, args, command, env, timeout=60):
+    """Run the guard in the foreground; returns (exit status, stdout, stderr, seconds)."""
+    argv = [binary, "migrate", "--dsn", pg.dsn_for(datname), *args, "--", *command]
+    t0 = time.monotonic()
+    out = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout, env=env,
+                         stdin=subprocess.DEVNULL)
+    return out.returncode, out.stdout, out.stderr, time.monotonic() - t0
+
+
+def attempts(stderr):
+    return [int(n) for n in re.findall(r"^migrate: attempt (\d+) of at most", stderr, re.M)]
+
+
+def column_exists(pg, datname):
+    return psql(pg.dsn_for(datname), "SELECT count(*) FROM information_schema.columns "
+                                     "WHERE table_name = 'features' AND column_name = 'signature'") == [["1"]]
+
+
+def alembic_current(pg, datname):
+    out = subprocess.run([*ALEMBIC, "current"], capture_output=True, text=True, timeout=30,
+                         env=alembic_env(pg, datname))
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def json_events(stderr):
+    return [json.loads(line) for line in stderr.splitlines() if line.startswith("{")]
+
+
+# --------------------------------------------------------------------- 1. the harm, without the guard
+
+def test_baseline_without_guard_stalls_readers(pg_server, database, workloads):
+    # The worker commits 3s after alembic's ALTER TABLE starts waiting (however long Python takes
+    # to start): for those 3s every reader queues behind the ALTER.
+    w = Workload(pg_server, database, commit_at=None)
+    workloads.append(w)
+    alembic = subprocess.Popen([*ALEMBIC, "upgrade", "head"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=alembic_env(pg_server, database))
+    try:
+        deadline = time.monotonic() + 30
+        while psql(pg_server.dsn_for(database), "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                                "AND query LIKE 'ALTER TABLE features%' AND wait_event_type = 'Lock'") != [["1"]]:
+            assert time.monotonic() < deadline and alembic.poll() is None, "alembic never waited for its lock"
+            time.sleep(0.05)
+        time.sleep(3)
+        w.commit()
+        _, stderr = alembic.communicate(timeout=30)
+    finally:
+        if alembic.poll() is None:
+            alembic.kill()
+    time.sleep(0.3)
+    w.stop()
+    assert alembic.returncode == 0, stderr
+    worst = w.worst()
+    LATENCIES["without the guard (plain alembic upgrade head, the worker committing 3s into its wait)"] = worst
+    assert worst >= 2.5, f"readers were not stalled: worst {worst:.2f}s"
+    assert alembic_current(pg_server, database) == "0001 (head)"
+
+
+# --------------------------------------------------------------------- 2. the guard, lock_timeout reaching the driver
+
+def test_guard_keeps_readers_answering_and_retries_until_the_worker_commits(exporter_bin, pg_server, database,
+                                                                            workloads):
+    w = Workload(pg_server, database)
+    workloads.append(w)
+    rc, stdout, stderr, seconds = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT],
+                                          [*ALEMBIC, "upgrade", "head"], alembic_env(pg_server, database))
+    done_at = time.monotonic() - w.started
+    time.sleep(0.3)
+    w.stop()
+    assert rc == 0, stderr
+    worst = w.worst()
+    LATENCIES["with the guard (migrate --lock-timeout 500ms -- alembic upgrade head)"] = worst
+    assert worst < READER_BOUND, f"a reader waited {worst:.2f}s under the guard:\n{stderr}"
+    # The worker, named with pid, state and application in the tree the migration waited in.
+    assert re.search(rf"^migrate: pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker "
+                     r"client=127\.0\.0\.1$", stderr, re.M), stderr
+    assert "canceling statement due to lock timeout" in stderr  # alembic's own error, passed through
+    assert w.committed_at is not None and done_at > w.committed_at, (w.committed_at, done_at)
+    n = attempts(stderr)
+    assert len(n) >= 2 and n == list(range(1, len(n) + 1)), stderr
+    assert re.search(rf"^migrate: done: succeeded; exit status 0; {len(n)} attempts in ", stderr, re.M), stderr
+    assert re.search(rf"blockers seen: pid {w.worker_pid} \(idle in transaction", stderr), stderr
+    assert alembic_current(pg_server, database) == "0001 (head)"
+
+
+# --------------------------------------------------------------------- 3. ending the forgotten transaction
+
+def test_terminate_idle_after_ends_exactly_the_worker(exporter_bin, pg_server, database, workloads, tmp_path):
+    other = database + "_other"
+    psql(pg_server.dsn, f'DROP DATABASE IF EXISTS "{other}"')
+    psql(pg_server.dsn, f'CREATE DATABASE "{other}"')
+    bystander = psycopg2.connect(f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={other}",
+                                 application_name="bystander")
+    try:
+        with bystander.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            bystander_pid = c.fetchone()[0]
+            c.execute("SELECT count(*) FROM pg_class")
+        w = Workload(pg_server, database, commit_at=None)
+        workloads.append(w)
+        audit = tmp_path / "audit.jsonl"
+        rc, _, stderr, _ = migrate(exporter_bin, pg_server, database,
+                                   ["--lock-timeout", LOCK_TIMEOUT, "--terminate-idle-after", "2s",
+                                    "--audit-log", audit], [*ALEMBIC, "upgrade", "head"],
+                                   alembic_env(pg_server, database))
+        time.sleep(0.3)
+        w.stop()
+        assert rc == 0, stderr
+        assert w.worst() < READER_BOUND, stderr
+        lines = [json.loads(line) for line in audit.read_text().splitlines()]
+        assert [(d["pid"], d["application_name"], d["action"], d["result"], d["code"]) for d in lines] == \
+            [(w.worker_pid, "worker", "terminate", "terminated", "root_blocker")], lines
+        assert re.search(rf"^migrate: attempt \d+: TERMINATED pid {w.worker_pid} \(db {database}, user postgres, "
+                         r"app worker, client 127\.0\.0\.1\): root blocker idle in transaction", stderr, re.M), stderr
+        # The migration's own sessions were never terminated: no attempt died of it.
+        assert "terminating connection due to administrator command" not in stderr, stderr
+        assert "--max-terminations" not in stderr and "not terminating" not in stderr, stderr
+        states = dict(psql(pg_server.dsn, "SELECT pid, state FROM pg_stat_activity WHERE pid IN "
+                                          f"({w.worker_pid}, {bystander_pid})"))
+        assert states == {str(bystander_pid): "idle in transaction"}, states
+        assert alembic_current(pg_server, database) == "0001 (head)"
+    finally:
+        bystander.close()
+
+
+# --------------------------------------------------------------------- 4. a driver that ignores PGOPTIONS
+
+def test_asyncpg_wait_is_found_by_port_and_cancelled(exporter_bin, pg_server, database, workloads):
+    # Later than 4s: the first attempt's wait must outlive --max-lock-wait however slowly Python starts.
+    w = Workload(pg_server, database, commit_at=5.5)
+    workloads.append(w)
+    max_wait = 1.5
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database,
+                               ["--lock-timeout", LOCK_TIMEOUT, "--max-lock-wait", f"{max_wait}s"],
+                               [*ALEMBIC, "upgrade", "head"], alembic_env(pg_server, database, driver="asyncpg"))
+    time.sleep(0.3)
+    w.stop()
+    assert rc == 0, stderr
+    worst = w.worst()
+    LATENCIES["with the guard, asyncpg (watchdog cancels after --max-lock-wait 1.5s)"] = worst
+    assert worst < max_wait + READER_BOUND, stderr
+    # asyncpg sent neither the tag nor the lock_timeout: the session was known by its client port
+    # (its application_name is empty), and its wait outlived the timeout until the watchdog cancelled it.
+    waiting = re.findall(r"^migrate: └─ pid (\d+)  waiting \S+ for AccessExclusiveLock on features  \(active\)  "
+                         rf"db={database} user=postgres client=127\.0\.0\.1$", stderr, re.M)
+    assert waiting, stderr
+    assert re.search(r"^migrate: attempt 1: cancelled the lock wait of the migration's session pid "
+                     rf"{waiting[0]} after \S+ \(--max-lock-wait \S+\): its lock_timeout 500ms did not reach the server",
+                     stderr, re.M), stderr
+    assert "canceling statement due to user request" in stderr  # asyncpg's error, passed through
+    assert len(attempts(stderr)) >= 2, stderr
+    assert re.search(r"^migrate: done: succeeded; .* [1-9]\d* migration sessions? watched", stderr, re.M), stderr
+    assert alembic_current(pg_server, database) == "0001 (head)"
+
+
+# --------------------------------------------------------------------- 5. a failure that is not about locks
+
+def test_sql_error_is_not_retried(exporter_bin, pg_server, database):
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT],
+                               [*ALEMBIC, "upgrade", "head"], alembic_env(pg_server, database, MIGRATION_FAIL="1"))
+    plain = subprocess.run([*ALEMBIC, "upgrade", "head"], capture_output=True, text=True, timeout=60,
+                           env=alembic_env(pg_server, database, MIGRATION_FAIL="1"))
+    assert rc == plain.returncode == 1, stderr
+    assert attempts(stderr) == [1], stderr
+    assert 'column "no_such_column" does not exist' in stderr
+    assert re.search(r"^migrate: done: failed with exit status 1 \(not a lock failure: not retried\); exit status 1; "
+                     r"1 attempt in ", stderr, re.M), stderr
+    assert not column_exists(pg_server, database)
+
+
+# --------------------------------------------------------------------- 6. retries running out
+
+def test_retries_run_out_with_exit_75_and_the_blocker_named(exporter_bin, pg_server, database, workloads):
+    w = Workload(pg_server, database, commit_at=None, readers=1)
+    workloads.append(w)
+    max_duration = 3.0
+    env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres",
+                     "PGDATABASE": database})
+    rc, _, stderr, seconds = migrate(exporter_bin, pg_server, database,
+                                     ["--lock-timeout", LOCK_TIMEOUT, "--retries", "100", "--retry-delay", "400ms",
+                                      "--max-duration", f"{max_duration:g}s", "--format", "json"],
+                                     ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", PROJECT / "migration.sql"], env)
+    w.stop()
+    assert rc == 75, stderr
+    events = json_events(stderr)
+    done = [e for e in events if e["event"] == "done"]
+    assert len(done) == 1, events
+    summary = done[0]["summary"]
+    assert summary["exit_status"] == 75 and summary["outcome"].startswith("gave up: attempt"), summary
+    assert "--max-duration 3s has passed" in summary["outcome"], summary
+    assert summary["attempts"] >= 2 and summary["attempts"] == len([e for e in events if e["event"] == "attempt"])
+    assert [(b["pid"], b["state"], b["application_name"]) for b in summary["blockers"]] == \
+        [(w.worker_pid, "idle in transaction", "worker")], summary
+    blockers = [e for e in events if e["event"] == "blocker"]
+    assert blockers and all(e["tree"]["pid"] == w.worker_pid for e in blockers), blockers
+    # No attempt starts after --max-duration; the last one is bounded by its lock_timeout.
+    assert seconds < max_duration + 1.5, seconds
+    assert not column_exists(pg_server, database)
+
+
+# --------------------------------------------------------------------- 7. one migration at a time
+
+def test_two_guards_with_one_lock_key_never_overlap(exporter_bin, pg_server, database, tmp_path):
+    log = tmp_path / "runs.log"
+    script = f'echo "start $$ $(date +%s.%N)" >> {log}; sleep 1.5; echo "end $$ $(date +%s.%N)" >> {log}'
+
+    def argv(*extra):
+        return [str(exporter_bin), "migrate", "--dsn", pg_server.dsn_for(database), "--lock-key", "4242", *extra,
+                "--", "sh", "-c", script]
+
+    first = subprocess.Popen(argv(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=clean_env())
+    try:
+        def holder():
+            rows = psql(pg_server.dsn, "SELECT l.pid FROM pg_locks l WHERE l.locktype = 'advisory' AND l.objid = 4242")
+            return rows[0][0] if rows else None
+        deadline = time.monotonic() + 10
+        while holder() is None:
+            assert time.monotonic() < deadline and first.poll() is None, "the first guard never took its lock"
+            time.sleep(0.05)
+        holder_pid = holder()
+        second = subprocess.Popen(argv("--wait-lock", "20s"), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                  text=True, env=clean_env())
+        third = subprocess.run(argv("--wait-lock", "0s"), capture_output=True, text=True, timeout=30, env=clean_env())
+        second_err = second.communicate(timeout=30)[1]
+        first_err = first.communicate(timeout=30)[1]
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert first.returncode == 0, first_err
+    assert second.returncode == 0, second_err
+    assert f'another migration holds the advisory lock 4242 (pid {holder_pid}, application "pg_lock_exporter migrate"); ' \
+           "waiting up to 20s" in second_err
+    assert third.returncode == 75, third.stderr
+    assert f'another migration holds the advisory lock 4242 (pid {holder_pid}, application "pg_lock_exporter migrate"); ' \
+           "not had within --wait-lock 0ms" in third.stderr
+    runs = [line.split() for line in log.read_text().splitlines()]
+    assert [r[0] for r in runs] == ["start", "end", "start", "end"], runs
+    assert runs[0][1] == runs[1][1] and runs[2][1] == runs[3][1] and float(runs[2][2]) >= float(runs[1][2]), runs
+
+
+# --------------------------------------------------------------------- 8. psql as the child
+
+def test_psql_file_as_the_child(exporter_bin, pg_server, database, workloads):
+    w = Workload(pg_server, database, commit_at=2.5, readers=1)
+    workloads.append(w)
+    env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres",
+                     "PGDATABASE": database, "PGOPTIONS": "-c search_path=public"})
+    # A password on the command line (trust authentication ignores it) is never shown by the guard.
+    rc, stdout, stderr, _ = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT],
+                                    ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", PROJECT / "migration.sql",
+                                     f"dbname={database} password=hunter2-child"], env)
+    w.stop()
+    assert rc == 0, stderr
+    assert "hunter2-child" not in stderr and f"'dbname={database} password=…'" in stderr, stderr
+    assert stdout.splitlines()[-3:] == ["BEGIN", "ALTER TABLE", "COMMIT"], stdout  # psql's stdout, unchanged
+    assert "ERROR:  canceling statement due to lock timeout" in stderr
+    assert len(attempts(stderr)) >= 2, stderr
+    assert re.search(rf"^migrate: pid {w.worker_pid}  idle in transaction ", stderr, re.M), stderr
+    assert w.worst() < READER_BOUND
+    assert column_exists(pg_server, database)
+
+
+# --------------------------------------------------------------------- 9. bad input
+
+def test_bad_input_one_line_and_nothing_started(exporter_bin, pg_server, database, tmp_path):
+    marker = tmp_path / "started"
+    touch = ["sh", "-c", f"touch {marker}"]
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres password=hunter2 dbname=x connect_timeout=2"
+    cases = {
+        "nothing after --": (["--dsn", pg_server.dsn_for(database), "--"],
+                             "pg_lock_exporter migrate: no migration command: give it after --, e.g. "
+                             "pg_lock_exporter migrate -- alembic upgrade head"),
+        "a bad duration": (["--dsn", pg_server.dsn_for(database), "--lock-timeout", "5 parsecs", "--", *touch],
+                           'pg_lock_exporter migrate: --lock-timeout: invalid duration "5 parsecs": use a number '
+                           "with a unit, e.g. 500ms, 30s, 5m, 1h"),
+        "an unreachable --dsn": (["--dsn", dead, "--", *touch],
+                                 re.compile(r"^migrate: cannot reach PostgreSQL \(user=postgres connect_timeout=2 dbname=x "
+                                            r"host=127\.0\.0\.1 port=\d+\): .*Connection refused.*; not running a "
+                                            r"migration it cannot watch \(--unwatched runs it anyway\)$")),
+        "a command that does not exist": (["--dsn", pg_server.dsn_for(database), "--", "no-such-migrate-tool", "up"],
+                                          "pg_lock_exporter migrate: command not found: no-such-migrate-tool"),
+    }
+    for what, (args, expected) in cases.items():
+        out = subprocess.run([str(exporter_bin), "migrate", *map(str, args)], capture_output=True, text=True,
+                             timeout=30, env=clean_env())
+        lines = out.stderr.splitlines()
+        assert out.returncode == 2, (what, out.returncode, out.stderr)
+        assert len(lines) == 1, (what, out.stderr)
+        assert (expected.match(lines[0]) if isinstance(expected, re.Pattern) else lines[0] == expected), (what, lines)
+        assert "hunter2" not in out.stderr + out.stdout
+        assert not marker.exists(), f"{what}: the migration was started"
+
+
+# --------------------------------------------------------------------- the child's environment, signals, preflight
+
+def test_unwatched_child_environment_carries_the_timeouts(exporter_bin, tmp_path):
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=x connect_timeout=2"
+    script = 'echo "PGOPTIONS=$PGOPTIONS"; echo "PGAPPNAME=$PGAPPNAME"; echo "on stderr" >&2; exit 3'
+    out = subprocess.run([str(exporter_bin), "migrate", "--dsn", dead, "--unwatched", "--lock-timeout", "500ms",
+                          "--statement-timeout", "1m", "--", "sh", "-c", script], capture_output=True, text=True,
+                         timeout=30, env=clean_env({"PGOPTIONS": "-c search_path=app"}))
+    assert out.returncode == 3, out.stderr  # the child's own status
+    lines = out.stdout.splitlines()
+    assert lines[0] == "PGOPTIONS=-c search_path=app -c lock_timeout=500 -c statement_timeout=60000", out.stdout
+    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate \d+", lines[1]), out.stdout
+    assert "\non stderr\n" in "\n" + out.stderr
+    assert re.search(r"^migrate: cannot reach PostgreSQL .*; running unwatched \(--unwatched\)", out.stderr, re.M)
+    assert attempts(out.stderr) == [1]
+
+
+def test_sigterm_is_forwarded_and_ends_the_run(exporter_bin, pg_server, database):
+    script = 'trap "echo child got TERM; exit 7" TERM; echo ready; while :; do sleep 0.1; done'
+    guard = subprocess.Popen([str(exporter_bin), "migrate", "--dsn", pg_server.dsn_for(database), "--", "sh", "-c",
+                              script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=clean_env(),
+                             start_new_session=True)
+    try:
+        assert guard.stdout.readline() == "ready\n"
+        guard.send_signal(15)
+        stdout, stderr = guard.communicate(timeout=15)
+    finally:
+        if guard.poll() is None:
+            guard.kill()
+    assert guard.returncode == 7, stderr
+    assert stdout == "child got TERM\n"
+    assert re.search(r"^migrate: received signal 15; passed it to the migration \(pid \d+\); no further attempts$",
+                     stderr, re.M), stderr
+    assert re.search(r"^migrate: done: interrupted by signal 15; exit status 7; 1 attempt in ", stderr, re.M), stderr
+
+
+def test_require_clear_refuses_and_wait_clear_waits(exporter_bin, pg_server, database, workloads, tmp_path):
+    marker = tmp_path / "ran"
+    touch = ["sh", "-c", f"touch {marker}"]
+    w = Workload(pg_server, database, commit_at=1.5, readers=0)
+    workloads.append(w)
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--require-clear"], touch, clean_env())
+    assert rc == 75, stderr
+    assert not marker.exists()
+    assert re.search(rf"^migrate: preflight: database {database} has 0 blocking trees and 1 session idle in transaction "
+                     r"holding locks", stderr, re.M), stderr
+    assert re.search(rf"^migrate:   pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker",
+                     stderr, re.M), stderr
+    assert "done: refused: the database is not clear (--require-clear); exit status 75" in stderr
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--require-clear", "--wait-clear", "10s"], touch,
+                               clean_env())
+    assert rc == 0, stderr
+    assert marker.exists()
+    assert "migrate: preflight: waiting up to 10s for them to go (--wait-clear)" in stderr
+    assert f"migrate: preflight: database {database} is clear" in stderr
