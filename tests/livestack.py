@@ -132,6 +132,27 @@ def http_get(url, params=None, timeout=5):
         return e.code, e.read()
 
 
+def http_post_json(url, doc, headers=None, timeout=5):
+    """POST a JSON document to url (loopback only); returns (status, body bytes)."""
+    _check_loopback(url)
+    request = urllib.request.Request(url, data=json.dumps(doc).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with _NO_PROXY_OPENER.open(request, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def alertmanager_webhook(alerts):
+    """Alertmanager's webhook payload (version 4) for `alerts`: [(labels dict, startsAt)], firing."""
+    return {"version": "4", "status": "firing", "receiver": "pg-lock-remediator", "groupKey": "{}:{}",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093",
+            "alerts": [{"status": "firing", "labels": labels, "annotations": {}, "startsAt": starts,
+                        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"{i:016x}"}
+                       for i, (labels, starts) in enumerate(alerts)]}
+
+
 def http_get_json(url, params=None, timeout=5):
     status, body = http_get(url, params, timeout)
     try:
