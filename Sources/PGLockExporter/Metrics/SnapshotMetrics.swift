@@ -59,8 +59,9 @@ public struct SnapshotMetrics {
         writeBlocking(databases, into: &w)
         writeWaitingRelations(into: &w)
         writeLocks(into: &w)
-        writeServer(into: &w)
-        writeRoleSettings(clients, into: &w)
+        let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
+        writeServer(guards, into: &w)
+        writeRoleSettings(clients, guards, into: &w)
     }
 
     /// Connectable databases plus any other database a client session is in, sorted.
@@ -269,10 +270,9 @@ public struct SnapshotMetrics {
         }
     }
 
-    private func writeServer(into w: inout ExpositionWriter) {
+    private func writeServer(_ guards: GuardSettings, into w: inout ExpositionWriter) {
         w.family("pg_max_connections", .gauge, help: "The server's max_connections.")
         w.sample("pg_max_connections", snapshot.settings.maxConnections)
-        let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
         w.family(
             "pg_setting_seconds", .gauge,
             help: "Guard settings in seconds as a session gets them when no role or database setting applies; 0 means disabled.")
@@ -310,8 +310,7 @@ public struct SnapshotMetrics {
     /// Per database the roles with the most sessions up to the user/application cap; the rest
     /// fold into `other`, which gets the weakest guard among them (0 if any has none), so the cap
     /// never hides an unguarded role.
-    private func writeRoleSettings(_ clients: [Session], into w: inout ExpositionWriter) {
-        let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
+    private func writeRoleSettings(_ clients: [Session], _ guards: GuardSettings, into w: inout ExpositionWriter) {
         var sessionsByRole: [String: [String: Int]] = [:]
         for s in clients {
             guard let datname = s.datname, let usename = s.usename else { continue }
