@@ -179,12 +179,16 @@ route_remediation() {
 runbook_links() {
     tmp=$(mktemp -d) || return 1
     ok=0
-    if ! scripts/render-alerts --runbook-base-url https://git.example.com/ops/pg_lock_exporter/blob/main/docs/runbooks.md "$tmp/rules" >/dev/null; then
+    base=https://git.example.com/ops/pg_lock_exporter/blob/main/docs/runbooks.md
+    if ! scripts/render-alerts --runbook-base-url "$base" --dashboards "$tmp/dashboards" "$tmp/rules" >/dev/null; then
         echo "    render-alerts failed"; ok=1
     elif ! scripts/check_alerts.sh --installed "$tmp"/rules/*.rules.yml; then
         echo "    rendered rules rejected by --installed"; ok=1
-    elif grep -q __RUNBOOK_BASE_URL__ "$tmp"/rules/*.rules.yml; then
-        echo "    the placeholder is left in the rendered rules"; ok=1
+    elif grep -q __RUNBOOK_BASE_URL__ "$tmp"/rules/*.rules.yml "$tmp"/dashboards/*.json; then
+        echo "    the placeholder is left in the rendered files"; ok=1
+    elif ! python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if [l["url"] for l in d["links"]] == [sys.argv[2]] else 1)' \
+            "$tmp/dashboards/pg-lock-overview.json" "$base"; then
+        echo "    the rendered dashboard's Runbooks link is not the base URL"; ok=1
     fi
     if scripts/check_alerts.sh --installed alerts/*.rules.yml 2>/dev/null; then
         echo "    --installed accepted rules that still carry the placeholder"; ok=1
