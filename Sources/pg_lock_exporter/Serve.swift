@@ -81,7 +81,7 @@ struct Serve: ParsableCommand {
         if let version = printSQLVersion {
             // For the benchmark: the exact statements a scrape sends (the settings statement is
             // sent on connect and then once a minute), separated by lines of "--".
-            print(SnapshotBatch(serverVersion: version, identity: false, roleSettings: true).statementsSQL.joined(separator: "\n--\n"))
+            print(SnapshotBatch(serverVersion: version, identity: false).statementsSQL.joined(separator: "\n--\n"))
             return
         }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
