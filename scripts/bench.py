@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The performance benchmark of pg_lock_exporter (PRODUCT.md, "Performance goals").
+"""The performance benchmark of pg_lock_exporter against the project's performance goals (judged in targets() below).
 
     python3 scripts/bench.py                 # full run: 100, 750 and 2000 client sessions + soak
     python3 scripts/bench.py --quick         # smoke run, about a minute after the build
@@ -13,7 +13,7 @@ interleaved rounds: the exporter's scrape latency over HTTP, its SQL and the che
 yields the same information timed in one psql session, and Debian's prometheus-postgres-exporter
 on the same server; then both exporters' memory, the exporter's CPU time per scrape and the
 server time of each exporter's queries (pg_stat_statements). A soak of many scrapes checks that
-the exporter's private memory stays flat. It prints a Markdown report, with PRODUCT.md's targets
+the exporter's private memory stays flat. It prints a Markdown report, with the performance targets
 marked met or missed, and writes it to bench/results.md.
 
 Python 3.11 standard library only, plus the system's psql and PostgreSQL server. Talks only to
@@ -269,7 +269,7 @@ class PsqlTimer:
 
 # --------------------------------------------------------------------------------------------
 # SQL: the exporter's batch (printed by the binary), the cheapest batch
-# that yields the same information, and the pieces PRODUCT.md quotes.
+# that yields the same information, and the pieces timed on their own.
 
 
 # The binary whose SQL is timed (set in main()): it prints its own statements, so the timed
@@ -402,7 +402,7 @@ def sql_variants(version: int) -> dict[str, str]:
         "prepared": batch([ours[0], "EXECUTE bench_lean", "EXECUTE bench_databases"]),
         # Fewer rows instead: one row per group, the waiters and the rows of those they wait on.
         "aggregated": batch([ours[0], aggregates_sql(), waiters_and_roots_sql(version), ours[2], ours[3]]),
-        # The pieces PRODUCT.md quotes.
+        # The pieces timed on their own.
         "aggregates": aggregates_sql(),
         "waiters": waiters_sql(version),
         "rows": ours[1],
@@ -1143,11 +1143,12 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
 
 
 def targets(rows: list[dict], soak_row: dict | None) -> str:
-    """PRODUCT.md's goals, judged at the size nearest 750."""
+    """The performance goals (a scrape within 1.3x the cheapest SQL, 2x faster than postgres_exporter,
+    less memory than it, private memory under 8 MiB and flat), judged at the size nearest 750."""
     row = min(rows, key=lambda r: abs(r["plan"]["size"] - 750))
     o, t = row["ours"], row["theirs"]
     key, cheapest = cheapest_sql(row)
-    lines = [f"## PRODUCT.md targets (at {row['plan']['size']} sessions, {row['verified'][4]} blocked)\n"]
+    lines = [f"## Performance targets (at {row['plan']['size']} sessions, {row['verified'][4]} blocked)\n"]
 
     def line(ok: bool | None, text: str) -> None:
         mark = "n/a" if ok is None else ("MET" if ok else "MISSED")

@@ -5,10 +5,44 @@
 # Needs promtool (Debian package prometheus, 2.42+), amtool (prometheus-alertmanager,
 # 0.25+) and python3 with PyYAML (python3-yaml).
 #
-#   scripts/check_alerts.sh
+#   scripts/check_alerts.sh                      the repo: rules, tests, runbooks, dashboards
+#   scripts/check_alerts.sh --installed FILE...  rule files as installed (scripts/render-alerts):
+#                                                fails while a runbook_url still carries the
+#                                                __RUNBOOK_BASE_URL__ placeholder
 
 set -u
-cd "$(dirname "$0")/.." || exit 2
+repo=$(cd "$(dirname "$0")/.." && pwd) || exit 2
+
+if [ "${1:-}" = "--installed" ]; then
+    shift
+    if [ $# -eq 0 ]; then
+        echo "check_alerts: --installed needs the installed rule files" >&2
+        exit 2
+    fi
+    for f in "$@"; do
+        [ -f "$f" ] || { echo "check_alerts: $f: no such file" >&2; exit 2; }
+    done
+    promtool check rules --lint-fatal "$@" >/dev/null || exit 1
+    exec python3 - "$@" <<'PY'
+import re, sys, yaml
+problems = []
+for path in sys.argv[1:]:
+    for g in yaml.safe_load(open(path, encoding="utf-8")).get("groups", []):
+        for r in g.get("rules", []):
+            if "alert" not in r:
+                continue
+            url = (r.get("annotations") or {}).get("runbook_url", "")
+            if "__RUNBOOK_BASE_URL__" in url:
+                problems.append(f"{path}: {r['alert']}: runbook_url still has the placeholder __RUNBOOK_BASE_URL__; "
+                                "install with scripts/render-alerts --runbook-base-url URL DIR")
+            elif not re.match(r"^https?://[^\s#]+#" + re.escape(r["alert"].lower()) + "$", url):
+                problems.append(f"{path}: {r['alert']}: runbook_url {url!r} is not http(s)://...#{r['alert'].lower()}")
+for p in problems:
+    print(p, file=sys.stderr)
+sys.exit(1 if problems else 0)
+PY
+fi
+cd "$repo" || exit 2
 
 failed=""
 run() {
@@ -41,7 +75,9 @@ except ImportError:
     print("PyYAML is missing (apt-get install python3-yaml)")
     sys.exit(1)
 
-RUNBOOK = "https://github.com/pg-lock-exporter/pg_lock_exporter/blob/main/docs/runbooks.md#"
+# In the repo every runbook_url is the placeholder plus the alert's anchor in docs/runbooks.md;
+# scripts/render-alerts replaces the placeholder where the rules are installed.
+RUNBOOK = "__RUNBOOK_BASE_URL__#"
 problems = []
 
 def anchors(path):
@@ -95,7 +131,10 @@ for path in sys.argv[1:]:
             elif name.lower() not in doc_anchors:
                 problems.append(f"{where}: docs/runbooks.md has no section #{name.lower()}")
 
-fires, silent = {}, set()
+# Every alert must also fire on series shaped as the multi-target exporter's /probe
+# (alerts/tests/multi-target.test.yml); the other files use the single-target shape.
+MULTI_TARGET = "alerts/tests/multi-target.test.yml"
+fires, silent, fires_multi = {}, set(), set()
 for path in sorted(glob.glob("alerts/tests/*.yml")):
     doc = yaml.safe_load(open(path, encoding="utf-8"))
     for t in doc.get("tests", []):
@@ -106,9 +145,13 @@ for path in sorted(glob.glob("alerts/tests/*.yml")):
                 silent.add(name)
             for e in exp:
                 fires.setdefault(name, set()).add((e.get("exp_labels") or {}).get("severity"))
+                if path == MULTI_TARGET:
+                    fires_multi.add(name)
 for name, sevs in sorted(alerts.items()):
     if name not in silent:
         problems.append(f"alerts/tests: no test where {name} stays silent (exp_alerts: [])")
+    if name not in fires_multi:
+        problems.append(f"{MULTI_TARGET}: no test where {name} fires on /probe-shaped series")
     for sev in sorted(s for s in sevs if s):
         if sev not in fires.get(name, set()):
             problems.append(f"alerts/tests: no test where {name} fires with severity {sev}")
@@ -120,7 +163,7 @@ for p in problems:
     print(p)
 if problems:
     sys.exit(1)
-print(f"    {len(alerts)} alerts, {sum(len(s) for s in alerts.values())} alert/severity pairs, all tested and documented")
+print(f"    {len(alerts)} alerts, {sum(len(s) for s in alerts.values())} alert/severity pairs, all tested (both modes) and documented")
 PY
 }
 
@@ -131,9 +174,36 @@ route_remediation() {
         alertname=PostgresBlockerIdleInTransaction severity=critical instance=pg-main:9817 datname=shop 2>/dev/null
 }
 
+# The install path of the runbook links: rendered copies pass --installed; the repo's own
+# files (placeholder still in) and a bad base URL are rejected.
+runbook_links() {
+    tmp=$(mktemp -d) || return 1
+    ok=0
+    base=https://git.example.com/ops/pg_lock_exporter/blob/main/docs/runbooks.md
+    if ! scripts/render-alerts --runbook-base-url "$base" --dashboards "$tmp/dashboards" "$tmp/rules" >/dev/null; then
+        echo "    render-alerts failed"; ok=1
+    elif ! scripts/check_alerts.sh --installed "$tmp"/rules/*.rules.yml; then
+        echo "    rendered rules rejected by --installed"; ok=1
+    elif grep -q __RUNBOOK_BASE_URL__ "$tmp"/rules/*.rules.yml "$tmp"/dashboards/*.json; then
+        echo "    the placeholder is left in the rendered files"; ok=1
+    elif ! python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if [l["url"] for l in d["links"]] == [sys.argv[2]] else 1)' \
+            "$tmp/dashboards/pg-lock-overview.json" "$base"; then
+        echo "    the rendered dashboard's Runbooks link is not the base URL"; ok=1
+    fi
+    if scripts/check_alerts.sh --installed alerts/*.rules.yml 2>/dev/null; then
+        echo "    --installed accepted rules that still carry the placeholder"; ok=1
+    fi
+    if scripts/render-alerts --runbook-base-url "ftp://x/runbooks.md#a" "$tmp/bad" 2>/dev/null || [ -e "$tmp/bad" ]; then
+        echo "    render-alerts accepted a bad base URL"; ok=1
+    fi
+    rm -rf "$tmp"
+    return $ok
+}
+
 run "promtool check rules" promtool check rules --lint-fatal alerts/*.rules.yml
 run "promtool test rules" promtool test rules alerts/tests/*.yml
 run "alert conventions and test coverage" lint_alerts
+run "runbook links: placeholder replaced at install" runbook_links
 run "amtool check-config" amtool check-config alerts/alertmanager-inhibit.example.yml
 run "amtool routing of the remediation alert" route_remediation
 run "dashboards" python3 scripts/check_dashboards.py

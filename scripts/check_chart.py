@@ -92,19 +92,33 @@ def kubernetes_validate(docs, where, tmp):
     return len(core)
 
 
-def check_rules(docs, where, tmp):
+PLACEHOLDER = "__RUNBOOK_BASE_URL__"
+
+
+def with_runbooks(text, values):
+    """The repo's file as the chart renders it: the placeholder replaced by runbookBaseURL."""
+    base = (values or {}).get("runbookBaseURL") or ""
+    return text.replace(PLACEHOLDER, base) if base else text
+
+
+def check_rules(docs, where, tmp, values=None):
     rules = [d for d in docs if d["kind"] == "PrometheusRule"]
     if not rules:
         return
     groups = rules[0]["spec"]["groups"]
-    original = yaml.safe_load(open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")))["groups"]
+    original = yaml.safe_load(with_runbooks(open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")).read(), values))["groups"]
     if groups != original:
         problem(where, "PrometheusRule groups differ from alerts/pg_lock_exporter.rules.yml")
-    # The rendered groups where the rule tests expect the rules: alerts/tests/*.yml name ../pg_lock_exporter.rules.yml.
+    if (values or {}).get("runbookBaseURL") and PLACEHOLDER in json.dumps(groups):
+        problem(where, f"runbookBaseURL is set but the PrometheusRule still carries {PLACEHOLDER}")
+    # The rendered groups where the rule tests expect the rules: alerts/tests/*.yml name
+    # ../pg_lock_exporter.rules.yml, and expect the runbook links as the repo has them.
     alerts = os.path.join(tmp, "alerts")
     os.makedirs(os.path.join(alerts, "tests"))
+    rendered = yaml.safe_dump({"groups": groups}, sort_keys=False)
+    base = (values or {}).get("runbookBaseURL")
     with open(os.path.join(alerts, "pg_lock_exporter.rules.yml"), "w") as f:
-        yaml.safe_dump({"groups": groups}, f, sort_keys=False)
+        f.write(rendered.replace(base, PLACEHOLDER) if base else rendered)
     for test in glob.glob(os.path.join(REPO, "alerts", "tests", "*.yml")):
         shutil.copy(test, os.path.join(alerts, "tests"))
     out = run(["promtool", "check", "rules", "--lint-fatal", os.path.join(alerts, "pg_lock_exporter.rules.yml")])
@@ -115,15 +129,15 @@ def check_rules(docs, where, tmp):
         problem(where, f"promtool test rules on the rendered PrometheusRule: {(out.stdout + out.stderr).strip()[-2000:]}")
 
 
-def check_dashboards(docs, where):
+def check_dashboards(docs, where, values=None):
     for cm in (d for d in docs if d["kind"] == "ConfigMap" and d["metadata"]["name"].endswith("-dashboards")):
         originals = {os.path.basename(p) for p in glob.glob(os.path.join(REPO, "dashboards", "*.json"))}
         if set(cm["data"]) != originals:
             problem(where, f"dashboard ConfigMap keys {sorted(cm['data'])} are not dashboards/ {sorted(originals)}")
         for key, text in cm["data"].items():
             path = os.path.join(REPO, "dashboards", key)
-            if os.path.exists(path) and text.encode() != open(path, "rb").read():
-                problem(where, f"rendered dashboard {key} is not byte-identical to dashboards/{key}")
+            if os.path.exists(path) and text != with_runbooks(open(path, encoding="utf-8").read(), values):
+                problem(where, f"rendered dashboard {key} is not byte-identical to dashboards/{key} (runbook link aside)")
 
 
 def check_promises(docs, values, where):
@@ -267,9 +281,10 @@ def check_case(helm, values, tmp, binary):
     case_tmp = os.path.join(tmp, os.path.basename(values))
     os.makedirs(case_tmp)
     count = kubernetes_validate(docs, where, case_tmp)
-    check_rules(docs, where, case_tmp)
-    check_dashboards(docs, where)
-    check_promises(docs, yaml.safe_load(open(values)) or {}, where)
+    case_values = yaml.safe_load(open(values)) or {}
+    check_rules(docs, where, case_tmp, case_values)
+    check_dashboards(docs, where, case_values)
+    check_promises(docs, case_values, where)
     check_containers_start(docs, where, case_tmp, binary)
     return count
 

@@ -157,6 +157,7 @@ MAY_BE_EMPTY = {
     ("pg-lock-overview", "Blocked sessions and root blockers", "B"): ["blocking"],
     ("pg-lock-overview", "Current root blockers", "A"): ["blocking"],
     ("pg-lock-overview", "Current root blockers", "B"): ["blocking"],
+    ("pg-lock-overview", "Guard settings by database and role", "A"): ["no-sessions"],
     ("pg-lock-overview", "Sessions by state", "A"): ["no-sessions"],
     ("pg-lock-overview", "Sessions by application", "A"): ["no-sessions"],
     ("pg-lock-overview", "Sessions by user", "A"): ["no-sessions"],

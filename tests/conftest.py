@@ -4,9 +4,13 @@
     start_incident  factory: the seed incident (scripts/incident) in a new database
     incident        the seed incident in database INCIDENT_DB with INCIDENT_READERS readers
     exporter        `pg_lock_exporter serve` on a free 127.0.0.1 port, watching pg_server
+    probe_exporter  `pg_lock_exporter serve --config.file` with one target, STOPPED_TARGET, whose
+                    PostgreSQL is not running (nothing listens on its port)
     rule_files      the shipped alerts/*.rules.yml plus their time-scaled overlay
-    prometheus      Prometheus scraping the exporter every 1s (job "pg_lock_exporter"),
-                    evaluating rule_files every 1s, with its own storage
+    prometheus      Prometheus scraping the exporter every 1s (job "pg_lock_exporter") and
+                    /probe?target=STOPPED_TARGET of probe_exporter (job PROBE_JOB, relabelled
+                    instance=STOPPED_TARGET as in alerts/README.md), evaluating rule_files every
+                    1s, with its own storage
 
     alertmanager_bin  Alertmanager, for the end-to-end remediation test (test_e2e_remediation.py),
                     which builds its own stacks from deploy/'s configs
@@ -28,7 +32,7 @@ import pytest
 import yaml
 
 import livestack
-from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, REPO, TIME_SCALE
+from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, PROBE_JOB, REPO, STOPPED_TARGET, TIME_SCALE
 
 
 
@@ -125,6 +129,14 @@ def exporter(exporter_bin, pg_server, workdir):
 
 
 @pytest.fixture(scope="session")
+def probe_exporter(exporter_bin, workdir):
+    dead = f"host=127.0.0.1 port={livestack.free_port()} user=postgres dbname=postgres connect_timeout=2"
+    exp = livestack.start_multi_target_exporter(exporter_bin, {STOPPED_TARGET: dead}, workdir / "probe-exporter")
+    yield exp
+    exp.stop()
+
+
+@pytest.fixture(scope="session")
 def shipped_rule_files():
     files = sorted((REPO / "alerts").glob("*.rules.yml"))
     assert files, "no alerts/*.rules.yml"
@@ -151,11 +163,12 @@ def rule_files(shipped_rule_files, rule_overlay):
 
 
 @pytest.fixture(scope="session")
-def prometheus(prometheus_bin, exporter, rule_files, workdir):
+def prometheus(prometheus_bin, exporter, probe_exporter, rule_files, workdir):
     server = None
     try:
-        server = livestack.PrometheusServer(prometheus_bin, workdir / "prometheus", {EXPORTER_JOB: [exporter.address]},
-                                            rule_files=rule_files)
+        server = livestack.PrometheusServer(
+            prometheus_bin, workdir / "prometheus", {EXPORTER_JOB: [exporter.address]}, rule_files=rule_files,
+            extra_scrape_configs=[livestack.probe_scrape_config(PROBE_JOB, probe_exporter.address, [STOPPED_TARGET])])
         server.wait_for_target_up(EXPORTER_JOB)
         server.wait_for_rules_evaluated()
         yield server

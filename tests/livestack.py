@@ -34,6 +34,9 @@ LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 INCIDENT_DB = "app"
 INCIDENT_READERS = 3
 EXPORTER_JOB = "pg_lock_exporter"
+# The multi-target job of the session's Prometheus: one /probe target whose PostgreSQL is down.
+PROBE_JOB = "pg_lock_exporter_probe"
+STOPPED_TARGET = "stopped"
 # Time in the rule overlay runs this much faster: 1m of a shipped `for:` becomes 0.5s, the
 # 60s idle threshold of PostgresBlockerIdleInTransaction 0.5s, the 1h threshold of
 # PostgresLongRunningTransaction 30s. See time_scale_rules below and docs/testing.md.
@@ -132,6 +135,27 @@ def http_get(url, params=None, timeout=5):
         return e.code, e.read()
 
 
+def http_post_json(url, doc, headers=None, timeout=5):
+    """POST a JSON document to url (loopback only); returns (status, body bytes)."""
+    _check_loopback(url)
+    request = urllib.request.Request(url, data=json.dumps(doc).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with _NO_PROXY_OPENER.open(request, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def alertmanager_webhook(alerts):
+    """Alertmanager's webhook payload (version 4) for `alerts`: [(labels dict, startsAt)], firing."""
+    return {"version": "4", "status": "firing", "receiver": "pg-lock-remediator", "groupKey": "{}:{}",
+            "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://127.0.0.1:9093",
+            "alerts": [{"status": "firing", "labels": labels, "annotations": {}, "startsAt": starts,
+                        "endsAt": "0001-01-01T00:00:00Z", "generatorURL": "", "fingerprint": f"{i:016x}"}
+                       for i, (labels, starts) in enumerate(alerts)]}
+
+
 def http_get_json(url, params=None, timeout=5):
     status, body = http_get(url, params, timeout)
     try:
@@ -167,12 +191,12 @@ class ManagedProcess:
     """A child process in its own process group, its stdout+stderr in a log file. stop() ends
     the whole group (TERM, then KILL); an atexit hook stops whatever a crash left running."""
 
-    def __init__(self, name, argv, log_path, env=None, cwd=None):
+    def __init__(self, name, argv, log_path, env=None, cwd=None, stdin=subprocess.DEVNULL):
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_path)
         self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=self._log,
+        self.proc = subprocess.Popen(self.argv, stdin=stdin, stdout=self._log,
                                      stderr=subprocess.STDOUT, start_new_session=True,
                                      env=env if env is not None else clean_env(), cwd=cwd)
         _LIVE_PROCESSES.append(self)
@@ -211,6 +235,8 @@ class ManagedProcess:
                     continue
         # (A leader that already exited and was reaped is left alone: its group id may
         # belong to someone else by now.)
+        if self.proc.stdin and not self.proc.stdin.closed:
+            self.proc.stdin.close()
         if not self._log.closed:
             self._log.close()
         if self in _LIVE_PROCESSES:
@@ -334,6 +360,20 @@ def start_incident(pg, datname, readers, state_dir):
     return incident
 
 
+class HeldSession(ManagedProcess):
+    """A psql session that runs `sql` and then stays connected, waiting for more input, as a
+    forgotten script or a waiting migration would: `BEGIN; SELECT ...;` leaves it idle in
+    transaction, an `ALTER TABLE` that must wait leaves it waiting, then idle once done.
+    stop() ends the session (its transaction rolls back)."""
+
+    def __init__(self, dsn, application_name, sql, log_path):
+        super().__init__(f"psql {application_name}", ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1",
+                                                      dsn_with(dsn, application_name=application_name)],
+                         log_path, stdin=subprocess.PIPE)
+        self.proc.stdin.write(sql.encode() + b"\n")
+        self.proc.stdin.flush()
+
+
 # --------------------------------------------------------------------- the exporter
 
 LISTENING_RE = re.compile(r"msg=listening address=(\S+)")
@@ -369,6 +409,32 @@ def wait_listening(proc, what, timeout=15):
 _EXITED = type("Exited", (), {"__repr__": lambda self: "EXITED"})()
 
 
+def start_multi_target_exporter(binary, targets, directory):
+    """`serve --config.file` with targets {name: dsn} on a port the kernel picks (the multi-target
+    pattern: Prometheus scrapes /probe?target=NAME). Returns the Exporter; its .url is the
+    process's own /metrics."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    config = directory / "targets.yml"
+    config.write_text(yaml.safe_dump({"targets": {name: {"dsn": dsn} for name, dsn in targets.items()}}))
+    proc = ManagedProcess("pg_lock_exporter multi-target", [binary, "serve", "--config.file", config,
+                                                            "--web.listen-address", "127.0.0.1:0"], directory / "exporter.log")
+    try:
+        return Exporter(process=proc, address=wait_listening(proc, "the multi-target exporter"))
+    except BaseException:
+        proc.stop()
+        raise
+
+
+def probe_scrape_config(job, exporter_address, target_names):
+    """The multi-target scrape config of alerts/README.md: /probe?target=NAME, instance=NAME."""
+    return {"job_name": job, "metrics_path": "/probe", "static_configs": [{"targets": list(target_names)}],
+            "relabel_configs": [
+                {"source_labels": ["__address__"], "target_label": "__param_target"},
+                {"source_labels": ["__param_target"], "target_label": "instance"},
+                {"target_label": "__address__", "replacement": exporter_address}]}
+
+
 def start_exporter(binary, dsn, log_path, extra_args=()):
     """pg_lock_exporter serve on 127.0.0.1 with a port the kernel picks; waits for the
     `msg=listening` log line and for a scrape that reports pg_up 1."""
@@ -391,12 +457,13 @@ class PrometheusServer:
     """A Prometheus with its own storage and a generated prometheus.yml.
 
     scrape_jobs: {job_name: [HOST:PORT, ...]}; rule_files: paths; alertmanagers: [HOST:PORT, ...].
+    extra_scrape_configs: whole scrape_configs entries added as given (e.g. probe_scrape_config()).
     Scrape and evaluation interval default to 1s.
     Or config: a whole prometheus.yml document (e.g. prometheus_overlay() of deploy/'s file),
     used as given; scrape_jobs, rule_files, alertmanagers and interval are then ignored."""
 
     def __init__(self, binary, directory, scrape_jobs=None, rule_files=(), alertmanagers=(), interval="1s",
-                 extra_flags=(), attempts=3, config=None):
+                 extra_flags=(), attempts=3, config=None, extra_scrape_configs=()):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.config_path = self.directory / "prometheus.yml"
@@ -406,7 +473,7 @@ class PrometheusServer:
                 "global": {"scrape_interval": interval, "scrape_timeout": interval, "evaluation_interval": interval},
                 "rule_files": self.rule_files,
                 "scrape_configs": [{"job_name": job, "static_configs": [{"targets": list(targets)}]}
-                                   for job, targets in (scrape_jobs or {}).items()],
+                                   for job, targets in (scrape_jobs or {}).items()] + list(extra_scrape_configs),
             }
             if alertmanagers:
                 config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": list(alertmanagers)}]}]}
@@ -485,10 +552,16 @@ class PrometheusServer:
 
 
 def prometheus_targets(config):
-    """Every static target of a prometheus.yml document: scrape targets and Alertmanagers."""
+    """Every address a prometheus.yml document makes Prometheus talk to: static scrape targets and
+    Alertmanagers, or, where relabelling sets __address__ (the multi-target pattern), that
+    replacement instead of the static targets (which are then target names)."""
     configs = list(config.get("scrape_configs") or [])
     configs += list((config.get("alerting") or {}).get("alertmanagers") or [])
-    return [t for c in configs for sc in c.get("static_configs") or [] for t in sc.get("targets") or []]
+    out = []
+    for c in configs:
+        rewritten = [r.get("replacement", "") for r in c.get("relabel_configs") or [] if r.get("target_label") == "__address__"]
+        out += rewritten or [t for sc in c.get("static_configs") or [] for t in sc.get("targets") or []]
+    return out
 
 
 # --------------------------------------------------------------------- the time-scaled rule overlay
@@ -497,12 +570,13 @@ def prometheus_targets(config):
 # transaction, a root blocker's state): the incident makes them grow one second per second,
 # so thresholds compared against them are time thresholds. Nothing else is rewritten: counts
 # (>= 1 waiting sessions, >= 5 deadlocks), ratios (> 0.8 of max_connections), rates, and the
-# `== 0` of pg_setting_seconds keep their values.
+# `== 0` of pg_role_setting_seconds keep their values.
 AGE_METRICS = (
     "pg_idle_in_transaction_seconds",
     "pg_transaction_age_seconds_max",
     "pg_lock_wait_seconds_max",
     "pg_blocking_root_state_seconds",
+    "pg_blocking_root_idle_in_transaction_seconds_max",
 )
 _LABELS = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
 _NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"

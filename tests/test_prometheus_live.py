@@ -11,6 +11,7 @@ import importlib.util
 import json
 import math
 import re
+import secrets
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ import pytest
 import yaml
 
 import livestack
-from livestack import EXPORTER_JOB, INCIDENT_READERS, OVERLAY_LABEL, REPO, TIME_SCALE
+from livestack import EXPORTER_JOB, INCIDENT_READERS, OVERLAY_LABEL, PROBE_JOB, REPO, STOPPED_TARGET, TIME_SCALE
 
 OVERLAY = {OVERLAY_LABEL[0]: OVERLAY_LABEL[1]}
 # How long the overlay's alerts may take to fire, counted from the start of the test that
@@ -47,8 +48,7 @@ def expected_firing(incident):
     db = incident.datname
     worker_group = {"datname": db, "usename": "postgres", "application_name": "worker"}
     return {
-        ("PostgresBlockerIdleInTransaction", "critical"): [
-            {**worker_group, "pid": str(incident.worker_pid), "client_addr": "local", "state": "idle in transaction"}],
+        ("PostgresBlockerIdleInTransaction", "critical"): [{"datname": db}],
         ("PostgresSessionsBlocked", "warning"): [{"datname": db}],
         ("PostgresLockWaitTooLong", "warning"): [{"datname": db}],
         ("PostgresLockWaitTooLong", "critical"): [{"datname": db}],
@@ -59,7 +59,9 @@ def expected_firing(incident):
                                                         {"datname": db, "state": "active"}],
         ("PostgresLongRunningTransaction", "critical"): [{"datname": db, "state": "idle in transaction"},
                                                          {"datname": db, "state": "active"}],
-        ("PostgresIdleInTransactionTimeoutDisabled", "info"): [{"name": "idle_in_transaction_session_timeout"}],
+        # the incident's sessions are user postgres's; nobody sets the timeout
+        ("PostgresIdleInTransactionTimeoutDisabled", "info"): [
+            {"datname": db, "usename": "postgres", "name": "idle_in_transaction_session_timeout"}],
     }
 
 
@@ -183,6 +185,13 @@ def test_exporter_series_in_prometheus_describe_the_incident_exactly(incident, e
         assert one(f'pg_sessions{{{sel},datname="{db}",application_name="web",state="active"}}') == [INCIDENT_READERS]
         assert one(f'pg_sessions{{{sel},datname="{db}",application_name="worker",state="idle in transaction"}}') == [1]
         assert one(f'pg_setting_seconds{{{sel},name="idle_in_transaction_session_timeout"}}') == [0]
+        assert one(f'pg_role_setting_seconds{{{sel},datname="{db}",usename="postgres",'
+                   f'name="idle_in_transaction_session_timeout"}}') == [0]
+        assert one(f'pg_blocking_root_idle_in_transaction_sessions{{{sel},datname="{db}"}}') == [1]
+        assert one(f'pg_blocking_root_idle_in_transaction_sessions{{{sel},datname="postgres"}}') == [0]
+        [age] = one(f'pg_blocking_root_idle_in_transaction_seconds_max{{{sel},datname="{db}"}}')
+        [worker_age] = one(f'pg_blocking_root_state_seconds{{{sel},datname="{db}",pid="{incident.worker_pid}"}}')
+        assert age == worker_age > 0
 
     eventually(check, timeout=15)
     # The pid label names the session pg_stat_activity reports as idle in transaction.
@@ -243,9 +252,10 @@ def test_time_scaled_alerts_fire_with_the_incident_labels(incident, exporter, pr
     [blocked] = by_name[("PostgresSessionsBlocked", "warning")]
     assert float(blocked["value"]) == INCIDENT_READERS + 1
     [blocker] = by_name[("PostgresBlockerIdleInTransaction", "critical")]
-    assert blocker["labels"]["pid"] == str(incident.worker_pid)
-    assert f"root blocker of {INCIDENT_READERS + 1} waiting session(s)" in blocker["annotations"]["description"]
-    assert f"pid {incident.worker_pid} " in blocker["annotations"]["description"]
+    description = blocker["annotations"]["description"]
+    assert description.startswith(f"1 root blocker(s) in database {incident.datname} on {exporter.address} "), description
+    assert f"with {INCIDENT_READERS + 1} session(s) waiting" in description
+    assert f"pid {incident.worker_pid} (user postgres, application \"worker\", client local)" in description
     [wait] = by_name[("PostgresLockWaitTooLong", "critical")]
     assert f"Top root blocker: pid {incident.worker_pid} " in wait["annotations"]["description"]
 
@@ -267,7 +277,7 @@ def test_shipped_rules_raise_the_immediate_alerts_unmodified(incident, exporter,
     want = {
         frozen({**base, "alertname": "PostgresSessionsBlocked", "severity": "warning", "datname": incident.datname}),
         frozen({**base, "alertname": "PostgresIdleInTransactionTimeoutDisabled", "severity": "info",
-                "name": "idle_in_transaction_session_timeout"}),
+                "datname": incident.datname, "usename": "postgres", "name": "idle_in_transaction_session_timeout"}),
     }
 
     def check():
@@ -299,7 +309,8 @@ def test_every_rule_expression_selects_exactly_the_incident(incident, exporter, 
             key = (rule["alert"], rule["labels"]["severity"])
             # a comparison without `bool` keeps the metric name; alerts drop it
             got = {frozen(s["metric"], drop=("__name__",)) for s in prometheus.query(rule["expr"])
-                   if s["metric"].get("datname") in (None, incident.datname)}
+                   if s["metric"].get("datname") in (None, incident.datname)
+                   and s["metric"].get("instance") == exporter.address}
             if rule["alert"] in QUIET:
                 assert got == set(), (key, QUIET[rule["alert"]], got)
             else:
@@ -395,3 +406,158 @@ def test_every_dashboard_query_returns_data(incident, exporter, prometheus):
     depth = {m["datname"]: float(vs[-1][1]) for m, vs in last(("pg-lock-overview", "Blocked sessions and root blockers",
                                                                 "C"))}
     assert depth[incident.datname] == 2
+
+
+# --------------------------------------------------------------------- /probe, every root, per-role guards
+# These run last: they add sessions and change a role, which the exact checks above must not see.
+
+def active(prometheus, **labels):
+    """{(alertname, rule_set or 'shipped'): state} of the active alerts carrying these labels."""
+    return {(a["labels"]["alertname"], a["labels"].get(OVERLAY_LABEL[0], "shipped")): a["state"]
+            for a in prometheus.alerts() if all(a["labels"].get(k) == v for k, v in labels.items())}
+
+
+def test_a_probe_target_whose_postgresql_is_stopped_fires_exporter_down(prometheus, probe_exporter):
+    """Multi-target mode: the probe answers 200 (up 1) with pg_up 0; the /probe body's build_info
+    is what lets the rule tell it from postgres_exporter's pg_up."""
+    sel = f'job="{PROBE_JOB}",instance="{STOPPED_TARGET}"'
+
+    def check():
+        assert [value_of(s) for s in prometheus.query(f"up{{{sel}}}")] == [1]
+        assert [value_of(s) for s in prometheus.query(f"pg_up{{{sel}}}")] == [0]
+        assert [s["metric"]["version"] for s in prometheus.query(f"pg_lock_exporter_build_info{{{sel}}}")]
+        got = [a for a in prometheus.alerts() if a["labels"].get("instance") == STOPPED_TARGET]
+        states = {(a["labels"]["alertname"], a["labels"].get(OVERLAY_LABEL[0], "shipped")): a["state"] for a in got}
+        # Time-scaled: for 1m -> 0.5s, so firing; shipped: for 1m, pending or (after a minute) firing.
+        assert states.get(("PostgresExporterDown", OVERLAY_LABEL[1])) == "firing", states
+        assert states.get(("PostgresExporterDown", "shipped")) in ("pending", "firing"), states
+        assert set(states) == {("PostgresExporterDown", OVERLAY_LABEL[1]), ("PostgresExporterDown", "shipped")}, states
+        return got
+
+    got = eventually(check, timeout=15)
+    [scaled] = [a for a in got if a["labels"].get(OVERLAY_LABEL[0]) == OVERLAY_LABEL[1]]
+    assert scaled["labels"]["job"] == PROBE_JOB and scaled["labels"]["severity"] == "critical"
+    assert scaled["annotations"]["description"] == (
+        f"pg_lock_exporter at {STOPPED_TARGET} (job {PROBE_JOB}) answers but cannot collect from PostgreSQL (pg_up is 0): "
+        "the server is down, restarting, or refusing the exporter's connection.")
+
+
+SEVEN = 7
+
+
+def test_seven_idle_in_transaction_roots_one_alert_and_the_remediator_ends_all_seven(
+        incident, exporter, prometheus, pg_server, exporter_bin, workdir):
+    """Seven sessions idle in transaction, each the root of an ALTER TABLE on its own table. The
+    exporter names the top 5 roots of the server (the seed incident's and 4 of these); the
+    per-database gauge counts all 7, the remediation alert fires once for the database, and
+    `remediate --listen --execute` (cap 10) ends all seven."""
+    db, directory = "seven_roots", workdir / "seven-roots"
+    directory.mkdir(exist_ok=True)
+    livestack.psql(pg_server.dsn, f'CREATE DATABASE "{db}"')
+    dsn = pg_server.dsn_for(db)
+    livestack.psql(dsn, "; ".join(f"CREATE TABLE t{i} (id int)" for i in range(SEVEN)))
+    held = []
+    try:
+        roots = [livestack.HeldSession(dsn, f"forgotten{i}", f"BEGIN; SELECT count(*) FROM t{i};",
+                                       directory / f"root{i}.log") for i in range(SEVEN)]
+        held += roots
+        livestack.wait_until("seven sessions idle in transaction", lambda: livestack.psql(
+            dsn, f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND state = 'idle in transaction'")
+            == [[str(SEVEN)]], timeout=10)
+        migrations = [livestack.HeldSession(dsn, f"migration{i}", f"ALTER TABLE t{i} ADD COLUMN c int;",
+                                            directory / f"migration{i}.log") for i in range(SEVEN)]
+        held += migrations
+        livestack.wait_until("seven ALTER TABLEs waiting", lambda: livestack.psql(
+            dsn, f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND wait_event_type = 'Lock'")
+            == [[str(SEVEN)]], timeout=10)
+        root_pids = {int(p) for [p] in livestack.psql(
+            dsn, f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}' AND state = 'idle in transaction'")}
+        sel = f'job="{EXPORTER_JOB}",instance="{exporter.address}",datname="{db}"'
+
+        def fired():
+            count = [value_of(s) for s in prometheus.query(f"pg_blocking_root_idle_in_transaction_sessions{{{sel}}}")]
+            assert count == [SEVEN], count
+            # The top 5 of the whole server: the seed incident's worker (4 waiters) and 4 of the 7.
+            named = prometheus.query(f'pg_blocking_root_blocked_sessions{{job="{EXPORTER_JOB}",instance="{exporter.address}"}}')
+            assert len(named) == 5, named
+            here = {int(s["metric"]["pid"]) for s in named if s["metric"]["datname"] == db}
+            assert len(here) == 4 and here < root_pids, named
+            alerts = [a for a in prometheus.alerts() if a["labels"].get("datname") == db
+                      and a["labels"]["alertname"] == "PostgresBlockerIdleInTransaction"]
+            scaled = [a for a in alerts if a["labels"].get(OVERLAY_LABEL[0]) == OVERLAY_LABEL[1]]
+            assert [a["state"] for a in scaled] == ["firing"], alerts
+            return scaled[0]
+
+        alert = eventually(fired, timeout=20)
+        assert alert["annotations"]["description"].startswith(f"{SEVEN} root blocker(s) in database {db} ")
+        assert f"with {SEVEN} session(s) waiting" in alert["annotations"]["description"]
+
+        # The alert as Alertmanager would deliver it, to the remediator with a cap of 10.
+        token = directory / "token"
+        token.touch(mode=0o600)
+        token.write_text(secrets.token_urlsafe(32))
+        remediator = livestack.start_remediator(exporter_bin, dsn, directory / "remediator.log", [
+            "--webhook.token-file", token, "--execute", "--min-idle", "1s", "--max-terminations", "10",
+            "--max-terminations-per-minute", "10"])
+        held.append(remediator)
+        status, body = livestack.http_post_json(remediator.webhook_url, livestack.alertmanager_webhook(
+            [(alert["labels"], alert["activeAt"])]), {"Authorization": f"Bearer {token.read_text()}"})
+        assert status == 202, body
+        wait_until = livestack.wait_until
+        wait_until("the remediator to end seven sessions", lambda: livestack.sample(
+            remediator.metrics(), "pg_lock_remediator_terminations_total") == SEVEN, timeout=15)
+        metrics = remediator.metrics()
+        assert livestack.sample(metrics, "pg_lock_remediator_passes_total") == 1
+        assert livestack.sample(metrics, "pg_lock_remediator_termination_failures_total") == 0
+
+        def done():
+            rows = livestack.psql(dsn, f"SELECT pid, application_name, state FROM pg_stat_activity WHERE datname = '{db}' "
+                                       "AND application_name ~ '^(forgotten|migration)'")
+            assert {int(pid) for pid, _, _ in rows} & root_pids == set(), rows
+            assert sorted((app, state) for _, app, state in rows) == [(f"migration{i}", "idle") for i in range(SEVEN)]
+        eventually(done, timeout=10)
+        # Every ALTER TABLE went through.
+        assert livestack.psql(dsn, "SELECT count(*) FROM information_schema.columns WHERE column_name = 'c'") \
+            == [[str(SEVEN)]]
+    finally:
+        for process in reversed(held):
+            process.stop()
+        livestack.psql(pg_server.dsn, f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+
+
+def test_a_role_setting_shows_per_role_and_silences_the_guard_alert_for_that_role(
+        incident, exporter, prometheus, pg_server, workdir):
+    """`ALTER ROLE app SET idle_in_transaction_session_timeout = '30s'` while the server has none:
+    pg_role_setting_seconds says 30 for role app, the disabled-guard alert goes for that role and
+    stays for the incident's role postgres in the same database."""
+    db, name = incident.datname, "idle_in_transaction_session_timeout"
+    livestack.psql(pg_server.dsn, "DO $$BEGIN CREATE ROLE app LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END$$")
+    session = livestack.HeldSession(livestack.dsn_with(pg_server.dsn_for(db), user="app"), "app-api", "SELECT 1;",
+                                    workdir / "app-session.log")
+    sel = f'job="{EXPORTER_JOB}",instance="{exporter.address}",datname="{db}",name="{name}"'
+    try:
+        def guard(usename):
+            return [value_of(s) for s in prometheus.query(f'pg_role_setting_seconds{{{sel},usename="{usename}"}}')]
+
+        def disabled():
+            assert guard("app") == [0]
+            states = active(prometheus, alertname="PostgresIdleInTransactionTimeoutDisabled", datname=db, usename="app")
+            assert states.get(("PostgresIdleInTransactionTimeoutDisabled", OVERLAY_LABEL[1])) == "firing", states
+        eventually(disabled, timeout=20)
+
+        livestack.psql(pg_server.dsn, f"ALTER ROLE app SET {name} = '30s'")
+
+        def guarded():
+            assert guard("app") == [30]
+            assert guard("postgres") == [0]
+            assert [value_of(s) for s in prometheus.query(
+                f'pg_setting_seconds{{job="{EXPORTER_JOB}",instance="{exporter.address}",name="{name}"}}')] == [0]
+            assert active(prometheus, alertname="PostgresIdleInTransactionTimeoutDisabled", datname=db, usename="app") == {}
+            assert active(prometheus, alertname="PostgresIdleInTransactionTimeoutDisabled", datname=db,
+                          usename="postgres").get(("PostgresIdleInTransactionTimeoutDisabled", OVERLAY_LABEL[1])) == "firing"
+        eventually(guarded, timeout=15)
+        # What a login of role app really gets now.
+        assert livestack.psql(livestack.dsn_with(pg_server.dsn_for(db), user="app"), f"SHOW {name}") == [["30s"]]
+    finally:
+        session.stop()
+        livestack.psql(pg_server.dsn, f"ALTER ROLE app RESET {name}")

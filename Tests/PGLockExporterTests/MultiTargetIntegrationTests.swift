@@ -53,8 +53,12 @@ extension IntegrationTests {
             #expect(alpha.value("pg_up") == 1)
             #expect(alpha.value("pg_blocked_sessions", ["datname": dbA]) == 0)
             #expect(alpha.all("process_cpu_seconds_total").isEmpty)
+            // Every /probe body names the exporter, so the alerting rules recognise its pg_up.
+            #expect(alpha.value("pg_lock_exporter_build_info", ["version": BuildInfo.version]) == 1)
             #expect(try Exposition(parsing: try exporter.get("/probe?target=beta").body).value("pg_up") == 1)
-            #expect(try Exposition(parsing: try exporter.get("/probe?target=nopassword").body).value("pg_up") == 0)
+            let down = try Exposition(parsing: try exporter.get("/probe?target=nopassword").body)
+            #expect(down.value("pg_up") == 0)
+            #expect(down.value("pg_lock_exporter_build_info", ["version": BuildInfo.version]) == 1)
             let unknown = try exporter.get("/probe?target=gamma")
             #expect(unknown.status == 400)
             #expect(unknown.body == "unknown target \"gamma\"; known: alpha, beta, nopassword\n")

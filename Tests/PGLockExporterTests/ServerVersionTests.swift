@@ -36,8 +36,10 @@ extension IntegrationTests {
             #expect(metrics.all("pg_server_info").count == 1)
         }
 
-        /// `pg_setting_seconds` reports what new sessions of the database get (`reset_val`), and
-        /// `transaction_timeout` only where it exists (PostgreSQL 17+).
+        /// `pg_role_setting_seconds` reports what the sessions of a role in a database get at login,
+        /// `pg_setting_seconds` the server-wide value, free of the settings of the exporter's own
+        /// database (here the same database), and `transaction_timeout` only where it exists
+        /// (PostgreSQL 17+).
         @Test func timeoutSettingsFollowTheServerVersion() throws {
             let db = try cluster.createDatabase("settings")
             let admin = try cluster.connect()
@@ -58,30 +60,44 @@ extension IntegrationTests {
                 #expect(error?.sqlState == "42704", "unrecognized configuration parameter: \(String(describing: error))")
             }
 
+            // A client session in the database (user postgres, as the exporter's own).
+            let session = try cluster.connect(database: db)
             let exporter = try ExporterProcess(["--dsn", cluster.dsn(database: db)])
             let metrics = try exporter.metrics()
-            // What a new session of the database gets, read after the scrape.
-            let session = try cluster.connect(database: db)
-            var expected: [String: Double] = [:]
-            try session.execute(
-                """
-                SELECT name, reset_val::float8 / 1000 FROM pg_settings
-                WHERE name IN ('idle_in_transaction_session_timeout', 'lock_timeout', 'statement_timeout', 'transaction_timeout')
-                """
-            ) { r in
-                for row in 0..<r.rowCount { expected[r.string(row, 0)!] = r.double(row, 1)! }
+            func resetValues(_ connection: PostgresConnection) throws -> [String: Double] {
+                var values: [String: Double] = [:]
+                try connection.execute(
+                    """
+                    SELECT name, reset_val::float8 / 1000 FROM pg_settings
+                    WHERE name IN ('idle_in_transaction_session_timeout', 'lock_timeout', 'statement_timeout', 'transaction_timeout')
+                    """
+                ) { r in
+                    for row in 0..<r.rowCount { values[r.string(row, 0)!] = r.double(row, 1)! }
+                }
+                return values
             }
-            let scraped = Dictionary(uniqueKeysWithValues: metrics.all("pg_setting_seconds").map { ($0.labels["name"]!, $0.value) })
-            #expect(scraped == expected)
-            #expect(scraped["idle_in_transaction_session_timeout"] == 90)
-            #expect(scraped["lock_timeout"] == 3)
-            #expect(scraped["statement_timeout"] == 45)
+            // What the session in the database got at login, and what one elsewhere gets.
+            let inDatabase = try resetValues(session)
+            let elsewhere = try resetValues(try cluster.connect())
+            let perRole = Dictionary(
+                uniqueKeysWithValues: metrics.all("pg_role_setting_seconds", ["datname": db, "usename": "postgres"]).map {
+                    ($0.labels["name"]!, $0.value)
+                })
+            #expect(perRole == inDatabase)
+            #expect(perRole["idle_in_transaction_session_timeout"] == 90)
+            #expect(perRole["lock_timeout"] == 3)
+            #expect(perRole["statement_timeout"] == 45)
+            let serverWide = Dictionary(uniqueKeysWithValues: metrics.all("pg_setting_seconds").map { ($0.labels["name"]!, $0.value) })
+            #expect(serverWide == elsewhere)
+            #expect(serverWide["idle_in_transaction_session_timeout"] == 0)
             if version >= 170000 {
                 #expect(try session.execute("SHOW transaction_timeout") { $0.string(0, 0) } == "7min")
-                #expect(metrics.value("pg_setting_seconds", ["name": "transaction_timeout"]) == 420)
+                #expect(perRole["transaction_timeout"] == 420)
+                #expect(serverWide["transaction_timeout"] == 0)
             } else {
                 #expect(metrics.all("pg_setting_seconds", ["name": "transaction_timeout"]).isEmpty)
-                #expect(scraped.count == 3)
+                #expect(metrics.all("pg_role_setting_seconds", ["name": "transaction_timeout"]).isEmpty)
+                #expect(serverWide.count == 3)
             }
         }
 

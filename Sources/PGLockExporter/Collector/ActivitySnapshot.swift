@@ -15,11 +15,14 @@ public struct ActivitySnapshot: Sendable {
     /// Prepared transactions (`pg_prepared_xacts`); those that block someone are also in
     /// `sessions`, as rows of their own (see `Session.gid`).
     public var preparedTransactions: [PreparedTransaction] = []
+    /// Guard settings of roles and databases; only read for the exporter (`RoleSettingsStatement`).
+    public var roleSettings: [RoleSetting]
 
     public init(
         serverVersion: Int, sessions: [Session], locks: [LockCount], databases: [DatabaseStats],
-        lockDetails: [LockDetail] = [], settings: ServerSettings
+        lockDetails: [LockDetail] = [], settings: ServerSettings, roleSettings: [RoleSetting] = []
     ) {
+        self.roleSettings = roleSettings
         self.serverVersion = serverVersion
         self.sessions = sessions
         self.locks = locks
@@ -308,11 +311,38 @@ public struct ServerSettings: Sendable, Equatable {
     public var versionString: String
     public var maxConnections: Int
     /// Guard settings in seconds (0 = disabled), keyed by setting name.
+    /// Guard settings in seconds (0 = disabled), keyed by setting name: `reset_val`, the values
+    /// the exporter's own session got at login.
     public var timeouts: [String: Double]
+    /// The same settings' built-in defaults (`boot_val`), for when `reset_val` shows an override
+    /// of the exporter's own role or database (`GuardSettings`).
+    public var bootTimeouts: [String: Double]
 
-    public init(versionString: String, maxConnections: Int, timeouts: [String: Double]) {
+    public init(versionString: String, maxConnections: Int, timeouts: [String: Double], bootTimeouts: [String: Double] = [:]) {
         self.versionString = versionString
         self.maxConnections = maxConnections
         self.timeouts = timeouts
+        self.bootTimeouts = bootTimeouts
+    }
+}
+
+/// A guard setting that a role or a database sets for its sessions, as `pg_db_role_setting`
+/// holds it: `ALTER ROLE r IN DATABASE d SET`, `ALTER ROLE r SET` (datname nil),
+/// `ALTER DATABASE d SET` (rolname nil), `ALTER ROLE ALL SET` (both nil).
+public struct RoleSetting: Sendable, Equatable {
+    public var datname: String?
+    public var rolname: String?
+    public var name: String
+    /// The value as stored: `30s`, `5min`, `1500` (milliseconds), ...
+    public var value: String
+    /// The exporter's own session got it at login from its role or database.
+    public var appliesToExporter: Bool
+
+    public init(datname: String?, rolname: String?, name: String, value: String, appliesToExporter: Bool = false) {
+        self.datname = datname
+        self.rolname = rolname
+        self.name = name
+        self.value = value
+        self.appliesToExporter = appliesToExporter
     }
 }

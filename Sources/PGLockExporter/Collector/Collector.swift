@@ -45,7 +45,7 @@ public final class Collector: Sendable {
 
     /// A full scrape body, within `budgetSeconds`: session metrics (or `pg_up 0`), then the
     /// exporter's own metrics. With `processMetrics` false (a `/probe` of one target) the
-    /// process's own metrics are left to `/metrics`.
+    /// process's own metrics are left to `/metrics`; build info is in both.
     public func scrape(budgetSeconds: Double, processMetrics: Bool = true) -> [UInt8] {
         let started = ContinuousClock.now
         let deadline = Deadline.after(seconds: budgetSeconds)
@@ -60,7 +60,9 @@ public final class Collector: Sendable {
         let known = collection?.snapshot?.databases.map(\.datname) ?? []
         sampler?.counters.withLock { $0.write(into: &w, known: known) }
         writeScrapeMetrics(into: &w, scrapeSeconds: (ContinuousClock.now - started).seconds)
-        if processMetrics { Self.writeProcessMetrics(into: &w) }
+        // Every body about a target names the exporter, so the alerting rules can tell its pg_up
+        // from other exporters' in both modes; process_* describe the process, not the target.
+        if processMetrics { Self.writeProcessMetrics(into: &w) } else { Self.writeBuildInfo(into: &w) }
         return w.bytes
     }
 
@@ -94,14 +96,16 @@ public final class Collector: Sendable {
             state = nil
             canceller.withLock { $0 = nil }
             let opened = try PostgresConnection(settings, deadline: deadline)
-            try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true).prepare(on: opened, deadline: deadline)
+            try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true, roleSettings: true)
+                .prepare(on: opened, deadline: deadline)
             canceller.withLock { $0 = opened.makeCanceller() }
             state = TargetConnection.State(connection: opened)
         }
         let connection = state!.connection
         let cached = state!.settingsRead.map { ContinuousClock.now - $0 < Self.settingsMaxAge } == true ? state!.settings : nil
         do {
-            var snapshot = try SnapshotBatch(serverVersion: connection.serverVersion, identity: false, settings: cached == nil)
+            var snapshot = try SnapshotBatch(
+                serverVersion: connection.serverVersion, identity: false, settings: cached == nil, roleSettings: true)
                 .readPrepared(on: connection, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
             if let cached {
                 snapshot.settings = cached
@@ -200,9 +204,14 @@ public final class Collector: Sendable {
 
     /// The process's own metrics: build info and `process_*`.
     public static func writeProcessMetrics(into w: inout ExpositionWriter) {
+        writeBuildInfo(into: &w)
+        ProcessMetrics.write(into: &w)
+    }
+
+    /// `pg_lock_exporter_build_info`: in every body the binary serves.
+    static func writeBuildInfo(into w: inout ExpositionWriter) {
         w.family("pg_lock_exporter_build_info", .gauge, help: "The exporter's version; always 1.")
         w.sample("pg_lock_exporter_build_info", ["version": BuildInfo.version], 1)
-        ProcessMetrics.write(into: &w)
     }
 
     /// Closes the connection (at shutdown), unless a scrape still holds it.

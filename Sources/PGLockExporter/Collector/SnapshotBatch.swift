@@ -19,23 +19,29 @@ public struct SnapshotBatch: Sendable {
     let settings: SettingsStatement?
     /// `check` draws the locks each waiter wants; the exporter does not need them.
     let lockDetails: LockDetailsStatement?
+    /// The exporter reports the guards as the application's roles get them; `check` and
+    /// `remediate` do not need them.
+    let roleSettings: RoleSettingsStatement?
     let serverVersion: Int
 
     public init(
-        serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false, identity: Bool = true, settings: Bool = true
+        serverVersion: Int, queryCharacters: Int = 0, lockDetails: Bool = false, identity: Bool = true, settings: Bool = true,
+        roleSettings: Bool = false
     ) {
         self.serverVersion = serverVersion
         self.sessions = SessionsStatement(queryCharacters: max(0, queryCharacters), identity: identity)
         self.settings = settings ? SettingsStatement(serverVersion: serverVersion) : nil
         self.lockDetails = lockDetails ? LockDetailsStatement() : nil
+        self.roleSettings = roleSettings ? RoleSettingsStatement(serverVersion: serverVersion) : nil
     }
 
     private enum Part {
-        case sessions, locks, prepared, databases, settings, lockDetails
+        case sessions, locks, prepared, databases, settings, lockDetails, roleSettings
     }
 
     private var parts: [Part] {
         [.sessions, .locks, .prepared, .databases] + (settings != nil ? [.settings] : []) + (lockDetails != nil ? [.lockDetails] : [])
+            + (roleSettings != nil ? [.roleSettings] : [])
     }
 
     private func sql(_ part: Part) -> String {
@@ -46,6 +52,7 @@ public struct SnapshotBatch: Sendable {
         case .databases: databases.sql
         case .settings: settings!.sql
         case .lockDetails: lockDetails!.sql
+        case .roleSettings: roleSettings!.sql
         }
     }
 
@@ -57,6 +64,7 @@ public struct SnapshotBatch: Sendable {
         case .databases: DatabasesStatement.preparedName
         case .settings: SettingsStatement.preparedName
         case .lockDetails: LockDetailsStatement.preparedName
+        case .roleSettings: RoleSettingsStatement.preparedName
         }
     }
 
@@ -120,6 +128,7 @@ public struct SnapshotBatch: Sendable {
         var databases: [DatabaseStats] = []
         var settings: ServerSettings?
         var lockDetails: [LockDetail] = []
+        var roleSettings: [RoleSetting] = []
     }
 
     private func decode(_ index: Int, _ result: borrowing PostgresResult, into decoded: inout Decoded) {
@@ -132,6 +141,7 @@ public struct SnapshotBatch: Sendable {
         case .databases: decoded.databases = databases.decode(result)
         case .settings: decoded.settings = settings?.decode(result)
         case .lockDetails: decoded.lockDetails = lockDetails?.decode(result) ?? []
+        case .roleSettings: decoded.roleSettings = roleSettings?.decode(result) ?? []
         }
     }
 
@@ -140,7 +150,8 @@ public struct SnapshotBatch: Sendable {
             serverVersion: serverVersion,
             sessions: SessionAssembly.assemble(decoded.sessions, locks: decoded.locks, prepared: decoded.prepared),
             locks: decoded.locks.counts, databases: decoded.databases, lockDetails: decoded.lockDetails,
-            settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]))
+            settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]),
+            roleSettings: decoded.roleSettings)
         snapshot.preparedTransactions = decoded.prepared
         return snapshot
     }

@@ -14,12 +14,12 @@ public struct MetricOptions: Sendable {
     }
 }
 
-/// Turns a snapshot and its blocking graph into the metric contract of PRODUCT.md.
+/// Turns a snapshot and its blocking graph into the metric contract of docs/metrics.md.
 ///
 /// Series that alerts depend on (`pg_blocked_sessions`, `pg_lock_wait_seconds_max`,
-/// `pg_blocking_chain_depth_max`) are written for every connectable database, 0 when quiet, so
-/// they never vanish between scrapes. Every label set is bounded: pairs of user and application
-/// are capped per database, root blockers to the top K.
+/// `pg_blocking_chain_depth_max`, `pg_blocking_root_idle_in_transaction_*`) are written for every
+/// connectable database, 0 when quiet, so they never vanish between scrapes. Every label set is
+/// bounded: pairs of user and application are capped per database, root blockers to the top K.
 public struct SnapshotMetrics {
     public let snapshot: ActivitySnapshot
     public let graph: BlockingGraph
@@ -59,7 +59,9 @@ public struct SnapshotMetrics {
         writeBlocking(databases, into: &w)
         writeWaitingRelations(into: &w)
         writeLocks(into: &w)
-        writeServer(into: &w)
+        let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
+        writeServer(guards, into: &w)
+        writeRoleSettings(clients, guards, into: &w)
     }
 
     /// Connectable databases plus any other database a client session is in, sorted.
@@ -176,9 +178,16 @@ public struct SnapshotMetrics {
         }
         var depthMax: [String: Int] = [:]
         var rootsByState: [Pair: Int] = [:]
+        // Every root idle in transaction, whatever its rank: the remediation alert's signal.
+        var idleRoots: [String: Int] = [:]
+        var idleRootMax: [String: Double] = [:]
         for root in graph.roots {
             depthMax[root.datname] = max(depthMax[root.datname] ?? 0, root.depth)
             rootsByState[Pair(first: root.datname, second: root.state), default: 0] += 1
+            if let session = root.session, session.isIdleInTransaction {
+                idleRoots[root.datname, default: 0] += 1
+                idleRootMax[root.datname] = max(idleRootMax[root.datname] ?? 0, max(0, session.stateSeconds ?? 0))
+            }
         }
         let allDatabases = Set(databases).union(blocked.keys).union(depthMax.keys).sorted()
 
@@ -196,6 +205,13 @@ public struct SnapshotMetrics {
         }
         w.family("pg_blocking_chain_depth_max", .gauge, help: "Edges from a root blocker to its farthest waiter, deepest chain.")
         for d in allDatabases { w.sample("pg_blocking_chain_depth_max", ["datname": d], depthMax[d] ?? 0) }
+        w.family(
+            "pg_blocking_root_idle_in_transaction_seconds_max", .gauge,
+            help: "Longest idle-in-transaction age among all root blockers, whatever their rank; 0 if none.")
+        for d in allDatabases { w.sample("pg_blocking_root_idle_in_transaction_seconds_max", ["datname": d], idleRootMax[d] ?? 0) }
+        w.family(
+            "pg_blocking_root_idle_in_transaction_sessions", .gauge, help: "Root blockers that are idle in transaction, whatever their rank.")
+        for d in allDatabases { w.sample("pg_blocking_root_idle_in_transaction_sessions", ["datname": d], idleRoots[d] ?? 0) }
 
         let top = graph.roots.prefix(max(0, options.topRoots))
         w.family(
@@ -254,12 +270,14 @@ public struct SnapshotMetrics {
         }
     }
 
-    private func writeServer(into w: inout ExpositionWriter) {
+    private func writeServer(_ guards: GuardSettings, into w: inout ExpositionWriter) {
         w.family("pg_max_connections", .gauge, help: "The server's max_connections.")
         w.sample("pg_max_connections", snapshot.settings.maxConnections)
-        w.family("pg_setting_seconds", .gauge, help: "Server-side guard settings in seconds as new sessions get them; 0 means disabled.")
-        for name in snapshot.settings.timeouts.keys.sorted() {
-            w.sample("pg_setting_seconds", ["name": name], snapshot.settings.timeouts[name]!)
+        w.family(
+            "pg_setting_seconds", .gauge,
+            help: "Guard settings in seconds as a session gets them when no role or database setting applies; 0 means disabled.")
+        for name in guards.names {
+            w.sample("pg_setting_seconds", ["name": name], guards.serverWide[name] ?? 0)
         }
         let dbs = snapshot.databases
         writeCounter(
@@ -285,6 +303,37 @@ public struct SnapshotMetrics {
         w.family(name, .counter, help: help)
         for db in databases {
             if let v = db[keyPath: value] { w.sample(name, ["datname": db.datname], v) }
+        }
+    }
+
+    /// Per (database, role) with client sessions: each guard as those sessions get it at login.
+    /// Per database the roles with the most sessions up to the user/application cap; the rest
+    /// fold into `other`, which gets the weakest guard among them (0 if any has none), so the cap
+    /// never hides an unguarded role.
+    private func writeRoleSettings(_ clients: [Session], _ guards: GuardSettings, into w: inout ExpositionWriter) {
+        var sessionsByRole: [String: [String: Int]] = [:]
+        for s in clients {
+            guard let datname = s.datname, let usename = s.usename else { continue }
+            sessionsByRole[datname, default: [:]][usename, default: 0] += 1
+        }
+        w.family(
+            "pg_role_setting_seconds", .gauge,
+            help: "Guard settings in seconds as the sessions of a role in a database get them at login; 0 means disabled.")
+        for datname in sessionsByRole.keys.sorted() {
+            let ranked = sessionsByRole[datname]!.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }
+            let cap = max(0, options.maxUserApplicationPairs)
+            var values: [String: [String: Double]] = [:]
+            for (index, role) in ranked.enumerated() {
+                let own = guards.forSessions(datname: datname, usename: role.key)
+                let label = index < cap ? role.key : Self.other
+                // A real role "other" shares the folded series, never duplicates it.
+                values[label] = values[label].map { $0.merging(own, uniquingKeysWith: min) } ?? own
+            }
+            for usename in values.keys.sorted() {
+                for name in guards.names {
+                    w.sample("pg_role_setting_seconds", ["datname": datname, "usename": usename, "name": name], values[usename]![name] ?? 0)
+                }
+            }
         }
     }
 }
