@@ -72,8 +72,7 @@ USER 65532:65532
 RUN ["/usr/local/bin/pg_lock_exporter", "--version"]
 
 LABEL org.opencontainers.image.title="pg_lock_exporter" \
-      org.opencontainers.image.description="Prometheus exporter that names the session blocking your PostgreSQL database" \
-      org.opencontainers.image.source="https://github.com/pg-lock-exporter/pg_lock_exporter"
+      org.opencontainers.image.description="Prometheus exporter that names the session blocking your PostgreSQL database"
 
 # 9817: `serve` (--web.listen-address). The remediator's webhook listener (remediate
 # --listen) uses whatever address it is given; the compose stack uses 9818.

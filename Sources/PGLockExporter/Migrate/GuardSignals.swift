@@ -53,7 +53,4 @@ enum GuardSignals {
 
 /// Seconds from now until `deadline` (negative once it has passed): the guard's deadlines are
 /// `ContinuousClock` instants, its waits take seconds.
-func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double {
-    let (s, attoseconds) = (deadline - ContinuousClock.now).components
-    return Double(s) + Double(attoseconds) / 1e18
-}
+func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double { (deadline - ContinuousClock.now).seconds }

@@ -73,10 +73,12 @@ public struct MigrationEvent: Sendable, Encodable {
             case clientAddr = "client_addr", terminated
         }
 
+        /// Role and application names come from the server: shown terminal-safe, as `check` does.
         var text: String {
-            "pid \(pid) (\(state)" + (stateSeconds.map { " \(DurationText.format($0))" } ?? "") + ", user=\(usename ?? "?")"
-                + (applicationName.isEmpty ? "" : ", app=\(applicationName)") + ", client=\(clientAddr)"
-                + (terminated ? ", terminated" : "") + ")"
+            TerminalText.safe(
+                "pid \(pid) (\(state)" + (stateSeconds.map { " \(DurationText.format($0))" } ?? "") + ", user=\(usename ?? "?")"
+                    + (applicationName.isEmpty ? "" : ", app=\(applicationName)") + ", client=\(clientAddr)"
+                    + (terminated ? ", terminated" : "") + ")")
         }
     }
 
