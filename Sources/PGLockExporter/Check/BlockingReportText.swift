@@ -51,7 +51,9 @@ public struct BlockingReportText {
         let total = states.reduce(0) { $0 + $1.value }
         let list = states.map { "\($0.value) \(safe($0.key))" }.joined(separator: ", ")
         let blocked = report.server.blockedSessions
-        return bold("PostgreSQL \(safe(report.server.version))") + " · \(total) client session\(total == 1 ? "" : "s")"
+        // The version is left out where it was not read (migrate's preflight reads no settings).
+        let server = report.server.version.isEmpty ? "" : bold("PostgreSQL \(safe(report.server.version))") + " · "
+        return server + "\(total) client session\(total == 1 ? "" : "s")"
             + (list.isEmpty ? "" : ": \(list)") + " · " + (blocked > 0 ? red("\(blocked) blocked") : "0 blocked")
     }
 
