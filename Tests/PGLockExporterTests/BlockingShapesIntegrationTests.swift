@@ -163,6 +163,8 @@ extension IntegrationTests {
             #expect(tree["state"] as? String == "prepared transaction")
             #expect(tree["blocked_count"] as? Int == 3)
             #expect(tree["hint"] as? String == "ROLLBACK PREPARED '\(gid)' throws its work away; COMMIT PREPARED '\(gid)' keeps it")
+            #expect(tree["lock_mode"] as? String == "AccessShareLock", "what it holds that the ALTER wants")
+            #expect(tree["relation"] as? String == "features")
             #expect(children(tree).first?["pid"] as? Int == Int(m))
 
             for mode in [[], ["--execute"]] {

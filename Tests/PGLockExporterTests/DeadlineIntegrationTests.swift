@@ -327,7 +327,7 @@ extension IntegrationTests {
                         $0.string(0, 0) ?? ""
                     }
                 }
-                let decisions = try Remediator(policy: policy, execute: true).runUntilSettled(on: connection, maxRounds: rounds) { round in
+                let pass = try Remediator(policy: policy, execute: true).runUntilSettled(on: connection, maxRounds: rounds) { round in
                     guard round == 1, let before = try? stateChange() else { return }
                     // One more statement inside the same transaction: same pid, new state_change.
                     incident.holder.send("SELECT 1;")
@@ -338,7 +338,8 @@ extension IntegrationTests {
                             } == "idle in transaction"
                     }
                 }
-                let outcome = decisions.filter { $0.pid == incident.holderPID }.map { "\($0.result.rawValue):\($0.code.rawValue)" }
+                #expect(pass.readError == nil)
+                let outcome = pass.decisions.filter { $0.pid == incident.holderPID }.map { "\($0.result.rawValue):\($0.code.rawValue)" }
                 if rounds == 1 {
                     // The harm without re-reading: the blocker is skipped and stays.
                     #expect(outcome == ["skipped:state_changed"])

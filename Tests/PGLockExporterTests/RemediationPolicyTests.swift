@@ -98,6 +98,21 @@ import Testing
         #expect(decide(sessions).allSatisfy { $0.action == .skip })
     }
 
+    /// A pid terminated a moment ago (still shown while it exits) takes no place under the cap.
+    @Test func skippedPidsAreNoCandidatesAndTakeNoPlaceUnderTheCap() {
+        let sessions = [
+            Session.fixture(pid: 1, state: "idle in transaction", stateSeconds: 900),
+            Session.fixture(pid: 2, state: "idle in transaction", stateSeconds: 800),
+            Session.fixture(pid: 10, state: "active", waitingOnLock: true, blockedBy: [1]),
+            Session.fixture(pid: 20, state: "active", waitingOnLock: true, blockedBy: [2]),
+        ]
+        var policy = RemediationPolicy()
+        policy.maxTerminations = 1
+        let decisions = policy.decide(snapshot: snapshot(sessions), graph: BlockingGraph(sessions: sessions), ownPID: own, skipping: [1])
+        #expect(decisions.map(\.pid) == [2])
+        #expect(decisions.map(\.action) == [.terminate])
+    }
+
     @Test func aNamedPreparedTransactionGetsTheStatementAPersonMayRun() {
         let prepared = Session(standingFor: PreparedTransaction(gid: "deploy-'42'", datname: "app", owner: "app", ageSeconds: 60), index: 0)
         let decisions = decide([prepared, Session.fixture(pid: 3, state: "active", waitingOnLock: true, blockedBy: [prepared.pid])])

@@ -142,7 +142,9 @@ private struct TreeBuilder {
         var row: LockDetail?
         if parent == nil {
             let wanted = Set(graph.directWaiters(of: pid).flatMap { w in locks.filter { $0.pid == w && !$0.granted }.map(\.target) })
-            relevant = locks.filter { $0.pid == pid && $0.granted && wanted.contains($0.target) }
+            // A prepared transaction's locks have no pid (read as 0).
+            let holder = session?.isPreparedTransaction == true ? 0 : pid
+            relevant = locks.filter { $0.pid == holder && $0.granted && wanted.contains($0.target) }
         } else {
             relevant = locks.filter { $0.pid == pid && !$0.granted }
             // Waiting on a transaction id means waiting to change a row that transaction

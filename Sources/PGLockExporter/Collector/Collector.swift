@@ -37,6 +37,8 @@ public final class Collector: Sendable {
 
     /// `sampleInterval` (seconds) turns on the counters kept by `sample()`.
     public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: Double? = nil, logger: Logger) {
+        var settings = settings
+        settings.cancelGate = settings.cancelGate ?? CancelGate()
         self.settings = settings
         self.options = options
         self.logger = logger
@@ -69,13 +71,8 @@ public final class Collector: Sendable {
     /// Collects now, before `deadline` (the single-flight leader runs this).
     func collect(until deadline: Deadline) -> Collection {
         collections.add(1, ordering: .relaxed)
-        // The server-side timeout fits in what is left, so the server cancels a slow statement
-        // itself and the connection survives; the client deadline is the backstop.
-        let timeoutMs = Int(min(Double(settings.statementTimeoutMilliseconds), deadline.remainingSeconds * 1000))
         do {
-            let snapshot = try target.withState(until: deadline) { state in
-                try read(&state, statementTimeoutMilliseconds: timeoutMs, deadline: deadline)
-            }
+            let snapshot = try target.withState(until: deadline) { state in try read(&state, deadline: deadline) }
             noteUp(snapshot)
             var w = ExpositionWriter()
             SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), options: options).write(into: &w)
@@ -89,9 +86,7 @@ public final class Collector: Sendable {
 
     /// One snapshot on the target's connection, opening (and preparing) it first when needed.
     /// A connection error or a timeout drops the connection and everything learnt on it.
-    private func read(_ state: inout TargetConnection.State?, statementTimeoutMilliseconds: Int, deadline: Deadline) throws
-        -> ActivitySnapshot
-    {
+    private func read(_ state: inout TargetConnection.State?, deadline: Deadline) throws -> ActivitySnapshot {
         if state?.connection.isHealthy != true {
             state = nil
             canceller.withLock { $0 = nil }
@@ -102,6 +97,10 @@ public final class Collector: Sendable {
             state = TargetConnection.State(connection: opened)
         }
         let connection = state!.connection
+        // The server-side timeout fits in what is left once the connection is ready, so the
+        // server cancels a slow statement itself and the connection survives; the client
+        // deadline is the backstop.
+        let statementTimeoutMilliseconds = Int(min(Double(settings.statementTimeoutMilliseconds), deadline.remainingSeconds * 1000))
         let cached = state!.settingsRead.map { ContinuousClock.now - $0 < Self.settingsMaxAge } == true ? state!.settings : nil
         do {
             var snapshot = try SnapshotBatch(

@@ -13,6 +13,9 @@ public struct ConnectionSettings: Sendable {
     /// A password kept apart from the DSN (read from a file or the environment), so it never
     /// appears in a connection string that could be logged. Wins over one in the DSN.
     public var password: String?
+    /// Shared by the successive connections of one target, so that cancel requests against a
+    /// path that hangs never pile up (`PostgresCanceller`). nil: one gate per connection.
+    public var cancelGate: CancelGate?
 
     public init(
         dsn: String, connectTimeoutSeconds: Double = 5, applicationName: String = "pg_lock_exporter",

@@ -7,15 +7,19 @@ import Synchronization
 /// `PQcancel` opens a connection of its own and waits for the server to close it, with no
 /// timeout of its own (libpq 14/15). Against a path that silently drops packets that wait never
 /// ends, so the request runs on a detached thread of its own and the caller waits at most the time
-/// it gives. One request at a time per connection: a second one while the first still hangs is
-/// not sent, so a hung path costs one thread, not one per attempt.
+/// it gives. One request at a time per `CancelGate` (one per target, shared by its successive
+/// connections): a second one while the first still hangs is not sent, so a hung path costs one
+/// thread, not one per attempt or per reconnect.
 public final class PostgresCanceller: Sendable {
     // PQcancel is documented as thread-safe for one PGcancel; the pointer is never written after
     // init and freed only in deinit, which waits for the thread (it holds a reference).
     nonisolated(unsafe) private let raw: OpaquePointer
-    private let inFlight = Atomic<Bool>(false)
+    private let gate: CancelGate
 
-    init(taking raw: OpaquePointer) { self.raw = raw }
+    init(taking raw: OpaquePointer, gate: CancelGate?) {
+        self.raw = raw
+        self.gate = gate ?? CancelGate()
+    }
 
     deinit { PQfreeCancel(raw) }
 
@@ -24,18 +28,24 @@ public final class PostgresCanceller: Sendable {
     /// through in time.
     @discardableResult
     public func cancel(waitingAtMost seconds: Double = 1) -> Bool {
-        guard !inFlight.exchange(true, ordering: .acquiringAndReleasing) else { return false }
+        guard !gate.inFlight.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         let done = DispatchSemaphore(value: 0)
         let started = DetachedThread.start { [self] in
             var buffer = [CChar](repeating: 0, count: 256)
             _ = PQcancel(raw, &buffer, Int32(buffer.count))
-            inFlight.store(false, ordering: .releasing)
+            gate.inFlight.store(false, ordering: .releasing)
             done.signal()
         }
         guard started else {
-            inFlight.store(false, ordering: .releasing)
+            gate.inFlight.store(false, ordering: .releasing)
             return false
         }
         return done.wait(timeout: .now() + .nanoseconds(Int(max(0, seconds) * 1e9))) == .success
     }
+}
+
+/// At most one cancel request in flight for the connections that share it (a target's).
+public final class CancelGate: Sendable {
+    let inFlight = Atomic<Bool>(false)
+    public init() {}
 }

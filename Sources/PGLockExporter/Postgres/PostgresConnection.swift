@@ -39,7 +39,7 @@ public final class PostgresConnection {
         raw = try Self.connect(settings, deadline: deadline)
         serverVersion = Int(PQserverVersion(raw))
         backendPID = PQbackendPID(raw)
-        canceller = PQgetCancel(raw).map(PostgresCanceller.init(taking:))
+        canceller = PQgetCancel(raw).map { PostgresCanceller(taking: $0, gate: settings.cancelGate) }
         do {
             // ISO dates in UTC: backend_start and state_change are read as text and compared back
             // by the guarded termination, which must not depend on a role's DateStyle or TimeZone.
@@ -62,7 +62,7 @@ public final class PostgresConnection {
 
     /// A handle that cancels this connection's running statement from another thread.
     public func makeCanceller() -> PostgresCanceller? {
-        PQgetCancel(raw).map(PostgresCanceller.init(taking:))
+        PQgetCancel(raw).map { PostgresCanceller(taking: $0, gate: settings.cancelGate) }
     }
 
     /// False once the server went away or an operation timed out; the owner should drop this
@@ -264,9 +264,17 @@ public final class PostgresConnection {
     ) throws {
         try usable()
         guard PQenterPipelineMode(raw) == 1 else { throw lost() }
-        defer { if !broken { PQexitPipelineMode(raw) } }
-        for index in 0..<count where send(index) != 1 { throw lost() }
-        guard PQpipelineSync(raw) == 1 else { throw lost() }
+        // A connection left in pipeline mode (a send that failed halfway, commands still queued)
+        // would answer nothing more: give it up rather than reuse it.
+        defer { if !broken && PQexitPipelineMode(raw) != 1 { broken = true } }
+        for index in 0..<count where send(index) != 1 {
+            broken = true
+            throw lost()
+        }
+        guard PQpipelineSync(raw) == 1 else {
+            broken = true
+            throw lost()
+        }
         try flush(until: deadline)
         var firstError: Error?
         for index in 0..<count {
@@ -316,9 +324,15 @@ public final class PostgresConnection {
         return PQgetResult(raw).map(PostgresResult.init(taking:))
     }
 
+    /// Waits for the socket in slices of at most 100 ms: after each, the caller reads what
+    /// arrived (`PQconsumeInput`) even when `poll()` saw nothing, so bytes a TLS layer already
+    /// decrypted but `poll()` cannot see never stall a read until the deadline.
     private func wait(read: Bool, write: Bool, until deadline: Deadline) throws(PostgresError) {
-        switch SocketWait.wait(PQsocket(raw), read: read, write: write, until: deadline) {
+        let slice = Deadline.after(seconds: 0.1).capped(at: deadline)
+        switch SocketWait.wait(PQsocket(raw), read: read, write: write, until: slice) {
         case .ready:
+            return
+        case .timedOut where !deadline.hasPassed:
             return
         case .failed(let reason):
             broken = true

@@ -37,7 +37,8 @@ public struct RemediationPolicy: Sendable {
 
     /// The decisions for one pass, in the order they should be carried out: root blockers with
     /// the most waiters first, then (with `allIdleInTransaction`) the oldest idle sessions.
-    public func decide(snapshot: ActivitySnapshot, graph: BlockingGraph, ownPID: Int32) -> [Decision] {
+    /// `skipping`: pids that are no candidates (terminated a moment ago, still exiting).
+    public func decide(snapshot: ActivitySnapshot, graph: BlockingGraph, ownPID: Int32, skipping: Set<Int32> = []) -> [Decision] {
         var byPID: [Int32: Session] = [:]
         for s in snapshot.sessions { byPID[s.pid] = s }
 
@@ -58,7 +59,7 @@ public struct RemediationPolicy: Sendable {
 
         var decisions: [Decision] = []
         var terminations = 0
-        for (pid, session) in candidates {
+        for (pid, session) in candidates where !skipping.contains(pid) {
             let blocked = graph.allWaiters(of: pid).count
             var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, code: .excluded, reason: "")
             if let (code, text) = refusal(pid: pid, session: session, ownPID: ownPID) {

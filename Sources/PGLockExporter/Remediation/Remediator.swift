@@ -33,50 +33,65 @@ public struct Remediator {
         return decisions
     }
 
+    /// What a settling pass did, and the read that stopped it early, if one failed: the
+    /// decisions of the rounds before it (terminations included) are never lost with it.
+    public struct Pass {
+        public var decisions: [Decision]
+        public var readError: Error?
+        /// The pids this pass terminated (they may still show for a moment while they exit).
+        public var terminated: Set<Int32> { Set(decisions.filter { $0.result == .terminated }.map(\.pid)) }
+    }
+
     /// A pass that finishes the job: plan and carry out, and while a kill was skipped because its
     /// session's state changed (it ran a statement between the read and the kill, and may be
     /// idle in transaction again, still blocking), read and decide again, up to `maxRounds`
-    /// rounds. Sessions already terminated in the pass are not decided on again (a terminated
-    /// backend may still show for a moment), and the cap counts across rounds.
-    /// `beforeCarryingOut` runs between each round's read and its kills (tests stand time in it).
+    /// rounds. Sessions already terminated in the pass are left out of later rounds before the
+    /// cap is counted (a terminated backend may still show for a moment), and the cap counts
+    /// across rounds. A failed first read is thrown; a failed later one ends the pass with what
+    /// was done. `beforeCarryingOut` runs between each round's read and its kills (tests stand
+    /// time in it).
     public func runUntilSettled(
         on connection: PostgresConnection, maxRounds: Int = 3, beforeCarryingOut: (Int) -> Void = { _ in }
-    ) throws -> [Decision] {
-        var all: [Decision] = []
-        var terminated: Set<Int32> = []
+    ) throws -> Pass {
+        var pass = Pass(decisions: [], readError: nil)
         for round in 1...max(1, maxRounds) {
             var roundPolicy = policy
-            roundPolicy.maxTerminations = max(0, policy.maxTerminations - terminated.count)
+            roundPolicy.maxTerminations = max(0, policy.maxTerminations - pass.terminated.count)
             let remediator = Remediator(
                 policy: roundPolicy, execute: execute, allDatabases: allDatabases,
                 statementTimeoutMilliseconds: statementTimeoutMilliseconds)
-            var decisions = try remediator.plan(on: connection).filter { !terminated.contains($0.pid) }
+            var decisions: [Decision]
+            do {
+                decisions = try remediator.plan(on: connection, skipping: pass.terminated)
+            } catch where round > 1 {
+                pass.readError = error
+                break
+            }
             beforeCarryingOut(round)
             remediator.carryOut(&decisions, on: connection)
-            all += decisions
-            terminated.formUnion(decisions.filter { $0.result == .terminated }.map(\.pid))
+            pass.decisions += decisions
             guard execute, decisions.contains(where: { $0.code == .stateChanged }) else { break }
         }
-        return all
+        return pass
     }
 
     /// True when a fresh read finds nothing left that this policy would end, now or once it is
     /// old enough: no termination planned, none held back by the cap or by `--min-idle`.
     /// `ended` are the pids just terminated (they may still show while they exit).
     public func isSettled(on connection: PostgresConnection, ended: Set<Int32>) throws -> Bool {
-        try !plan(on: connection).contains { decision in
-            !ended.contains(decision.pid)
-                && (decision.action == .terminate || decision.code == .capReached || decision.code == .belowMinIdle)
+        try !plan(on: connection, skipping: ended).contains { decision in
+            decision.action == .terminate || decision.code == .capReached || decision.code == .belowMinIdle
         }
     }
 
-    /// Reads the database and decides, changing nothing.
-    public func plan(on connection: PostgresConnection) throws -> [Decision] {
+    /// Reads the database and decides, changing nothing. Pids in `skipping` (just terminated)
+    /// are no candidates and take no place under the cap.
+    public func plan(on connection: PostgresConnection, skipping: Set<Int32> = []) throws -> [Decision] {
         let snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)
         let graph = BlockingGraph(sessions: snapshot.sessions)
         var policy = policy
         if policy.database == nil && !allDatabases { policy.database = connection.database }
-        return policy.decide(snapshot: snapshot, graph: graph, ownPID: connection.backendPID)
+        return policy.decide(snapshot: snapshot, graph: graph, ownPID: connection.backendPID, skipping: skipping)
     }
 
     /// Acts on planned decisions (or marks them dry-run), each termination re-checking its target.

@@ -194,6 +194,7 @@ public final class WebhookService: Sendable {
         policy.maxTerminations = min(policy.maxTerminations, budget)
         let decisions: [Decision]
         let settled: Bool
+        var readFailed = false
         do {
             let connection = try PostgresConnection(configuration.settings)
             // Like the one-shot command, act only in the DSN's database unless --all-databases;
@@ -208,13 +209,23 @@ public final class WebhookService: Sendable {
             let remediator = Remediator(
                 policy: policy, execute: configuration.execute, allDatabases: configuration.allDatabases,
                 statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds)
-            decisions = try remediator.runUntilSettled(on: connection)
+            let pass = try remediator.runUntilSettled(on: connection)
+            decisions = pass.decisions
             // A delivery is done when the database has no root left that the policy would end;
-            // a dry run changes nothing, so it is done once it has reported.
-            let ended = Set(decisions.filter { $0.result == .terminated }.map(\.pid))
-            settled = configuration.execute
-                ? try remediator.isSettled(on: connection, ended: ended)
-                : !decisions.contains { $0.code == .capReached || $0.code == .belowMinIdle }
+            // a dry run changes nothing, so it is done once it has reported. A read that fails
+            // after the first round leaves it undone, with what was done still audited and counted.
+            if pass.readError != nil {
+                settled = false
+                readFailed = true
+                logger.error("remediation pass stopped early: cannot read PostgreSQL", metadata: ["error": "\(pass.readError!)"])
+            } else if configuration.execute {
+                do { settled = try remediator.isSettled(on: connection, ended: pass.terminated) } catch {
+                    settled = false
+                    logger.error("cannot tell whether the remediation is complete", metadata: ["error": "\(error)"])
+                }
+            } else {
+                settled = !decisions.contains { $0.code == .capReached || $0.code == .belowMinIdle }
+            }
         } catch {
             state.withLock {
                 $0.passes += 1
@@ -235,6 +246,7 @@ public final class WebhookService: Sendable {
         let wallClock = StructuredLogHandler.unixTime()
         state.withLock { state in
             state.passes += 1
+            if readFailed { state.passErrors += 1 }
             for decision in decisions {
                 let key = DecisionKey(action: decision.action.rawValue, reason: decision.code.rawValue, dryRun: configuration.execute ? "false" : "true")
                 state.decisions[key, default: 0] += 1
