@@ -77,7 +77,9 @@ test-versions: deps
 test-sanitizers:
 	scripts/sanitizer-check 500
 
+# Both load shapes at 100, 750 and 2,000 sessions against Debian's postgres_exporter; writes bench/results.md.
 bench:
+	scripts/install-deps --bench
 	python3 scripts/bench.py
 
 demo:

@@ -79,9 +79,10 @@ struct Serve: ParsableCommand {
 
     func run() throws {
         if let version = printSQLVersion {
-            // For the benchmark: the exact statements a scrape sends (the settings statement is
-            // sent on connect and then once a minute), separated by lines of "--".
-            print(SnapshotBatch(serverVersion: version, identity: false).statementsSQL.joined(separator: "\n--\n"))
+            // For the benchmark: the exact statements a scrape sends, as Collector builds them (the
+            // pg_settings statement is sent on connect and then once a minute), separated by "--" lines.
+            let batch = SnapshotBatch(serverVersion: version, identity: false, settings: true, roleSettings: true)
+            print(batch.statementsSQL.joined(separator: "\n--\n"))
             return
         }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask

@@ -18,7 +18,14 @@
 ///
 /// Reading `pg_locks` once matters: every read takes all the lock manager's partition locks in
 /// turn. The joins of the last two kinds run only over waiters and prepared or startup locks,
-/// which are few.
+/// which are few, and each sits behind a one-time filter that is false on almost every server:
+/// `prepared` needs a lock without a pid (only prepared transactions hold those), `holder` a
+/// server in recovery (only then is there a startup process). Without the second, the branch
+/// read `pg_stat_activity` a second time at every scrape to look for a startup process: at 750
+/// sessions that was 2 of the statement's 7.7 ms (`make bench`, EXPLAIN ANALYZE). Both guards
+/// are uncorrelated `EXISTS`, which the planner evaluates once, before the branch. `waits`
+/// groups only the rows its aggregates look at (ungranted locks and tuple locks), not every lock
+/// of every session: the same rows out, a quarter of the rows sorted.
 struct LocksStatement: SnapshotStatement {
     static let preparedName = "pg_lock_exporter_locks"
 
@@ -51,7 +58,7 @@ struct LocksStatement: SnapshotStatement {
             SELECT pid, min(waitstart) FILTER (WHERE NOT granted) AS waitstart,
                    (array_agg(relation ORDER BY granted) FILTER (WHERE relation IS NOT NULL AND (NOT granted OR locktype = 'tuple')))[1] AS relation,
                    (array_agg(database ORDER BY granted) FILTER (WHERE relation IS NOT NULL AND (NOT granted OR locktype = 'tuple')))[1] AS database
-            FROM l WHERE pid IS NOT NULL GROUP BY pid HAVING bool_or(NOT granted)),
+            FROM l WHERE pid IS NOT NULL AND (NOT granted OR locktype = 'tuple') GROUP BY pid HAVING bool_or(NOT granted)),
         waiting AS (SELECT * FROM l WHERE NOT granted AND pid IS NOT NULL)
         SELECT 'count', coalesce(d.datname, ''), l.mode, l.granted, count(*), NULL::int, NULL::float8, NULL::text, NULL::int, NULL::text
         FROM l LEFT JOIN pg_database d ON d.oid = l.database
@@ -72,13 +79,15 @@ struct LocksStatement: SnapshotStatement {
                  (w.locktype, w.database, w.relation, w.page, w.tuple, w.virtualxid, w.transactionid, w.classid, w.objid, w.objsubid)
         JOIN l x ON x.pid IS NULL AND x.locktype = 'transactionid' AND x.virtualtransaction = h.virtualtransaction
         JOIN pg_prepared_xacts p ON p.transaction = x.transactionid
+        WHERE EXISTS (SELECT FROM l WHERE l.pid IS NULL)
         GROUP BY w.pid, p.gid
         UNION ALL
         SELECT 'holder', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, h.pid, NULL
         FROM waiting w
         JOIN l h ON h.granted AND h.pid IS NOT NULL AND h.pid <> w.pid AND h.locktype = 'relation'
              AND h.database IS NOT DISTINCT FROM w.database AND h.relation = w.relation
-        WHERE w.locktype = 'relation' AND w.pid IN (SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup')
+        WHERE w.locktype = 'relation' AND EXISTS (SELECT WHERE pg_is_in_recovery())
+          AND w.pid IN (SELECT pid FROM pg_stat_activity WHERE backend_type = 'startup')
         GROUP BY w.pid, h.pid
         """
 
