@@ -88,8 +88,7 @@ public final class Collector: Sendable {
     /// A connection error or a timeout drops the connection and everything learnt on it.
     private func read(_ state: inout TargetConnection.State?, deadline: Deadline) throws -> ActivitySnapshot {
         if state?.connection.isHealthy != true {
-            state = nil
-            canceller.withLock { $0 = nil }
+            forget(&state)
             let opened = try PostgresConnection(settings, deadline: deadline)
             try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true, roleSettings: true)
                 .prepare(on: opened, deadline: deadline)
@@ -114,10 +113,15 @@ public final class Collector: Sendable {
             }
             return snapshot
         } catch let error as PostgresError where error.dropsConnection || !connection.isHealthy {
-            state = nil
-            canceller.withLock { $0 = nil }
+            forget(&state)
             throw error
         }
+    }
+
+    /// Drops the connection and everything learnt on it; the next collection reconnects.
+    private func forget(_ state: inout TargetConnection.State?) {
+        state = nil
+        canceller.withLock { $0 = nil }
     }
 
     /// One background sample of the cheap aggregates (`--sample.interval`), on the target's
@@ -139,7 +143,7 @@ public final class Collector: Sendable {
                 let statement = SamplerStatement()
                 return .rows(try connection.execute(statement.sql, deadline: deadline) { statement.decode($0) })
             } catch {
-                if !connection.isHealthy { state = nil }
+                if !connection.isHealthy { forget(&state) }
                 return .failed(error)
             }
         }

@@ -33,16 +33,16 @@ public struct SnapshotBatch: Sendable {
         self.settings = settings ? SettingsStatement(serverVersion: serverVersion) : nil
         self.lockDetails = lockDetails ? LockDetailsStatement() : nil
         self.roleSettings = roleSettings ? RoleSettingsStatement(serverVersion: serverVersion) : nil
+        parts = [.sessions, .locks, .prepared, .databases] + (settings ? [.settings] : []) + (lockDetails ? [.lockDetails] : [])
+            + (roleSettings ? [.roleSettings] : [])
     }
 
     private enum Part {
         case sessions, locks, prepared, databases, settings, lockDetails, roleSettings
     }
 
-    private var parts: [Part] {
-        [.sessions, .locks, .prepared, .databases] + (settings != nil ? [.settings] : []) + (lockDetails != nil ? [.lockDetails] : [])
-            + (roleSettings != nil ? [.roleSettings] : [])
-    }
+    /// The statements after the timeout, in the order they are sent (and their results read).
+    private let parts: [Part]
 
     private func sql(_ part: Part) -> String {
         switch part {
@@ -132,7 +132,6 @@ public struct SnapshotBatch: Sendable {
     }
 
     private func decode(_ index: Int, _ result: borrowing PostgresResult, into decoded: inout Decoded) {
-        let parts = parts
         guard index >= 1, index <= parts.count else { return }  // 0 is the statement timeout
         switch parts[index - 1] {
         case .sessions: decoded.sessions = sessions.decode(result)

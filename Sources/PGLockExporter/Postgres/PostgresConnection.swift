@@ -199,13 +199,8 @@ public final class PostgresConnection {
         try flush(until: deadline)
         var output: T?
         var firstError: Error?
-        while let next = try nextResult(until: deadline) {
-            do {
-                let checked = try check(next)
-                if output == nil && firstError == nil { output = try body(checked) }
-            } catch {
-                if firstError == nil { firstError = error }
-            }
+        try drainRequest(until: deadline, &firstError) { result in
+            if output == nil { output = try body(result) }
         }
         if let firstError { throw firstError }
         guard let output else { throw PostgresError(kind: .connection, message: "the server sent no result") }
@@ -278,20 +273,29 @@ public final class PostgresConnection {
         try flush(until: deadline)
         var firstError: Error?
         for index in 0..<count {
-            while let next = try nextResult(until: deadline) {
-                if next.status == PGRES_PIPELINE_ABORTED { continue }
-                do {
-                    let checked = try check(next)
-                    if firstError == nil { try body(index, checked) }
-                } catch {
-                    if firstError == nil { firstError = error }
-                }
-            }
+            try drainRequest(until: deadline, &firstError) { result in try body(index, result) }
             if !isHealthy { throw firstError ?? lost() }
         }
         // The sync point.
         _ = try nextResult(until: deadline)
         if let firstError { throw firstError }
+    }
+
+    /// Reads one request's results up to libpq's NULL. Each successful result goes to `handle`
+    /// until the first error, which is kept in `firstError`; what comes after it (in a pipeline,
+    /// `PGRES_PIPELINE_ABORTED`) is read and dropped, so the connection stays in step.
+    private func drainRequest(
+        until deadline: Deadline, _ firstError: inout Error?, _ handle: (borrowing PostgresResult) throws -> Void
+    ) throws(PostgresError) {
+        while let next = try nextResult(until: deadline) {
+            if next.status == PGRES_PIPELINE_ABORTED { continue }
+            do {
+                let checked = try check(next)
+                if firstError == nil { try handle(checked) }
+            } catch {
+                if firstError == nil { firstError = error }
+            }
+        }
     }
 
     // MARK: Waiting
