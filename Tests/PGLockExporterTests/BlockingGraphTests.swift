@@ -20,7 +20,7 @@ import Testing
         #expect(graph.roots[0].blockedCount == 3)
         #expect(graph.roots[0].depth == 2)
         #expect(graph.roots[0].state == "idle in transaction")
-        #expect(Set(graph.blocked.keys) == [20, 30, 31])
+        #expect(Set(graph.blocked.pids) == [20, 30, 31])
         #expect(graph.directWaiters(of: 10) == [20])
         #expect(graph.directWaiters(of: 20) == [30, 31])
         #expect(graph.allWaiters(of: 10) == [20, 30, 31])

@@ -18,7 +18,8 @@ import Testing
         var locks = LocksStatement.Rows()
         locks.waits[21] = .init(seconds: 4, relation: "public.big", datname: "app")
         locks.waits[22] = .init(seconds: 6, relation: "public.big", datname: "app")
-        let sessions = SessionAssembly.assemble([root, leader] + workers, locks: locks, prepared: [])
+        var sessions = [root, leader] + workers
+        SessionAssembly.assemble(&sessions, locks: locks, prepared: [])
         #expect(sessions.map(\.pid) == [1, 20])
         let folded = sessions[1]
         #expect(folded.isBlocked)
@@ -26,7 +27,7 @@ import Testing
         #expect(folded.lockWaitSeconds == 6)
         #expect(folded.waitRelation == "public.big")
         let graph = BlockingGraph(sessions: sessions)
-        #expect(graph.blocked.keys.sorted() == [20])
+        #expect(graph.blocked.pids.sorted() == [20])
         #expect(graph.roots.map(\.blockedCount) == [1])
     }
 
@@ -38,8 +39,8 @@ import Testing
         ]
         var locks = LocksStatement.Rows()
         locks.preparedHolders = [5: ["a"], 6: ["b"], 7: ["a", "b"]]
-        let sessions = SessionAssembly.assemble(
-            [waiter(5, [0]), waiter(6, [0]), waiter(7, [0]), waiter(8, [0])], locks: locks, prepared: prepared)
+        var sessions = [waiter(5, [0]), waiter(6, [0]), waiter(7, [0]), waiter(8, [0])]
+        SessionAssembly.assemble(&sessions, locks: locks, prepared: prepared)
         let rows = sessions.filter(\.isPreparedTransaction)
         #expect(rows.map(\.gid) == ["a", "b"])  // the one blocking nobody is not a root
         #expect(rows.map(\.displayPID) == [0, 0])
@@ -62,7 +63,8 @@ import Testing
         var locks = LocksStatement.Rows()
         locks.waits[2] = .init(seconds: 12, relation: "public.features", datname: "app")
         locks.startupHolders[2] = [30]
-        let sessions = SessionAssembly.assemble([reader, startup, queued], locks: locks, prepared: [])
+        var sessions = [reader, startup, queued]
+        SessionAssembly.assemble(&sessions, locks: locks, prepared: [])
         let graph = BlockingGraph(sessions: sessions)
         #expect(graph.roots.map(\.pid) == [30])
         #expect(graph.roots[0].depth == 2)

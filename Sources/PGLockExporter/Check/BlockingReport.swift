@@ -90,7 +90,7 @@ public struct BlockingReport: Sendable, Encodable {
         for s in clients { byState[s.stateLabel, default: 0] += 1 }
         server = Server(
             version: snapshot.settings.versionString, versionNumber: snapshot.serverVersion, sessionsByState: byState,
-            blockedSessions: graph.blocked.values.filter(inScope).count)
+            blockedSessions: graph.blocked.sessions.filter(inScope).count)
         var byPID: [Int32: Session] = [:]
         for s in snapshot.sessions { byPID[s.pid] = s }
         sessions = clients.sorted { $0.pid < $1.pid }.map { s in

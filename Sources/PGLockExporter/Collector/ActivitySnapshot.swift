@@ -122,6 +122,9 @@ public struct Session: Sendable, Equatable {
     /// pid, database, user and application NULL.
     public var isHidden: Bool { backendType == nil && state == nil }
 
+    /// A parallel worker (its `leader_pid` is another backend); folded into its leader.
+    var isParallelWorker: Bool { leaderPID.map { $0 != pid } ?? false }
+
     /// A client session in the product's sense: a client backend, or a hidden row with a database
     /// and a user (hidden background processes such as the checkpointer have neither). Its SQL
     /// twin is `SessionRules.isClient`.

@@ -32,38 +32,67 @@ public struct BlockingGraph: Sendable {
         public var displayPID: Int32 { isPreparedTransaction ? 0 : pid }
     }
 
-    /// Blocked sessions (lock waiters with a non-empty `pg_blocking_pids()`), by pid.
-    public let blocked: [Int32: Session]
+    /// The blocked sessions (lock waiters with a non-empty `pg_blocking_pids()`): rows of the
+    /// snapshot, looked up by pid, never copied out of it.
+    public struct BlockedSessions: Sendable {
+        private let all: [Session]
+        /// Rows of `all` that are blocked, ascending.
+        private let rows: [Int]
+        private let rowByPID: [Int32: Int]
+
+        init(all: [Session], rows: [Int], rowByPID: [Int32: Int]) {
+            self.all = all
+            self.rows = rows
+            self.rowByPID = rowByPID
+        }
+
+        public subscript(pid: Int32) -> Session? { rowByPID[pid].map { all[$0] } }
+        public func contains(_ pid: Int32) -> Bool { rowByPID[pid] != nil }
+        public var count: Int { rows.count }
+        public var isEmpty: Bool { rows.isEmpty }
+        /// In the snapshot's order.
+        public var sessions: LazyMapSequence<[Int], Session> { rows.lazy.map { all[$0] } }
+        public var pids: [Int32] { rows.map { all[$0].pid } }
+    }
+
+    public let blocked: BlockedSessions
     /// Root blockers, most waiters first, then longest in state, then lowest pid.
     public let roots: [Root]
     /// blocker pid → pids waiting on it directly, ascending.
     private let waitersByBlocker: [Int32: [Int32]]
 
     public init(sessions: [Session]) {
-        // pid → index, not copies: a Session holds several strings, and copying hundreds of them
-        // per scrape costs more than the graph itself.
-        var indexByPID: [Int32: Int] = [:]
-        indexByPID.reserveCapacity(sessions.count)
-        for (index, session) in sessions.enumerated() { indexByPID[session.pid] = index }
-        func session(_ pid: Int32) -> Session? { indexByPID[pid].map { sessions[$0] } }
-
-        var blocked: [Int32: Session] = [:]
+        // Rows by index, not copies: a Session is some 250 bytes with several strings, and
+        // copying hundreds of them per scrape cost more than the graph itself.
+        var blockedRows: [Int] = []
+        var rowByPID: [Int32: Int] = [:]
         var waitersByBlocker: [Int32: [Int32]] = [:]
-        for session in sessions where session.isBlocked {
-            blocked[session.pid] = session
-            for blocker in session.blockedBy where blocker != session.pid {
-                waitersByBlocker[blocker, default: []].append(session.pid)
+        for index in sessions.indices where sessions[index].isBlocked {
+            let pid = sessions[index].pid
+            blockedRows.append(index)
+            rowByPID[pid] = index
+            for blocker in sessions[index].blockedBy where blocker != pid {
+                waitersByBlocker[blocker, default: []].append(pid)
             }
         }
         for key in waitersByBlocker.keys { waitersByBlocker[key]!.sort() }
+        let blocked = BlockedSessions(all: sessions, rows: blockedRows, rowByPID: rowByPID)
         self.blocked = blocked
         self.waitersByBlocker = waitersByBlocker
 
+        // The rows of the roots: blockers that wait on nobody.
+        var rootRow: [Int32: Int] = [:]
+        for index in sessions.indices {
+            let pid = sessions[index].pid
+            if waitersByBlocker[pid] != nil && rowByPID[pid] == nil { rootRow[pid] = index }
+        }
+        func session(_ pid: Int32) -> Session? { rootRow[pid].map { sessions[$0] } }
+
         var roots: [Root] = []
-        for pid in waitersByBlocker.keys.sorted() where blocked[pid] == nil {
+        for pid in waitersByBlocker.keys.sorted() where !blocked.contains(pid) {
             let direct = waitersByBlocker[pid]!
             let session = session(pid)
-            let datname = session?.datname ?? direct.lazy.compactMap { indexByPID[$0].flatMap { sessions[$0].datname } }.first ?? ""
+            let datname = session?.datname ?? direct.lazy.compactMap { blocked[$0]?.datname }.first ?? ""
             let state = session?.stateLabel ?? (pid == 0 ? Session.preparedTransaction : "unknown")
             var onPath = Set<Int32>()
             roots.append(

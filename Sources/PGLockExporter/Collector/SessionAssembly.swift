@@ -9,8 +9,8 @@
 /// - a parallel worker is folded into its leader (`leader_pid`): its wait becomes the leader's,
 ///   and the worker is never a session of its own.
 enum SessionAssembly {
-    static func assemble(_ sessions: [Session], locks: LocksStatement.Rows, prepared: [PreparedTransaction]) -> [Session] {
-        var sessions = sessions
+    /// Edits `sessions` in place: a scrape's rows are copied nowhere on the way to the graph.
+    static func assemble(_ sessions: inout [Session], locks: LocksStatement.Rows, prepared: [PreparedTransaction]) {
         for index in sessions.indices where sessions[index].waitingOnLock {
             let wait = locks.waits[sessions[index].pid]
             sessions[index].lockWaitSeconds = wait?.seconds
@@ -37,13 +37,12 @@ enum SessionAssembly {
             guard !named.isEmpty else { continue }
             sessions[index].blockedBy = sessions[index].blockedBy.filter { $0 != 0 } + named
         }
-        return foldParallelWorkers(sessions)
+        if sessions.contains(where: \.isParallelWorker) { sessions = foldParallelWorkers(sessions) }
     }
 
     /// A worker's wait becomes its leader's (blockers merged, longest wait kept); workers go.
     static func foldParallelWorkers(_ sessions: [Session]) -> [Session] {
-        func isWorker(_ s: Session) -> Bool { s.leaderPID.map { $0 != s.pid } ?? false }
-        guard sessions.contains(where: isWorker) else { return sessions }
+        func isWorker(_ s: Session) -> Bool { s.isParallelWorker }
         var leaderOf: [Int32: Int32] = [:]
         for s in sessions where isWorker(s) { leaderOf[s.pid] = s.leaderPID! }
         var folded = sessions.filter { !isWorker($0) }

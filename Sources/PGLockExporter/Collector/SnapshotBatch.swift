@@ -99,7 +99,7 @@ public struct SnapshotBatch: Sendable {
         try connection.executePipelined(statements, deadline: deadline) { index, result in
             decode(index, result, into: &decoded)
         }
-        return snapshot(decoded)
+        return snapshot(&decoded)
     }
 
     /// Prepares every statement of this batch on a new connection, in one round trip.
@@ -118,7 +118,7 @@ public struct SnapshotBatch: Sendable {
         try connection.executePrepared(calls, deadline: deadline) { index, result in
             decode(index, result, into: &decoded)
         }
-        return snapshot(decoded)
+        return snapshot(&decoded)
     }
 
     private struct Decoded {
@@ -144,10 +144,14 @@ public struct SnapshotBatch: Sendable {
         }
     }
 
-    private func snapshot(_ decoded: Decoded) -> ActivitySnapshot {
+    private func snapshot(_ decoded: inout Decoded) -> ActivitySnapshot {
+        // Moved out, not copied: the assembly then edits the only reference in place.
+        var sessions: [Session] = []
+        swap(&sessions, &decoded.sessions)
+        SessionAssembly.assemble(&sessions, locks: decoded.locks, prepared: decoded.prepared)
         var snapshot = ActivitySnapshot(
             serverVersion: serverVersion,
-            sessions: SessionAssembly.assemble(decoded.sessions, locks: decoded.locks, prepared: decoded.prepared),
+            sessions: sessions,
             locks: decoded.locks.counts, databases: decoded.databases, lockDetails: decoded.lockDetails,
             settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]),
             roleSettings: decoded.roleSettings)

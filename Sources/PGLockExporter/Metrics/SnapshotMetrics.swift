@@ -51,8 +51,11 @@ public struct SnapshotMetrics {
         static func < (a: Pair, b: Pair) -> Bool { (a.first, a.second) < (b.first, b.second) }
     }
 
+    /// The client sessions of the snapshot, filtered as they are read: not a copy of them.
+    private typealias Clients = LazyFilterSequence<[Session]>
+
     public func write(into w: inout ExpositionWriter) {
-        let clients = snapshot.sessions.filter(\.isClient)
+        let clients = snapshot.sessions.lazy.filter { $0.isClient }
         let databases = databaseNames(clients)
         writeSessionGroups(clients, into: &w)
         writeTransactionAges(clients, into: &w)
@@ -65,7 +68,7 @@ public struct SnapshotMetrics {
     }
 
     /// Connectable databases plus any other database a client session is in, sorted.
-    private func databaseNames(_ clients: [Session]) -> [String] {
+    private func databaseNames(_ clients: Clients) -> [String] {
         var names = Set(snapshot.databases.map(\.datname))
         for session in clients { names.insert(session.datname ?? "") }
         return names.sorted()
@@ -101,7 +104,7 @@ public struct SnapshotMetrics {
 
     /// Groups sessions by (datname, usename, application) in one pass, then folds each database's
     /// smallest user/application pairs beyond the cap into `other`.
-    private func groups(_ clients: [Session]) -> [(GroupKey, GroupStats)] {
+    private func groups(_ clients: Clients) -> [(GroupKey, GroupStats)] {
         var groups: [GroupKey: GroupStats] = [:]
         for s in clients {
             groups[GroupKey(datname: s.datname ?? "", usename: s.usename ?? "", application: s.applicationName), default: GroupStats()].add(s)
@@ -130,7 +133,7 @@ public struct SnapshotMetrics {
         return result.sorted { $0.0 < $1.0 }
     }
 
-    private func writeSessionGroups(_ clients: [Session], into w: inout ExpositionWriter) {
+    private func writeSessionGroups(_ clients: Clients, into w: inout ExpositionWriter) {
         let groups = groups(clients)
         w.family("pg_sessions", .gauge, help: "Client sessions by database, user, application and state.")
         for (key, stats) in groups {
@@ -153,7 +156,7 @@ public struct SnapshotMetrics {
         }
     }
 
-    private func writeTransactionAges(_ clients: [Session], into w: inout ExpositionWriter) {
+    private func writeTransactionAges(_ clients: Clients, into w: inout ExpositionWriter) {
         var ages: [Pair: Double] = [:]
         for s in clients {
             guard let age = s.transactionSeconds else { continue }
@@ -171,7 +174,7 @@ public struct SnapshotMetrics {
     private func writeBlocking(_ databases: [String], into w: inout ExpositionWriter) {
         var blocked: [String: Int] = [:]
         var waitMax: [String: Double] = [:]
-        for session in graph.blocked.values {
+        for session in graph.blocked.sessions {
             let datname = session.datname ?? ""
             blocked[datname, default: 0] += 1
             waitMax[datname] = max(waitMax[datname] ?? 0, max(0, session.lockWaitSeconds ?? 0))
@@ -238,7 +241,7 @@ public struct SnapshotMetrics {
     /// relations per database by waiters, the rest as `relation="other"`.
     private func writeWaitingRelations(into w: inout ExpositionWriter) {
         var byRelation: [Pair: Int] = [:]
-        for session in graph.blocked.values {
+        for session in graph.blocked.sessions {
             guard let relation = session.waitRelation else { continue }
             byRelation[Pair(first: session.datname ?? "", second: relation), default: 0] += 1
         }
@@ -310,7 +313,7 @@ public struct SnapshotMetrics {
     /// Per database the roles with the most sessions up to the user/application cap; the rest
     /// fold into `other`, which gets the weakest guard among them (0 if any has none), so the cap
     /// never hides an unguarded role.
-    private func writeRoleSettings(_ clients: [Session], _ guards: GuardSettings, into w: inout ExpositionWriter) {
+    private func writeRoleSettings(_ clients: Clients, _ guards: GuardSettings, into w: inout ExpositionWriter) {
         var sessionsByRole: [String: [String: Int]] = [:]
         for s in clients {
             guard let datname = s.datname, let usename = s.usename else { continue }

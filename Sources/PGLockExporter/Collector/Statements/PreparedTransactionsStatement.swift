@@ -8,7 +8,7 @@ struct PreparedTransactionsStatement: SnapshotStatement {
     }
 
     let sql = """
-        SELECT gid, database, owner, extract(epoch FROM now() - prepared) FROM pg_prepared_xacts ORDER BY gid
+        SELECT gid, database, owner, date_part('epoch', now() - prepared) FROM pg_prepared_xacts ORDER BY gid
         """
 
     func decode(_ r: borrowing PostgresResult) -> [PreparedTransaction] {
