@@ -38,7 +38,7 @@ COPY Tests ./Tests
 # The cache mount keeps fetched dependencies and incremental build products between builds;
 # the binary is copied out of it in the same step.
 RUN --mount=type=cache,target=/src/.build \
-    swift build -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs \
+    swift build -c release --static-swift-stdlib -Xlinker -z -Xlinker pack-relative-relocs \
         --product pg_lock_exporter \
  && install -D -m 0755 "$(swift build -c release --show-bin-path)/pg_lock_exporter" /out/pg_lock_exporter \
  && strip /out/pg_lock_exporter

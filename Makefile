@@ -12,8 +12,10 @@ build: deps
 	swift build
 
 # Static Swift runtime; lld packs the relocations (DT_RELR, glibc 2.36+), which keeps fewer
-# pages of the binary resident. scripts/bench.py and the Dockerfile build the same way.
-RELEASE_FLAGS = -c release --static-swift-stdlib -Xswiftc -use-ld=lld -Xlinker -z -Xlinker pack-relative-relocs
+# pages of the binary resident. Package.swift links release builds with lld and the function
+# order of Sources/pg_lock_exporter/link-order.txt (scripts/link-order). scripts/bench.py builds
+# with this target; the Dockerfile the same way.
+RELEASE_FLAGS = -c release --static-swift-stdlib -Xlinker -z -Xlinker pack-relative-relocs
 
 release: deps
 	swift build $(RELEASE_FLAGS) --product pg_lock_exporter

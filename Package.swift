@@ -1,6 +1,12 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+/// Release builds on Linux link with lld and place the functions `serve` runs side by side
+/// (`scripts/link-order` writes the list): the kernel keeps a binary's code resident in 64 KiB
+/// windows around each page touched, so packing the used code together keeps about 2 MiB less
+/// of it resident (`make bench`). A name the list has and the binary lacks is ignored.
+let linkOrder = String(#filePath.dropLast("Package.swift".count)) + "Sources/pg_lock_exporter/link-order.txt"
+
 let package = Package(
     name: "pg_lock_exporter",
     platforms: [.macOS(.v15)],
@@ -48,6 +54,12 @@ let package = Package(
                 "PGLockExporter",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+            ],
+            exclude: ["link-order.txt"],
+            linkerSettings: [
+                .unsafeFlags(
+                    ["-use-ld=lld", "-Xlinker", "--symbol-ordering-file=\(linkOrder)", "-Xlinker", "--no-warn-symbol-ordering"],
+                    .when(platforms: [.linux], configuration: .release))
             ]
         ),
         .testTarget(

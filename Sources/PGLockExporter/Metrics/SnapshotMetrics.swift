@@ -51,26 +51,35 @@ public struct SnapshotMetrics {
         static func < (a: Pair, b: Pair) -> Bool { (a.first, a.second) < (b.first, b.second) }
     }
 
-    /// The client sessions of the snapshot, filtered as they are read: not a copy of them.
-    private typealias Clients = LazyFilterSequence<[Session]>
-
     public func write(into w: inout ExpositionWriter) {
-        let clients = snapshot.sessions.lazy.filter { $0.isClient }
-        let databases = databaseNames(clients)
-        writeSessionGroups(clients, into: &w)
-        writeTransactionAges(clients, into: &w)
+        // One pass over the sessions; every per-session metric is then read from the groups,
+        // which are few (database, user, application), not from the sessions again.
+        let groups = clientGroups()
+        let databases = databaseNames(groups)
+        writeSessionGroups(groups, into: &w)
+        writeTransactionAges(groups, into: &w)
         writeBlocking(databases, into: &w)
         writeWaitingRelations(into: &w)
         writeLocks(into: &w)
         let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
         writeServer(guards, into: &w)
-        writeRoleSettings(clients, guards, into: &w)
+        writeRoleSettings(groups, guards, into: &w)
+    }
+
+    /// Client sessions by (datname, usename, application). A missing database or user is ""
+    /// (no database or role can have an empty name).
+    private func clientGroups() -> [GroupKey: GroupStats] {
+        var groups: [GroupKey: GroupStats] = [:]
+        for s in snapshot.sessions where s.isClient {
+            groups[GroupKey(datname: s.datname ?? "", usename: s.usename ?? "", application: s.applicationName), default: GroupStats()].add(s)
+        }
+        return groups
     }
 
     /// Connectable databases plus any other database a client session is in, sorted.
-    private func databaseNames(_ clients: Clients) -> [String] {
+    private func databaseNames(_ groups: [GroupKey: GroupStats]) -> [String] {
         var names = Set(snapshot.databases.map(\.datname))
-        for session in clients { names.insert(session.datname ?? "") }
+        for key in groups.keys { names.insert(key.datname) }
         return names.sorted()
     }
 
@@ -81,6 +90,8 @@ public struct SnapshotMetrics {
         var others: [String: Int] = [:]
         var total = 0
         var idleMax = 0.0
+        /// The oldest open transaction (now - xact_start) by state label.
+        var transactionAgeMax: [String: Double] = [:]
 
         mutating func add(_ s: Session) {
             total += 1
@@ -92,6 +103,9 @@ public struct SnapshotMetrics {
             default: others[s.stateLabel, default: 0] += 1
             }
             if s.isIdleInTransaction { idleMax = max(idleMax, s.stateSeconds ?? 0) }
+            if let age = s.transactionSeconds {
+                transactionAgeMax[s.stateLabel] = max(transactionAgeMax[s.stateLabel] ?? 0, max(0, age))
+            }
         }
 
         mutating func merge(_ other: GroupStats) {
@@ -99,16 +113,12 @@ public struct SnapshotMetrics {
             others.merge(other.others, uniquingKeysWith: +)
             total += other.total
             idleMax = max(idleMax, other.idleMax)
+            transactionAgeMax.merge(other.transactionAgeMax, uniquingKeysWith: max)
         }
     }
 
-    /// Groups sessions by (datname, usename, application) in one pass, then folds each database's
-    /// smallest user/application pairs beyond the cap into `other`.
-    private func groups(_ clients: Clients) -> [(GroupKey, GroupStats)] {
-        var groups: [GroupKey: GroupStats] = [:]
-        for s in clients {
-            groups[GroupKey(datname: s.datname ?? "", usename: s.usename ?? "", application: s.applicationName), default: GroupStats()].add(s)
-        }
+    /// Folds each database's smallest user/application pairs beyond the cap into `other`.
+    private func capped(_ groups: [GroupKey: GroupStats]) -> [(GroupKey, GroupStats)] {
         var byDatabase: [String: [(GroupKey, GroupStats)]] = [:]
         for (key, stats) in groups { byDatabase[key.datname, default: []].append((key, stats)) }
         var result: [(GroupKey, GroupStats)] = []
@@ -133,8 +143,8 @@ public struct SnapshotMetrics {
         return result.sorted { $0.0 < $1.0 }
     }
 
-    private func writeSessionGroups(_ clients: Clients, into w: inout ExpositionWriter) {
-        let groups = groups(clients)
+    private func writeSessionGroups(_ groups: [GroupKey: GroupStats], into w: inout ExpositionWriter) {
+        let groups = capped(groups)
         w.family("pg_sessions", .gauge, help: "Client sessions by database, user, application and state.")
         for (key, stats) in groups {
             var states = Self.baselineStates.enumerated().map { ($1, stats.baseline[$0]) } + stats.others.map { ($0.key, $0.value) }
@@ -156,12 +166,13 @@ public struct SnapshotMetrics {
         }
     }
 
-    private func writeTransactionAges(_ clients: Clients, into w: inout ExpositionWriter) {
+    private func writeTransactionAges(_ groups: [GroupKey: GroupStats], into w: inout ExpositionWriter) {
         var ages: [Pair: Double] = [:]
-        for s in clients {
-            guard let age = s.transactionSeconds else { continue }
-            let key = Pair(first: s.datname ?? "", second: s.stateLabel)
-            ages[key] = max(ages[key] ?? 0, max(0, age))
+        for (key, stats) in groups {
+            for (state, age) in stats.transactionAgeMax {
+                let pair = Pair(first: key.datname, second: state)
+                ages[pair] = max(ages[pair] ?? 0, age)
+            }
         }
         w.family(
             "pg_transaction_age_seconds_max", .gauge,
@@ -313,11 +324,10 @@ public struct SnapshotMetrics {
     /// Per database the roles with the most sessions up to the user/application cap; the rest
     /// fold into `other`, which gets the weakest guard among them (0 if any has none), so the cap
     /// never hides an unguarded role.
-    private func writeRoleSettings(_ clients: Clients, _ guards: GuardSettings, into w: inout ExpositionWriter) {
+    private func writeRoleSettings(_ groups: [GroupKey: GroupStats], _ guards: GuardSettings, into w: inout ExpositionWriter) {
         var sessionsByRole: [String: [String: Int]] = [:]
-        for s in clients {
-            guard let datname = s.datname, let usename = s.usename else { continue }
-            sessionsByRole[datname, default: [:]][usename, default: 0] += 1
+        for (key, stats) in groups where !key.datname.isEmpty && !key.usename.isEmpty {
+            sessionsByRole[key.datname, default: [:]][key.usename, default: 0] += stats.total
         }
         w.family(
             "pg_role_setting_seconds", .gauge,
