@@ -52,13 +52,8 @@ public enum ProcessMetrics {
     }
 
     private static func openFileDescriptors() -> Int {
-        guard let dir = opendir("/proc/self/fd") else { return 0 }
-        defer { closedir(dir) }
-        var count = 0
-        while let entry = readdir(dir) {
-            if entry.pointee.d_name.0 != UInt8(ascii: ".") { count += 1 }
-        }
-        return count - 1  // the descriptor opendir itself holds
+        guard let names = DirectoryEntries.names(in: "/proc/self/fd") else { return 0 }
+        return names.count - 1  // the descriptor opendir itself holds
     }
     #endif
 }

@@ -83,7 +83,7 @@ public struct ProcessTreePorts {
     /// pid → parent pid for every process in `/proc`; only new pids are read.
     private mutating func refreshParents() {
         var now: [pid_t: pid_t] = [:]
-        for name in Self.directoryEntries("/proc") {
+        for name in DirectoryEntries.names(in: "/proc") ?? [] {
             guard let pid = pid_t(name) else { continue }
             if let known = parents[pid] {
                 now[pid] = known
@@ -98,7 +98,7 @@ public struct ProcessTreePorts {
         var out = Set<UInt64>()
         let directory = "/proc/\(pid)/fd"
         var buffer = [CChar](repeating: 0, count: 64)
-        for name in directoryEntries(directory) {
+        for name in DirectoryEntries.names(in: directory) ?? [] {
             let length = readlink("\(directory)/\(name)", &buffer, buffer.count - 1)
             guard length > 0 else { continue }
             let target = String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -108,18 +108,5 @@ public struct ProcessTreePorts {
             out.insert(inode)
         }
         return out
-    }
-
-    private static func directoryEntries(_ path: String) -> [String] {
-        guard let directory = opendir(path) else { return [] }
-        defer { closedir(directory) }
-        var names: [String] = []
-        while let entry = readdir(directory) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names
     }
 }
