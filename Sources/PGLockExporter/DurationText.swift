@@ -10,7 +10,7 @@ public enum DurationText {
     /// Parses to seconds.
     public static func seconds(_ text: String) throws(ParseError) -> Double {
         let units: [(String, Double)] = [("ms", 0.001), ("s", 1), ("m", 60), ("h", 3600), ("d", 86400)]
-        var rest = Substring(text.trimmingPrefix(" "))
+        var rest = text.hasPrefix(" ") ? text.dropFirst() : Substring(text)
         var total = 0.0
         guard !rest.isEmpty else { throw ParseError(text: text) }
         while !rest.isEmpty {

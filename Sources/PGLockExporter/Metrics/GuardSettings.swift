@@ -63,10 +63,10 @@ struct GuardSettings {
     /// spaces allowed between them, rounded to whole milliseconds like the server does.
     static func seconds(fromSetting text: String) -> Double? {
         let units: [String: Double] = ["us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000]
-        let trimmed = text.trimmingPrefix(while: \.isWhitespace)
+        let trimmed = text.drop(while: \.isWhitespace)
         let number = trimmed.prefix { $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }
         guard let value = Double(number), value.isFinite, value >= 0 else { return nil }
-        var unit = Substring(trimmed.dropFirst(number.count)).trimmingPrefix(while: \.isWhitespace)
+        var unit = trimmed.dropFirst(number.count).drop(while: \.isWhitespace)
         while unit.last?.isWhitespace == true { unit = unit.dropLast() }
         guard let factor = unit.isEmpty ? 1 : units[String(unit)] else { return nil }
         return (value * factor).rounded(.toNearestOrEven) / 1000

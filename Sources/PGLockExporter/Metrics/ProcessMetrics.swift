@@ -46,7 +46,7 @@ public enum ProcessMetrics {
     private static func bootTimeSeconds() -> Double? {
         guard let stat = readFile("/proc/stat") else { return nil }
         for line in stat.split(separator: "\n") where line.hasPrefix("btime ") {
-            return Double(line.dropFirst(6).trimmingPrefix(" "))
+            return Double(line.dropFirst(6).drop { $0 == " " })
         }
         return nil
     }
