@@ -33,6 +33,7 @@ let package = Package(
             pkgConfig: "libxcrypt",
             providers: [.apt(["libcrypt-dev"])]
         ),
+        .systemLibrary(name: "CMalloc"),
         .systemLibrary(
             name: "CYAML",
             pkgConfig: "yaml-0.1",
@@ -44,6 +45,7 @@ let package = Package(
                 "CLibPQ",
                 "CMicroHTTPD",
                 "CCrypt",
+                "CMalloc",
                 "CYAML",
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -86,6 +86,7 @@ struct Serve: ParsableCommand {
             return
         }
         ShutdownSignals.block()  // before any thread starts, so every thread inherits the mask
+        AllocatorTuning.keepFreedMemoryForReuse()
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
