@@ -42,13 +42,12 @@ enum SessionAssembly {
 
     /// A worker's wait becomes its leader's (blockers merged, longest wait kept); workers go.
     static func foldParallelWorkers(_ sessions: [Session]) -> [Session] {
-        func isWorker(_ s: Session) -> Bool { s.isParallelWorker }
         var leaderOf: [Int32: Int32] = [:]
-        for s in sessions where isWorker(s) { leaderOf[s.pid] = s.leaderPID! }
-        var folded = sessions.filter { !isWorker($0) }
+        for s in sessions where s.isParallelWorker { leaderOf[s.pid] = s.leaderPID! }
+        var folded = sessions.filter { !$0.isParallelWorker }
         var indexByPID: [Int32: Int] = [:]
         for (index, s) in folded.enumerated() { indexByPID[s.pid] = index }
-        for worker in sessions where isWorker(worker) && worker.isBlocked {
+        for worker in sessions where worker.isParallelWorker && worker.isBlocked {
             guard let index = indexByPID[worker.leaderPID!] else { continue }
             var leader = folded[index]
             leader.waitingOnLock = true
