@@ -216,10 +216,9 @@ class Sandbox:
         self.version = self.psql("SHOW server_version", db="postgres")[0][0]
 
     def restart(self) -> None:
-        """A fresh server process, same cluster and settings: each case starts from a server that
-        has not served the previous case (measured: the short shape at 750 sessions cost our
-        scrape 9.9 ms right after the 2,000-session case, 8.4 ms on a fresh server; both
-        exporters and the cheapest SQL alike)."""
+        """A fresh server process, same cluster and settings, so that no case inherits the
+        shared memory (lock tables, proc array, caches) of the one before it. It did not remove
+        the short shape's run-to-run variation (README, Performance)."""
         self._sandbox("stop", self.dir, timeout=120)
         self._sandbox("start", self.dir, str(self.port))
 

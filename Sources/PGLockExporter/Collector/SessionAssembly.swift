@@ -37,7 +37,7 @@ enum SessionAssembly {
             guard !named.isEmpty else { continue }
             sessions[index].blockedBy = sessions[index].blockedBy.filter { $0 != 0 } + named
         }
-        if sessions.contains(where: \.isParallelWorker) { sessions = foldParallelWorkers(sessions) }
+        if sessions.contains(where: { $0.isParallelWorker }) { sessions = foldParallelWorkers(sessions) }
     }
 
     /// A worker's wait becomes its leader's (blockers merged, longest wait kept); workers go.

@@ -145,13 +145,11 @@ public struct SnapshotBatch: Sendable {
     }
 
     private func snapshot(_ decoded: inout Decoded) -> ActivitySnapshot {
-        // Moved out, not copied: the assembly then edits the only reference in place.
-        var sessions: [Session] = []
-        swap(&sessions, &decoded.sessions)
-        SessionAssembly.assemble(&sessions, locks: decoded.locks, prepared: decoded.prepared)
+        // In place: `decoded` holds the only reference to the rows, so nothing is copied.
+        SessionAssembly.assemble(&decoded.sessions, locks: decoded.locks, prepared: decoded.prepared)
         var snapshot = ActivitySnapshot(
             serverVersion: serverVersion,
-            sessions: sessions,
+            sessions: decoded.sessions,
             locks: decoded.locks.counts, databases: decoded.databases, lockDetails: decoded.lockDetails,
             settings: decoded.settings ?? ServerSettings(versionString: "", maxConnections: 0, timeouts: [:]),
             roleSettings: decoded.roleSettings)
