@@ -16,6 +16,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         .systemLibrary(
@@ -66,7 +67,10 @@ let package = Package(
         ),
         .testTarget(
             name: "PGLockExporterTests",
-            dependencies: ["PGLockExporter", "CLibPQ"]
+            dependencies: [
+                "PGLockExporter", "CLibPQ",
+                .product(name: "PropertyBased", package: "swift-property-based"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]
