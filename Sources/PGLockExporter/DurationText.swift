@@ -3,7 +3,9 @@ public enum DurationText {
     public struct ParseError: Error, Sendable, CustomStringConvertible {
         public let text: String
         public var description: String {
-            "invalid duration \"\(text)\": use a number with a unit, e.g. 500ms, 30s, 5m, 1h"
+            // Quoted terminal-safe and cut: the text comes from a flag or a file and is printed
+            // as one line (found by the duration fuzz target: a CR in a flag broke the line).
+            "invalid duration \"\(TerminalText.safe(String(text.prefix(64))))\": use a number with a unit, e.g. 500ms, 30s, 5m, 1h"
         }
     }
 
