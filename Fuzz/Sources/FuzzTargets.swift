@@ -19,6 +19,8 @@ enum FuzzTargets {
         TargetsConfigTarget.target,
         AlertmanagerWebhookTarget.target,
         TerminalTextTarget.target,
+        ExpositionTarget.target,
+        LogFieldsTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
