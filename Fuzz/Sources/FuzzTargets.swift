@@ -21,6 +21,7 @@ enum FuzzTargets {
         TerminalTextTarget.target,
         ExpositionTarget.target,
         LogFieldsTarget.target,
+        AccessGuardTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
