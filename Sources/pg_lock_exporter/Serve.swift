@@ -90,7 +90,7 @@ struct Serve: ParsableCommand {
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
-        let sampling = try sampleInterval.map { try parseDuration($0, "--sample.interval") }
+        let sampling = try sampleInterval.map { try parseTimeSpan($0, "--sample.interval") }
         let base = try connection.settings()
         let scrapeSeconds = try parseDuration(scrapeTimeout, "--web.scrape-timeout")
 
@@ -124,9 +124,9 @@ struct Serve: ParsableCommand {
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
             // down is not fatal: scrapes answer pg_up 0 until it is back.
-            _ = collectors[0].scrape(budgetSeconds: base.connectTimeoutSeconds + 1)
+            _ = collectors[0].scrape(budget: .seconds(base.connectTimeoutSeconds + 1))
         }
-        let sampler = sampling.map { Sampler(collectors: collectors, intervalSeconds: $0) }
+        let sampler = sampling.map { Sampler(collectors: collectors, interval: $0) }
 
         stopOnSignal(logger) {
             sampler?.stop()

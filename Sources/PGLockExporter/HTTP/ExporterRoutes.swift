@@ -57,14 +57,14 @@ public struct ExporterRoutes: Sendable {
             guard let target = targets[name] else {
                 return .text(400, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))\n")
             }
-            return metrics(target.scrape(budgetSeconds: budget, processMetrics: false))
+            return metrics(target.scrape(budget: .seconds(budget), processMetrics: false))
         case telemetryPath:
             guard let collector else {
                 var w = ExpositionWriter()
                 Collector.writeProcessMetrics(into: &w)
                 return metrics(w.bytes)
             }
-            return metrics(collector.scrape(budgetSeconds: budget))
+            return metrics(collector.scrape(budget: .seconds(budget)))
         case "/-/healthy":
             return .text(200, "OK\n")
         default:
