@@ -38,7 +38,7 @@ struct Serve: ParsableCommand {
     @Option(
         name: .customLong("web.scrape-timeout"),
         help: ArgumentHelp(
-            "A scrape's budget when the request carries no X-Prometheus-Scrape-Timeout-Seconds; the answer comes 0.5s before it.",
+            "A scrape's timeout when the request carries no X-Prometheus-Scrape-Timeout-Seconds, and the most that header may ask for; the answer comes 0.5s before it (at least 250ms after the request).",
             valueName: "duration"))
     var scrapeTimeout: String = "10s"
 
@@ -92,7 +92,7 @@ struct Serve: ParsableCommand {
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
         let sampling = try sampleInterval.map { try parseTimeSpan($0, "--sample.interval") }
         let base = try connection.settings()
-        let scrapeSeconds = try parseDuration(scrapeTimeout, "--web.scrape-timeout")
+        let scrapeCeiling = try parseTimeSpan(scrapeTimeout, "--web.scrape-timeout")
 
         let routes: ExporterRoutes
         let collectors: [Collector]
@@ -109,11 +109,11 @@ struct Serve: ParsableCommand {
                 targets[name] = Collector(
                     settings: settings, options: options, sampleInterval: sampling, logger: logger.with(metadata: "target", name))
             }
-            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, defaultScrapeTimeoutSeconds: scrapeSeconds)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
             let collector = Collector(settings: base, options: options, sampleInterval: sampling, logger: logger)
-            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, defaultScrapeTimeoutSeconds: scrapeSeconds)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling)
             collectors = [collector]
         }
 
