@@ -86,7 +86,7 @@ if Context.environment["PG_LOCK_EXPORTER_FUZZ"] != nil {
         .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
         .executableTarget(
             name: "pg_lock_exporter_fuzz",
-            dependencies: ["PGLockExporter", "CLibFuzzer"],
+            dependencies: ["PGLockExporter", "CLibFuzzer", .product(name: "Logging", package: "swift-log")],
             path: "Fuzz/Sources"
         ),
     ]

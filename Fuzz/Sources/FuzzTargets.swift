@@ -22,6 +22,7 @@ enum FuzzTargets {
         ExpositionTarget.target,
         LogFieldsTarget.target,
         AccessGuardTarget.target,
+        ScrapeRouteTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
