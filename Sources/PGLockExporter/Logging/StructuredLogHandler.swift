@@ -42,7 +42,11 @@ public struct StructuredLogHandler: LogHandler {
 
     static func logfmt(_ fields: [(String, String)]) -> String {
         fields.map { key, value in
-            let needsQuotes = value.isEmpty || value.contains { $0 == " " || $0 == "=" || $0 == "\"" || $0.isNewline }
+            // Any control character is quoted and escaped: left bare, a NUL or an escape sequence
+            // from a session's text reached the log as it was (found by the log-fields fuzz target).
+            let needsQuotes = value.isEmpty || value.unicodeScalars.contains {
+                $0 == " " || $0 == "=" || $0 == "\"" || $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.properties.isWhitespace
+            }
             guard needsQuotes else { return "\(key)=\(value)" }
             return "\(key)=\"\(escape(value))\""
         }.joined(separator: " ")
@@ -52,7 +56,8 @@ public struct StructuredLogHandler: LogHandler {
         "{" + fields.map { "\"\(escape($0.0))\":\"\(escape($0.1))\"" }.joined(separator: ",") + "}"
     }
 
-    /// JSON string escaping (also valid inside logfmt quotes).
+    /// JSON string escaping (also valid inside logfmt quotes); DEL and the C1 controls are
+    /// escaped too, so no terminal reads them as the start of a sequence.
     public static func escape(_ text: String) -> String {
         var out = ""
         for scalar in text.unicodeScalars {
@@ -63,7 +68,7 @@ public struct StructuredLogHandler: LogHandler {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 {
+                if scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) {
                     let hex = String(scalar.value, radix: 16)
                     out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
                 } else {
