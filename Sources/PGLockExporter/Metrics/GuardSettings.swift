@@ -58,6 +58,13 @@ struct GuardSettings {
         return values
     }
 
+    /// The weaker of two values of one guard, for sessions of several roles reported as one
+    /// (`pg_role_setting_seconds{usename="other"}`): the guard that lets a session go on longest.
+    /// 0 (disabled) lets it go on forever, so it is the weakest of all; otherwise the larger timeout.
+    static func weakest(_ a: Double, _ b: Double) -> Double {
+        a == 0 || b == 0 ? 0 : max(a, b)
+    }
+
     /// A time setting as `pg_db_role_setting` stores it, in seconds: a number with an optional
     /// unit (`us`, `ms`, `s`, `min`, `h`, `d`; none means milliseconds, the unit of every guard),
     /// spaces allowed between them, rounded to whole milliseconds like the server does.
