@@ -310,6 +310,58 @@ def check_bad_values(helm):
     return len(cases)
 
 
+# Strings YAML or a template could misread: a comment, a mapping, quotes, a newline, flow
+# syntax, YAML 1.1 booleans and numbers, a tag, an anchor, block indicators, Go template braces,
+# surrounding spaces, non-ASCII.
+ODD_STRINGS = ["pg_dump #nightly", "etl: nightly", "it's \"quoted\"", "line one\nline two", "[a, b]", "{a: b}",
+               "- dash", "yes", "no", "on", "0x10", "1e3", "null", "~", "!tag", "&anchor", "*alias", "| pipe", "> fold",
+               "%directive", "@at", "`tick`", "{{ .Values }}", "  padded  ", "tab\there", "naïve ☃", "a,b", "back\\slash",
+               "bell\a", "\u2028separator"]
+# Integers that Helm reads from a values file as float64: %v of them prints 2e+07.
+BIG_COUNTS = {"topRoots": ("--collector.top-roots=", 10_000_000), "maxUserAppPairs": ("--collector.max-user-app-pairs=", 20_000_000)}
+BIG_REMEDIATOR_COUNTS = {"maxTerminations": ("--max-terminations=", 30_000_000),
+                         "maxTerminationsPerMinute": ("--max-terminations-per-minute=", 1_000_000)}
+
+
+def check_odd_strings(helm, tmp):
+    """Every user string the chart puts into a container's arguments arrives there exactly: each
+    list of names, rendered with ODD_STRINGS, parses back to one argument per input, equal to it."""
+    lists = {"excludeApplications": "--exclude-application=", "excludeUsers": "--exclude-user=",
+             "excludeDatabases": "--exclude-database=", "onlyDatabases": "--only-database="}
+    values = {"config": {"datasource": {"host": "db"}, **{key: n for key, (_, n) in BIG_COUNTS.items()}},
+              "remediator": {"enabled": True, "webhookToken": {"value": "t"}, "config": {"datasource": {"host": "db"}},
+                             "extraArgs": ODD_STRINGS, **{key: ODD_STRINGS for key in lists},
+                             **{key: n for key, (_, n) in BIG_REMEDIATOR_COUNTS.items()}}}
+    path = os.path.join(tmp, "odd-strings-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)  # JSON is YAML that every parser reads alike (PyYAML leaves 1e3 unquoted)
+    where = "odd strings and big counts in arguments"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    remediator = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-remediator")), None)
+    args = remediator["spec"]["template"]["spec"]["containers"][0]["args"]
+    for key, flag in lists.items():
+        got = [a[len(flag):] for a in args if isinstance(a, str) and a.startswith(flag)]
+        if got != ODD_STRINGS:
+            wrong = [(want, have) for want, have in zip(ODD_STRINGS, got) if want != have]
+            problem(where, f"remediator.{key}: {len(got)} {flag}... arguments for {len(ODD_STRINGS)} values, "
+                           f"first differences {wrong[:3]}")
+    extra = args[-len(ODD_STRINGS):]
+    if extra != ODD_STRINGS:
+        problem(where, f"remediator.extraArgs: rendered as {extra[:3]}...")
+    exporter = next(d for d in docs if d["kind"] == "Deployment" and not d["metadata"]["name"].endswith("-remediator"))
+    exporter_args = exporter["spec"]["template"]["spec"]["containers"][0]["args"]
+    for counts, rendered in ((BIG_COUNTS, exporter_args), (BIG_REMEDIATOR_COUNTS, args)):
+        for key, (flag, n) in counts.items():
+            if f"{flag}{n}" not in rendered:
+                problem(where, f"{key}: {n} rendered as {[a for a in rendered if str(a).startswith(flag)]}")
+    if any(not isinstance(a, str) for a in args + exporter_args):
+        problem(where, f"arguments that are not strings: {[a for a in args + exporter_args if not isinstance(a, str)]}")
+    kubernetes_validate(docs, where, tmp)
+
+
 def check_validator_rejects(tmp):
     broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
               "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
@@ -340,6 +392,7 @@ def main():
         for values in cases:
             objects += check_case(helm, values, tmp, binary)
         bad = check_bad_values(helm)
+        check_odd_strings(helm, tmp)
         check_validator_rejects(tmp)
     for line in problems:
         print(line)
