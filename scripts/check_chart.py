@@ -11,7 +11,11 @@
     args or env values, the securityContext defaults, --execute only when asked, the job the
     alerts select, ...); and every rendered container starts: the real binary
     (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) with its rendered arguments and
-    mounted files (the targets file and web config as Helm's toYaml wrote them);
+    mounted files (the targets file and web config as Helm's toYaml wrote them, the TLS Secrets
+    as certificates made with openssl), its rendered liveness and readiness probes succeed as
+    the kubelet runs them, and a client CA in its web config is enforced;
+  * user strings that YAML would misread, rendered into the remediator's arguments, parse back
+    exactly (ODD_STRINGS), and counts above a million render as integers;
   * every deploy/helm/tests/bad-values/*.yaml fails `helm lint` and `helm template` with the
     message its "# expect:" line names (the field), and kubernetes-validate rejects a broken
     Deployment (the validator is not a no-op).
@@ -21,10 +25,13 @@ else PATH. Needs PyYAML, kubernetes-validate and promtool. One line per problem;
 """
 
 import glob
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -206,12 +213,43 @@ def check_promises(docs, values, where):
 MOUNT_ROOTS = ("/etc/pg-lock-exporter/", "/etc/pg-lock-remediator/", "/var/lib/pg_lock_exporter/")
 
 
-def check_containers_start(docs, where, tmp, binary):
+class TLSFixture:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (for
+    Prometheus), made with openssl as Tests/PGLockExporterTests/Support/TLSFixture.swift makes
+    them; `secrets` holds them as the Secrets the ci cases name (cert-manager's key names)."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "tls-fixture")
+        os.makedirs(self.dir)
+        script = """set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=test-ca -days 2
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+            printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext
+            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=prometheus
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2"""
+        out = subprocess.run(["/bin/sh", "-c", script], cwd=self.dir, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            sys.exit(f"check_chart: openssl failed: {out.stderr.strip()}")
+        read = lambda name: open(self.path(name)).read()
+        self.secrets = {
+            "pg-lock-exporter-tls": {"tls.crt": read("server.crt"), "tls.key": read("server.key"), "ca.crt": read("ca.crt")},
+            "prometheus-client-ca": {"ca.crt": read("ca.crt")},
+        }
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+def check_containers_start(docs, where, tmp, binary, fixture):
     """Every container the chart renders starts: the real binary with the rendered arguments,
     the files its projected Secrets would mount (the chart's own with their rendered content:
-    the targets file and web config from Helm's toYaml, read by libyaml; others as stand-ins)
-    under `tmp`, listening on 127.0.0.1:0, and a database that is not there (the exporter
-    serves pg_up 0; the remediator waits for webhooks). It must log msg=listening."""
+    the targets file and web config from Helm's toYaml, read by libyaml; the TLS Secrets the ci
+    cases name from `fixture`, real certificates; others as stand-ins) under `tmp`, listening on
+    127.0.0.1:0, and a database that is not there (the exporter serves pg_up 0; the remediator
+    waits for webhooks). It must log msg=listening; then its rendered liveness and readiness
+    probes must succeed as the kubelet runs them, and a client CA in its web config must be
+    enforced (no client certificate: 403; the fixture's: 200)."""
     secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
     for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
         spec = workload["spec"]["template"]["spec"]
@@ -226,51 +264,127 @@ def check_containers_start(docs, where, tmp, binary):
                     for item in secret.get("items") or []:
                         path = os.path.join(base, item["path"])
                         os.makedirs(os.path.dirname(path), exist_ok=True)
-                        text = secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
+                        text = secrets.get(secret["name"], {}).get(item["key"]) \
+                            or fixture.secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
                         for prefix in MOUNT_ROOTS:
                             text = text.replace(prefix, os.path.join(root, prefix.lstrip("/")))
                         with open(path, "w") as f:
                             f.write(text)
             args = []
+            web_config = None
             for a in c["args"]:
                 for prefix in MOUNT_ROOTS:
                     a = a.replace("=" + prefix, "=" + os.path.join(root, prefix.lstrip("/")))
                 a = re.sub(r"^(--web\.listen-address|--listen)=.*", r"\1=127.0.0.1:0", a)
+                if a.startswith("--web.config.file="):
+                    web_config = yaml.safe_load(open(a.split("=", 1)[1])) or {}
                 args.append(a)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATA_SOURCE_NAME"}
             if any(e["name"] == "DATA_SOURCE_NAME" for e in c.get("env") or []):
                 env["DATA_SOURCE_NAME"] = "host=/nonexistent dbname=x"  # the rendered one names a cluster host
             name = f"{workload['kind']}/{workload['metadata']['name']} container {c['name']}"
-            output = run_until_listening([binary, *args], env)
-            if output is not None:
-                problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+            proc, port, output = start_until_listening([binary, *args], env)
+            try:
+                if port is None:
+                    problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+                    continue
+                for kind in ("livenessProbe", "readinessProbe"):
+                    result = kubelet_probe(c.get(kind) or {}, port)
+                    if result is not None:
+                        problem(where, f"{name}: the rendered {kind} would fail: {result}")
+                server = (web_config or {}).get("tls_server_config") or {}
+                if server.get("client_ca_file"):
+                    check_client_certificates_enforced(name, where, port, server, fixture)
+            finally:
+                stop(proc)
 
 
-def run_until_listening(argv, env, timeout=15):
-    """None once the process logs msg=listening (it is then stopped), else what it printed."""
+def start_until_listening(argv, env, timeout=15):
+    """(process, port, None) once it logs msg=listening, else (process, None, what it printed)."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     output = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "msg=listening" in line:
+            address = re.search(r"address=\S*:(\d+)", line)
+            if address:
+                return proc, int(address.group(1)), None
+        if not line and proc.poll() is not None:
+            break
+        output.append(line)
+    return proc, None, "".join(output).strip() or f"no msg=listening within {timeout}s"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "msg=listening" in line:
-                return None
-            if not line and proc.poll() is not None:
-                break
-            output.append(line)
-        return "".join(output).strip() or f"no msg=listening within {timeout}s"
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def https_get(port, path, context, timeout=5):
+    """The status of GET path on 127.0.0.1:port over `context` (None: plain HTTP)."""
+    if context is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
     finally:
-        if proc.poll() is None:
-            proc.terminate()
+        conn.close()
+
+
+def kubelet_probe(probe, port):
+    """None when the probe succeeds as the kubelet runs it, else why not. The kubelet's httpGet
+    sends no credentials and no client certificate and does not verify the server's certificate;
+    2xx and 3xx succeed. A tcpSocket probe succeeds when the port accepts a connection. The
+    rendered port names the container's only port, here the listening `port`."""
+    if "httpGet" in probe:
+        get = probe["httpGet"]
+        context = None
+        if get.get("scheme", "HTTP") == "HTTPS":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            status = https_get(port, get["path"], context)
+        except (OSError, http.client.HTTPException) as error:
+            return f"httpGet {get.get('scheme', 'HTTP')} {get['path']}: {error}"
+        return None if 200 <= status < 400 else f"httpGet {get.get('scheme', 'HTTP')} {get['path']}: status {status}"
+    if "tcpSocket" in probe:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return None
+        except OSError as error:
+            return f"tcpSocket: {error}"
+    return f"neither httpGet nor tcpSocket: {sorted(probe)}"
 
 
-def check_case(helm, values, tmp, binary):
+def check_client_certificates_enforced(name, where, port, server, fixture):
+    """With a client CA the web config must refuse a scrape without a client certificate and
+    answer one with a certificate the CA signed (when the CA is the fixture's)."""
+    auth = server.get("client_auth_type") or "RequireAndVerifyClientCert"
+    context = ssl.create_default_context(cafile=fixture.path("ca.crt"))
+    try:
+        without = https_get(port, "/-/healthy", context)
+    except (OSError, http.client.HTTPException) as error:
+        without = str(error)
+    if auth in ("RequireAnyClientCert", "RequireAndVerifyClientCert") and without != 403:
+        problem(where, f"{name}: client_auth_type {auth}, but GET /-/healthy without a client certificate got {without}, not 403")
+    context.load_cert_chain(fixture.path("client.crt"), fixture.path("client.key"))
+    try:
+        status = https_get(port, "/-/healthy", context)
+    except (OSError, http.client.HTTPException) as error:
+        status = str(error)
+    if status != 200:
+        problem(where, f"{name}: GET /-/healthy with the client certificate the CA signed got {status}, not 200")
+
+
+def check_case(helm, values, tmp, binary, fixture):
     where = os.path.relpath(values, REPO)
     out = run([helm, "lint", "--strict", CHART, "--namespace", NAMESPACE, "-f", values])
     if out.returncode != 0:
@@ -285,7 +399,7 @@ def check_case(helm, values, tmp, binary):
     check_rules(docs, where, case_tmp, case_values)
     check_dashboards(docs, where, case_values)
     check_promises(docs, case_values, where)
-    check_containers_start(docs, where, case_tmp, binary)
+    check_containers_start(docs, where, case_tmp, binary, fixture)
     return count
 
 
@@ -389,8 +503,9 @@ def main():
         problem("deploy/helm/pg-lock-exporter/ci", "no *-values.yaml cases")
     objects = 0
     with tempfile.TemporaryDirectory(prefix="check_chart.") as tmp:
+        fixture = TLSFixture(tmp)
         for values in cases:
-            objects += check_case(helm, values, tmp, binary)
+            objects += check_case(helm, values, tmp, binary, fixture)
         bad = check_bad_values(helm)
         check_odd_strings(helm, tmp)
         check_validator_rejects(tmp)
