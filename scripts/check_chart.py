@@ -476,6 +476,36 @@ def check_odd_strings(helm, tmp):
     kubernetes_validate(docs, where, tmp)
 
 
+# Free-form strings of the monitoring objects (the schema only fixes how they start).
+ODD_MONITORING = {"serviceMonitor.job": "pg_lock_exporter #prod: eu", "serviceMonitor.telemetryPath": "/metrics #a: b",
+                  "podMonitor.job": "pg_lock_exporter 'pods' \"x\"", "probe.job": "pg_lock_exporter: {probe} [1]"}
+
+
+def check_odd_monitoring_strings(helm, tmp):
+    """The job names and the metrics path reach the ServiceMonitor, PodMonitor and Probe exactly."""
+    values = {"config": {"targets": [{"name": "orders", "dsn": "host=db"}]}}
+    for key, text in ODD_MONITORING.items():
+        section, field = key.split(".")
+        values.setdefault(section, {"enabled": True})[field] = text
+    path = os.path.join(tmp, "odd-monitoring-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    where = "odd strings in the monitoring objects"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    kinds = {d["kind"]: d["spec"] for d in docs if "spec" in d}
+    endpoint = (kinds.get("ServiceMonitor") or {}).get("endpoints", [{}])[0]
+    pod_endpoint = (kinds.get("PodMonitor") or {}).get("podMetricsEndpoints", [{}])[0]
+    job = lambda e: next((r.get("replacement") for r in e.get("relabelings") or [] if r.get("targetLabel") == "job"), None)
+    got = {"serviceMonitor.job": job(endpoint), "serviceMonitor.telemetryPath": endpoint.get("path"),
+           "podMonitor.job": job(pod_endpoint), "probe.job": (kinds.get("Probe") or {}).get("jobName")}
+    for key, want in ODD_MONITORING.items():
+        if got[key] != want:
+            problem(where, f"{key}: {want!r} rendered as {got[key]!r}")
+
+
 def check_validator_rejects(tmp):
     broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
               "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
@@ -508,6 +538,7 @@ def main():
             objects += check_case(helm, values, tmp, binary, fixture)
         bad = check_bad_values(helm)
         check_odd_strings(helm, tmp)
+        check_odd_monitoring_strings(helm, tmp)
         check_validator_rejects(tmp)
     for line in problems:
         print(line)
