@@ -72,7 +72,7 @@ import Testing
 
 /// `pg_role_setting_seconds{usename="other"}`: the roles folded by the cap report the weakest
 /// guard among them, so the folded series never looks safer than one of its roles.
-@Suite struct FoldedRoleGuardTests {
+@Suite struct GuardSettingsFoldingTests {
     static let name = "idle_in_transaction_session_timeout"
 
     /// The exposition of one database whose sessions are one per role, with the cap at one role:
