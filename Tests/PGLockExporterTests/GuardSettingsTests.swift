@@ -20,9 +20,16 @@ import Testing
         #expect(GuardSettings.seconds(fromSetting: text) == seconds)
     }
 
-    @Test(arguments: ["", "s", "5 parsecs", "-1", "5m", "30 s s", "nan"])
+    @Test(arguments: ["", "s", "5 parsecs", "-1", "5m", "30 s s", "nan", "1e305d", "1e400", "inf", "1e308 h"])
     func settingTextThatIsNoTimeIsRefused(text: String) {
         #expect(GuardSettings.seconds(fromSetting: text) == nil)
+    }
+
+    /// A negative zero is still 0 (disabled), never "-0" in the exposition.
+    @Test func negativeZeroIsZero() {
+        let seconds = GuardSettings.seconds(fromSetting: "-0")
+        #expect(seconds == 0)
+        #expect(seconds?.sign == .plus)
     }
 
     @Test func theMostSpecificSettingWinsAsAtLogin() {
