@@ -506,6 +506,32 @@ def check_odd_monitoring_strings(helm, tmp):
             problem(where, f"{key}: {want!r} rendered as {got[key]!r}")
 
 
+ODD_SECRETS = ODD_STRINGS + [" leading space\nsecond line", "no newline\nat the end", "ends in a newline\n", " ", "\n"]
+
+
+def check_odd_secret_values(helm, tmp):
+    """Passwords and the webhook token reach the chart's Secrets exactly (stringData, parsed)."""
+    values = {"config": {"targets": [{"name": f"t{i}", "dsn": "host=db", "password": text} for i, text in enumerate(ODD_SECRETS)]},
+              "remediator": {"enabled": True, "webhookToken": {"value": ODD_SECRETS[0]},
+                             "config": {"datasource": {"host": "db", "password": ODD_SECRETS[-5]}}}}
+    path = os.path.join(tmp, "odd-secrets-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    where = "odd strings in the Secrets"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    data = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
+    own, remediator = data.get(f"{RELEASE}-pg-lock-exporter", {}), data.get(f"{RELEASE}-pg-lock-exporter-remediator", {})
+    for i, want in enumerate(ODD_SECRETS):
+        if own.get(f"password-t{i}") != want:
+            problem(where, f"config.targets[{i}].password {want!r} rendered as {own.get(f'password-t{i}')!r}")
+    for key, want in (("token", ODD_SECRETS[0]), ("password", ODD_SECRETS[-5])):
+        if remediator.get(key) != want:
+            problem(where, f"remediator {key} {want!r} rendered as {remediator.get(key)!r}")
+
+
 def check_validator_rejects(tmp):
     broken = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
               "spec": {"replicas": "two", "selector": {"matchLabels": {"a": "b"}},
@@ -539,6 +565,7 @@ def main():
         bad = check_bad_values(helm)
         check_odd_strings(helm, tmp)
         check_odd_monitoring_strings(helm, tmp)
+        check_odd_secret_values(helm, tmp)
         check_validator_rejects(tmp)
     for line in problems:
         print(line)
