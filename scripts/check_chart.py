@@ -11,7 +11,11 @@
     args or env values, the securityContext defaults, --execute only when asked, the job the
     alerts select, ...); and every rendered container starts: the real binary
     (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) with its rendered arguments and
-    mounted files (the targets file and web config as Helm's toYaml wrote them);
+    mounted files (the targets file and web config as Helm's toYaml wrote them, the TLS Secrets
+    as certificates made with openssl), its rendered liveness and readiness probes succeed as
+    the kubelet runs them, and a client CA in its web config is enforced;
+  * user strings that YAML would misread, rendered into the remediator's arguments, parse back
+    exactly (ODD_STRINGS), and counts above a million render as integers;
   * every deploy/helm/tests/bad-values/*.yaml fails `helm lint` and `helm template` with the
     message its "# expect:" line names (the field), and kubernetes-validate rejects a broken
     Deployment (the validator is not a no-op).
@@ -21,10 +25,13 @@ else PATH. Needs PyYAML, kubernetes-validate and promtool. One line per problem;
 """
 
 import glob
+import http.client
 import json
 import os
 import re
 import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -206,12 +213,43 @@ def check_promises(docs, values, where):
 MOUNT_ROOTS = ("/etc/pg-lock-exporter/", "/etc/pg-lock-remediator/", "/var/lib/pg_lock_exporter/")
 
 
-def check_containers_start(docs, where, tmp, binary):
+class TLSFixture:
+    """A throwaway CA, a server certificate for 127.0.0.1 and a client certificate (for
+    Prometheus), made with openssl as Tests/PGLockExporterTests/Support/TLSFixture.swift makes
+    them; `secrets` holds them as the Secrets the ci cases name (cert-manager's key names)."""
+
+    def __init__(self, tmp):
+        self.dir = os.path.join(tmp, "tls-fixture")
+        os.makedirs(self.dir)
+        script = """set -e
+            openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.crt -subj /CN=test-ca -days 2
+            openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1
+            printf 'subjectAltName=IP:127.0.0.1\\n' > san.ext
+            openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out server.crt -days 2 -extfile san.ext
+            openssl req -newkey rsa:2048 -nodes -keyout client.key -out client.csr -subj /CN=prometheus
+            openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -out client.crt -days 2"""
+        out = subprocess.run(["/bin/sh", "-c", script], cwd=self.dir, capture_output=True, text=True, timeout=60)
+        if out.returncode != 0:
+            sys.exit(f"check_chart: openssl failed: {out.stderr.strip()}")
+        read = lambda name: open(self.path(name)).read()
+        self.secrets = {
+            "pg-lock-exporter-tls": {"tls.crt": read("server.crt"), "tls.key": read("server.key"), "ca.crt": read("ca.crt")},
+            "prometheus-client-ca": {"ca.crt": read("ca.crt")},
+        }
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+def check_containers_start(docs, where, tmp, binary, fixture):
     """Every container the chart renders starts: the real binary with the rendered arguments,
     the files its projected Secrets would mount (the chart's own with their rendered content:
-    the targets file and web config from Helm's toYaml, read by libyaml; others as stand-ins)
-    under `tmp`, listening on 127.0.0.1:0, and a database that is not there (the exporter
-    serves pg_up 0; the remediator waits for webhooks). It must log msg=listening."""
+    the targets file and web config from Helm's toYaml, read by libyaml; the TLS Secrets the ci
+    cases name from `fixture`, real certificates; others as stand-ins) under `tmp`, listening on
+    127.0.0.1:0, and a database that is not there (the exporter serves pg_up 0; the remediator
+    waits for webhooks). It must log msg=listening; then its rendered liveness and readiness
+    probes must succeed as the kubelet runs them, and a client CA in its web config must be
+    enforced (no client certificate: 403; the fixture's: 200)."""
     secrets = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
     for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet")):
         spec = workload["spec"]["template"]["spec"]
@@ -226,51 +264,127 @@ def check_containers_start(docs, where, tmp, binary):
                     for item in secret.get("items") or []:
                         path = os.path.join(base, item["path"])
                         os.makedirs(os.path.dirname(path), exist_ok=True)
-                        text = secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
+                        text = secrets.get(secret["name"], {}).get(item["key"]) \
+                            or fixture.secrets.get(secret["name"], {}).get(item["key"], "stand-in-secret\n")
                         for prefix in MOUNT_ROOTS:
                             text = text.replace(prefix, os.path.join(root, prefix.lstrip("/")))
                         with open(path, "w") as f:
                             f.write(text)
             args = []
+            web_config = None
             for a in c["args"]:
                 for prefix in MOUNT_ROOTS:
                     a = a.replace("=" + prefix, "=" + os.path.join(root, prefix.lstrip("/")))
                 a = re.sub(r"^(--web\.listen-address|--listen)=.*", r"\1=127.0.0.1:0", a)
+                if a.startswith("--web.config.file="):
+                    web_config = yaml.safe_load(open(a.split("=", 1)[1])) or {}
                 args.append(a)
             env = {k: v for k, v in os.environ.items() if not k.startswith("PG") and k != "DATA_SOURCE_NAME"}
             if any(e["name"] == "DATA_SOURCE_NAME" for e in c.get("env") or []):
                 env["DATA_SOURCE_NAME"] = "host=/nonexistent dbname=x"  # the rendered one names a cluster host
             name = f"{workload['kind']}/{workload['metadata']['name']} container {c['name']}"
-            output = run_until_listening([binary, *args], env)
-            if output is not None:
-                problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+            proc, port, output = start_until_listening([binary, *args], env)
+            try:
+                if port is None:
+                    problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
+                    continue
+                for kind in ("livenessProbe", "readinessProbe"):
+                    result = kubelet_probe(c.get(kind) or {}, port)
+                    if result is not None:
+                        problem(where, f"{name}: the rendered {kind} would fail: {result}")
+                server = (web_config or {}).get("tls_server_config") or {}
+                if server.get("client_ca_file"):
+                    check_client_certificates_enforced(name, where, port, server, fixture)
+            finally:
+                stop(proc)
 
 
-def run_until_listening(argv, env, timeout=15):
-    """None once the process logs msg=listening (it is then stopped), else what it printed."""
+def start_until_listening(argv, env, timeout=15):
+    """(process, port, None) once it logs msg=listening, else (process, None, what it printed)."""
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
     output = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        if "msg=listening" in line:
+            address = re.search(r"address=\S*:(\d+)", line)
+            if address:
+                return proc, int(address.group(1)), None
+        if not line and proc.poll() is not None:
+            break
+        output.append(line)
+    return proc, None, "".join(output).strip() or f"no msg=listening within {timeout}s"
+
+
+def stop(proc):
+    if proc.poll() is None:
+        proc.terminate()
     try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if "msg=listening" in line:
-                return None
-            if not line and proc.poll() is not None:
-                break
-            output.append(line)
-        return "".join(output).strip() or f"no msg=listening within {timeout}s"
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def https_get(port, path, context, timeout=5):
+    """The status of GET path on 127.0.0.1:port over `context` (None: plain HTTP)."""
+    if context is None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
     finally:
-        if proc.poll() is None:
-            proc.terminate()
+        conn.close()
+
+
+def kubelet_probe(probe, port):
+    """None when the probe succeeds as the kubelet runs it, else why not. The kubelet's httpGet
+    sends no credentials and no client certificate and does not verify the server's certificate;
+    2xx and 3xx succeed. A tcpSocket probe succeeds when the port accepts a connection. The
+    rendered port names the container's only port, here the listening `port`."""
+    if "httpGet" in probe:
+        get = probe["httpGet"]
+        context = None
+        if get.get("scheme", "HTTP") == "HTTPS":
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
         try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            status = https_get(port, get["path"], context)
+        except (OSError, http.client.HTTPException) as error:
+            return f"httpGet {get.get('scheme', 'HTTP')} {get['path']}: {error}"
+        return None if 200 <= status < 400 else f"httpGet {get.get('scheme', 'HTTP')} {get['path']}: status {status}"
+    if "tcpSocket" in probe:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            return None
+        except OSError as error:
+            return f"tcpSocket: {error}"
+    return f"neither httpGet nor tcpSocket: {sorted(probe)}"
 
 
-def check_case(helm, values, tmp, binary):
+def check_client_certificates_enforced(name, where, port, server, fixture):
+    """With a client CA the web config must refuse a scrape without a client certificate and
+    answer one with a certificate the CA signed (when the CA is the fixture's)."""
+    auth = server.get("client_auth_type") or "RequireAndVerifyClientCert"
+    context = ssl.create_default_context(cafile=fixture.path("ca.crt"))
+    try:
+        without = https_get(port, "/-/healthy", context)
+    except (OSError, http.client.HTTPException) as error:
+        without = str(error)
+    if auth in ("RequireAnyClientCert", "RequireAndVerifyClientCert") and without != 403:
+        problem(where, f"{name}: client_auth_type {auth}, but GET /-/healthy without a client certificate got {without}, not 403")
+    context.load_cert_chain(fixture.path("client.crt"), fixture.path("client.key"))
+    try:
+        status = https_get(port, "/-/healthy", context)
+    except (OSError, http.client.HTTPException) as error:
+        status = str(error)
+    if status != 200:
+        problem(where, f"{name}: GET /-/healthy with the client certificate the CA signed got {status}, not 200")
+
+
+def check_case(helm, values, tmp, binary, fixture):
     where = os.path.relpath(values, REPO)
     out = run([helm, "lint", "--strict", CHART, "--namespace", NAMESPACE, "-f", values])
     if out.returncode != 0:
@@ -285,7 +399,7 @@ def check_case(helm, values, tmp, binary):
     check_rules(docs, where, case_tmp, case_values)
     check_dashboards(docs, where, case_values)
     check_promises(docs, case_values, where)
-    check_containers_start(docs, where, case_tmp, binary)
+    check_containers_start(docs, where, case_tmp, binary, fixture)
     return count
 
 
@@ -308,6 +422,114 @@ def check_bad_values(helm):
             elif expect.group(1) not in output:
                 problem(where, f"helm {command} failed without naming {expect.group(1)!r}: {output.strip()}")
     return len(cases)
+
+
+# Strings YAML or a template could misread: a comment, a mapping, quotes, a newline, flow
+# syntax, YAML 1.1 booleans and numbers, a tag, an anchor, block indicators, Go template braces,
+# surrounding spaces, non-ASCII.
+ODD_STRINGS = ["pg_dump #nightly", "etl: nightly", "it's \"quoted\"", "line one\nline two", "[a, b]", "{a: b}",
+               "- dash", "yes", "no", "on", "0x10", "1e3", "null", "~", "!tag", "&anchor", "*alias", "| pipe", "> fold",
+               "%directive", "@at", "`tick`", "{{ .Values }}", "  padded  ", "tab\there", "naïve ☃", "a,b", "back\\slash",
+               "bell\a", "\u2028separator"]
+# Integers that Helm reads from a values file as float64: %v of them prints 2e+07.
+BIG_COUNTS = {"topRoots": ("--collector.top-roots=", 10_000_000), "maxUserAppPairs": ("--collector.max-user-app-pairs=", 20_000_000)}
+BIG_REMEDIATOR_COUNTS = {"maxTerminations": ("--max-terminations=", 30_000_000),
+                         "maxTerminationsPerMinute": ("--max-terminations-per-minute=", 1_000_000)}
+
+
+def check_odd_strings(helm, tmp):
+    """Every user string the chart puts into a container's arguments arrives there exactly: each
+    list of names, rendered with ODD_STRINGS, parses back to one argument per input, equal to it."""
+    lists = {"excludeApplications": "--exclude-application=", "excludeUsers": "--exclude-user=",
+             "excludeDatabases": "--exclude-database=", "onlyDatabases": "--only-database="}
+    values = {"config": {"datasource": {"host": "db"}, **{key: n for key, (_, n) in BIG_COUNTS.items()}},
+              "remediator": {"enabled": True, "webhookToken": {"value": "t"}, "config": {"datasource": {"host": "db"}},
+                             "extraArgs": ODD_STRINGS, **{key: ODD_STRINGS for key in lists},
+                             **{key: n for key, (_, n) in BIG_REMEDIATOR_COUNTS.items()}}}
+    path = os.path.join(tmp, "odd-strings-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)  # JSON is YAML that every parser reads alike (PyYAML leaves 1e3 unquoted)
+    where = "odd strings and big counts in arguments"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    remediator = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-remediator")), None)
+    args = remediator["spec"]["template"]["spec"]["containers"][0]["args"]
+    for key, flag in lists.items():
+        got = [a[len(flag):] for a in args if isinstance(a, str) and a.startswith(flag)]
+        if got != ODD_STRINGS:
+            wrong = [(want, have) for want, have in zip(ODD_STRINGS, got) if want != have]
+            problem(where, f"remediator.{key}: {len(got)} {flag}... arguments for {len(ODD_STRINGS)} values, "
+                           f"first differences {wrong[:3]}")
+    extra = args[-len(ODD_STRINGS):]
+    if extra != ODD_STRINGS:
+        problem(where, f"remediator.extraArgs: rendered as {extra[:3]}...")
+    exporter = next(d for d in docs if d["kind"] == "Deployment" and not d["metadata"]["name"].endswith("-remediator"))
+    exporter_args = exporter["spec"]["template"]["spec"]["containers"][0]["args"]
+    for counts, rendered in ((BIG_COUNTS, exporter_args), (BIG_REMEDIATOR_COUNTS, args)):
+        for key, (flag, n) in counts.items():
+            if f"{flag}{n}" not in rendered:
+                problem(where, f"{key}: {n} rendered as {[a for a in rendered if str(a).startswith(flag)]}")
+    if any(not isinstance(a, str) for a in args + exporter_args):
+        problem(where, f"arguments that are not strings: {[a for a in args + exporter_args if not isinstance(a, str)]}")
+    kubernetes_validate(docs, where, tmp)
+
+
+# Free-form strings of the monitoring objects (the schema only fixes how they start).
+ODD_MONITORING = {"serviceMonitor.job": "pg_lock_exporter #prod: eu", "serviceMonitor.telemetryPath": "/metrics #a: b",
+                  "podMonitor.job": "pg_lock_exporter 'pods' \"x\"", "probe.job": "pg_lock_exporter: {probe} [1]"}
+
+
+def check_odd_monitoring_strings(helm, tmp):
+    """The job names and the metrics path reach the ServiceMonitor, PodMonitor and Probe exactly."""
+    values = {"config": {"targets": [{"name": "orders", "dsn": "host=db"}]}}
+    for key, text in ODD_MONITORING.items():
+        section, field = key.split(".")
+        values.setdefault(section, {"enabled": True})[field] = text
+    path = os.path.join(tmp, "odd-monitoring-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    where = "odd strings in the monitoring objects"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    kinds = {d["kind"]: d["spec"] for d in docs if "spec" in d}
+    endpoint = (kinds.get("ServiceMonitor") or {}).get("endpoints", [{}])[0]
+    pod_endpoint = (kinds.get("PodMonitor") or {}).get("podMetricsEndpoints", [{}])[0]
+    job = lambda e: next((r.get("replacement") for r in e.get("relabelings") or [] if r.get("targetLabel") == "job"), None)
+    got = {"serviceMonitor.job": job(endpoint), "serviceMonitor.telemetryPath": endpoint.get("path"),
+           "podMonitor.job": job(pod_endpoint), "probe.job": (kinds.get("Probe") or {}).get("jobName")}
+    for key, want in ODD_MONITORING.items():
+        if got[key] != want:
+            problem(where, f"{key}: {want!r} rendered as {got[key]!r}")
+
+
+ODD_SECRETS = ODD_STRINGS + [" leading space\nsecond line", "no newline\nat the end", "ends in a newline\n", " ", "\n"]
+
+
+def check_odd_secret_values(helm, tmp):
+    """Passwords and the webhook token reach the chart's Secrets exactly (stringData, parsed)."""
+    values = {"config": {"targets": [{"name": f"t{i}", "dsn": "host=db", "password": text} for i, text in enumerate(ODD_SECRETS)]},
+              "remediator": {"enabled": True, "webhookToken": {"value": ODD_SECRETS[0]},
+                             "config": {"datasource": {"host": "db", "password": ODD_SECRETS[-5]}}}}
+    path = os.path.join(tmp, "odd-secrets-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    where = "odd strings in the Secrets"
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return
+    data = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
+    own, remediator = data.get(f"{RELEASE}-pg-lock-exporter", {}), data.get(f"{RELEASE}-pg-lock-exporter-remediator", {})
+    for i, want in enumerate(ODD_SECRETS):
+        if own.get(f"password-t{i}") != want:
+            problem(where, f"config.targets[{i}].password {want!r} rendered as {own.get(f'password-t{i}')!r}")
+    for key, want in (("token", ODD_SECRETS[0]), ("password", ODD_SECRETS[-5])):
+        if remediator.get(key) != want:
+            problem(where, f"remediator {key} {want!r} rendered as {remediator.get(key)!r}")
 
 
 def check_validator_rejects(tmp):
@@ -337,9 +559,13 @@ def main():
         problem("deploy/helm/pg-lock-exporter/ci", "no *-values.yaml cases")
     objects = 0
     with tempfile.TemporaryDirectory(prefix="check_chart.") as tmp:
+        fixture = TLSFixture(tmp)
         for values in cases:
-            objects += check_case(helm, values, tmp, binary)
+            objects += check_case(helm, values, tmp, binary, fixture)
         bad = check_bad_values(helm)
+        check_odd_strings(helm, tmp)
+        check_odd_monitoring_strings(helm, tmp)
+        check_odd_secret_values(helm, tmp)
         check_validator_rejects(tmp)
     for line in problems:
         print(line)

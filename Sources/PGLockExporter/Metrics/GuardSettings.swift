@@ -4,7 +4,9 @@
 /// PostgreSQL applies, at login, the most specific setting there is: `ALTER ROLE r IN DATABASE d`,
 /// then `ALTER ROLE r`, then `ALTER DATABASE d`, then `ALTER ROLE ALL`, then the server's own
 /// value. `forSessions(datname:usename:)` resolves that order; `serverWide` is the last step.
-struct GuardSettings {
+/// Public only for its pure functions (`seconds(fromSetting:)` parses text from the server and is
+/// a fuzzing entry point; `weakest`).
+public struct GuardSettings {
     /// The setting names, sorted (those `SettingsStatement` reads for this server).
     let names: [String]
     /// Seconds, per name, for a session no role or database setting applies to (0 = disabled).
@@ -58,10 +60,18 @@ struct GuardSettings {
         return values
     }
 
+    /// The weaker of two values of one guard, for sessions of several roles reported as one
+    /// (`pg_role_setting_seconds{usename="other"}`): the guard that lets a session go on longest.
+    /// 0 (disabled) lets it go on forever, so it is the weakest of all; otherwise the larger timeout.
+    public static func weakest(_ a: Double, _ b: Double) -> Double {
+        a == 0 || b == 0 ? 0 : max(a, b)
+    }
+
     /// A time setting as `pg_db_role_setting` stores it, in seconds: a number with an optional
     /// unit (`us`, `ms`, `s`, `min`, `h`, `d`; none means milliseconds, the unit of every guard),
-    /// spaces allowed between them, rounded to whole milliseconds like the server does.
-    static func seconds(fromSetting text: String) -> Double? {
+    /// spaces allowed between them, rounded to whole milliseconds like the server does. nil for
+    /// anything else, and for a value too large for a `Double` once converted (never infinity).
+    public static func seconds(fromSetting text: String) -> Double? {
         let units: [String: Double] = ["us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000]
         let trimmed = text.drop(while: \.isWhitespace)
         let number = trimmed.prefix { $0.isNumber || $0 == "." || $0 == "-" || $0 == "+" || $0 == "e" || $0 == "E" }
@@ -69,6 +79,8 @@ struct GuardSettings {
         var unit = trimmed.dropFirst(number.count).drop(while: \.isWhitespace)
         while unit.last?.isWhitespace == true { unit = unit.dropLast() }
         guard let factor = unit.isEmpty ? 1 : units[String(unit)] else { return nil }
-        return (value * factor).rounded(.toNearestOrEven) / 1000
+        let milliseconds = (value * factor).rounded(.toNearestOrEven)
+        guard milliseconds.isFinite else { return nil }
+        return milliseconds == 0 ? 0 : milliseconds / 1000  // -0 is 0
     }
 }

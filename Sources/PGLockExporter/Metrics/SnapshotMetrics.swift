@@ -322,8 +322,8 @@ public struct SnapshotMetrics {
 
     /// Per (database, role) with client sessions: each guard as those sessions get it at login.
     /// Per database the roles with the most sessions up to the user/application cap; the rest
-    /// fold into `other`, which gets the weakest guard among them (0 if any has none), so the cap
-    /// never hides an unguarded role.
+    /// fold into `other`, which gets the weakest guard among them (`GuardSettings.weakest`: 0 if
+    /// any has none, else the longest timeout), so the cap never hides an unguarded or lax role.
     private func writeRoleSettings(_ groups: [GroupKey: GroupStats], _ guards: GuardSettings, into w: inout ExpositionWriter) {
         var sessionsByRole: [String: [String: Int]] = [:]
         for (key, stats) in groups where !key.datname.isEmpty && !key.usename.isEmpty {
@@ -340,7 +340,7 @@ public struct SnapshotMetrics {
                 let own = guards.forSessions(datname: datname, usename: role.key)
                 let label = index < cap ? role.key : Self.other
                 // A real role "other" shares the folded series, never duplicates it.
-                values[label] = values[label].map { $0.merging(own, uniquingKeysWith: min) } ?? own
+                values[label] = values[label].map { $0.merging(own, uniquingKeysWith: GuardSettings.weakest) } ?? own
             }
             for usename in values.keys.sorted() {
                 for name in guards.names {

@@ -99,10 +99,43 @@ Args: (dict "ds" datasource "existing" existingSecret "own" chartSecretName)
 {{- end -}}
 {{- end }}
 
-{{/* The web config has basic auth: kubelet probes cannot authenticate, so they use TCP. */}}
+{{/*
+The web config the exporter reads (--web.config.file): config.webConfig, plus with config.tls.enabled
+a tls_server_config naming the files that exporter.yaml mounts from config.tls's Secrets under
+/etc/pg-lock-exporter/tls. Empty when neither is set.
+*/}}
+{{- define "pgle.webConfig" -}}
+{{- $web := deepCopy (.Values.config.webConfig | default dict) -}}
+{{- $tls := .Values.config.tls -}}
+{{- if $tls.enabled -}}
+{{- if $web.tls_server_config -}}
+{{- fail "config.tls.enabled: config.webConfig.tls_server_config is set too; configure TLS in one of them" -}}
+{{- end -}}
+{{- $server := dict "cert_file" "/etc/pg-lock-exporter/tls/tls.crt" "key_file" "/etc/pg-lock-exporter/tls/tls.key" "min_version" $tls.minVersion -}}
+{{- if $tls.clientCA.secretName -}}
+{{- $_ := set $server "client_ca_file" "/etc/pg-lock-exporter/tls/client-ca.crt" -}}
+{{- $_ := set $server "client_auth_type" $tls.clientAuthType -}}
+{{- end -}}
+{{- $_ := set $web "tls_server_config" $server -}}
+{{- end -}}
+{{- if $web }}{{ toYaml $web }}{{ end -}}
+{{- end }}
+
+{{/*
+The kubelet's probe of the exporter, given the rendered web config. The kubelet sends neither
+credentials nor a client certificate (and does not verify the server's certificate): with basic
+auth, or with client_auth_type RequireAnyClientCert / RequireAndVerifyClientCert (the server's
+default when a client CA is given), /-/healthy would answer 401/403 and liveness would restart
+the pod forever, so the probes then check that the port accepts connections (tcpSocket).
+RequestClientCert and VerifyClientCertIfGiven let a request without a certificate through:
+the probes stay httpGet of /-/healthy over HTTPS.
+*/}}
 {{- define "pgle.probeHandler" -}}
-{{- $web := .webConfig | default dict -}}
-{{- if $web.basic_auth_users }}
+{{- $web := . | default dict -}}
+{{- $server := $web.tls_server_config | default dict -}}
+{{- $clientCA := or $server.client_ca_file $server.client_ca -}}
+{{- $auth := $server.client_auth_type | default (ternary "RequireAndVerifyClientCert" "NoClientCert" (not (empty $clientCA))) -}}
+{{- if or $web.basic_auth_users (has $auth (list "RequireAnyClientCert" "RequireAndVerifyClientCert")) }}
 tcpSocket:
   port: http
 {{- else }}
@@ -111,4 +144,19 @@ httpGet:
   port: http
   scheme: {{ if $web.tls_server_config }}HTTPS{{ else }}HTTP{{ end }}
 {{- end }}
+{{- end }}
+
+{{/*
+The scheme a ServiceMonitor, PodMonitor or Probe scrapes with must be the one the exporter
+serves: https exactly when the web config has tls_server_config. Otherwise every scrape fails
+(PostgresExporterDown) although the pods are healthy.
+Args: (dict "root" $ "field" "serviceMonitor.scheme" "scheme" $sm.scheme)
+*/}}
+{{- define "pgle.checkScheme" -}}
+{{- $tls := hasKey (include "pgle.webConfig" .root | fromYaml | default dict) "tls_server_config" -}}
+{{- if and $tls (ne .scheme "https") -}}
+{{- fail (printf "%s: the exporter serves TLS (config.tls or config.webConfig.tls_server_config); scrape with https" .field) -}}
+{{- else if and (not $tls) (eq .scheme "https") -}}
+{{- fail (printf "%s: https, but the exporter serves plain HTTP; enable config.tls (or config.webConfig.tls_server_config)" .field) -}}
+{{- end -}}
 {{- end }}
