@@ -23,6 +23,7 @@ enum FuzzTargets {
         LogFieldsTarget.target,
         AccessGuardTarget.target,
         ScrapeRouteTarget.target,
+        GuardSettingTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
