@@ -119,7 +119,8 @@ struct Serve: ParsableCommand {
 
         let targets = configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ",")
         let server = try web.startServer(
-            webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"]
+            webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"],
+            preflight: { routes.preflight($0) }
         ) { routes.handle($0) }
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
