@@ -124,8 +124,9 @@ struct Serve: ParsableCommand {
         ) { routes.handle($0) }
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
-            // down is not fatal: scrapes answer pg_up 0 until it is back.
-            _ = collectors[0].scrape(budget: .seconds(base.connectTimeoutSeconds + 1))
+            // down is not fatal: scrapes answer pg_up 0 until it is back. In the background:
+            // a signal that arrives meanwhile is handled at once (stopOnSignal, below).
+            collectors[0].scrapeInBackground(budget: .seconds(base.connectTimeoutSeconds + 1))
         }
         let sampler = sampling.map { Sampler(collectors: collectors, interval: $0) }
 
