@@ -212,6 +212,24 @@ extension IntegrationTests {
             #expect(elapsed < 2, "serve exited \(elapsed) s after SIGTERM")
         }
 
+        /// A DSN's `connect_timeout=inf` (the DSN wins over --pg.connect-timeout) reached
+        /// `DurationText.format` in the connect-timeout message, which trapped on infinity
+        /// ("Double value cannot be converted to Int because it is either infinite or NaN").
+        /// Now the timeout is clamped like every outside number and the scrape says pg_up 0.
+        @Test func anInfiniteConnectTimeoutInTheDSNIsClampedNotATrap() throws {
+            let blackhole = try BlackholeListener()
+            let exporter = try ExporterProcess(["--dsn", "host=127.0.0.1 port=\(blackhole.port) user=postgres connect_timeout=inf"])
+            let (scraped, seconds) = try timedScrape(exporter, header: ["X-Prometheus-Scrape-Timeout-Seconds": "2"])
+            #expect(scraped.value("pg_up") == 0)
+            #expect(seconds < 2)
+            // The start-up collection (--pg.connect-timeout + 1 s) gives up and logs why.
+            try eventually("the start-up collection to give up", timeout: 15) {
+                exporter.log.contains("could not connect to PostgreSQL within 8760h (or the caller's deadline)") || !exporter.isRunning
+            }
+            #expect(exporter.isRunning, "\(exporter.log.split(separator: "\n").first { $0.contains("Fatal error") } ?? "")")
+            #expect(try exporter.terminate() == 0)
+        }
+
         /// A one-shot command exits at once on SIGTERM, with 128 + 15 rather than 0: an interrupted
         /// `check --fail-on-blocking` must never read as "nothing found".
         @Test func sigtermDuringAStuckCheckEndsItWithinTwoSeconds() throws {
