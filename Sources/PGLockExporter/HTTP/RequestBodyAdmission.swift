@@ -14,12 +14,10 @@ public enum AnnouncedBody: Sendable, Equatable {
             self = .chunked
             return
         }
-        guard var text = headers["content-length"].map({ Substring($0) }) else {
+        guard let text = headers["content-length"].map(HTTPRequest.trimmed) else {
             self = .none
             return
         }
-        while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
-        while let last = text.last, last == " " || last == "\t" { text.removeLast() }
         guard !text.isEmpty, text.allSatisfy({ $0.isASCII && $0.isWholeNumber }), let length = Int(text) else {
             self = .invalid
             return
