@@ -119,12 +119,14 @@ struct Serve: ParsableCommand {
 
         let targets = configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ",")
         let server = try web.startServer(
-            webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"]
+            webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"],
+            preflight: { routes.preflight($0) }
         ) { routes.handle($0) }
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
-            // down is not fatal: scrapes answer pg_up 0 until it is back.
-            _ = collectors[0].scrape(budget: .seconds(base.connectTimeoutSeconds + 1))
+            // down is not fatal: scrapes answer pg_up 0 until it is back. In the background:
+            // a signal that arrives meanwhile is handled at once (stopOnSignal, below).
+            collectors[0].scrapeInBackground(budget: .seconds(base.connectTimeoutSeconds + 1))
         }
         let sampler = sampling.map { Sampler(collectors: collectors, interval: $0) }
 

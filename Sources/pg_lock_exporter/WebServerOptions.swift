@@ -54,7 +54,8 @@ struct WebServerOptions: ParsableArguments {
     /// and exits 1.
     func startServer(
         _ config: WebConfig, address: ListenAddress, basicAuthExempt: Set<String> = [], logger: Logger,
-        details: Logger.Metadata, preflight: HTTPServer.Preflight? = nil, handler: @escaping HTTPServer.Handler
+        details: Logger.Metadata, preflight: HTTPServer.Preflight? = nil, acceptsBody: @escaping HTTPServer.AcceptsBody = { _ in false },
+        handler: @escaping HTTPServer.Handler
     ) throws -> HTTPServer {
         // Access rules and the handler's own preflight run on the headers, before any body is read.
         let guardian = AccessGuard(config: config, basicAuthExempt: basicAuthExempt)
@@ -62,7 +63,7 @@ struct WebServerOptions: ParsableArguments {
         do {
             server = try HTTPServer(
                 address: address, limits: limits, tls: config.tls,
-                preflight: { request in guardian.check(request) ?? preflight?(request) }, handler: handler)
+                preflight: { request in guardian.check(request) ?? preflight?(request) }, acceptsBody: acceptsBody, handler: handler)
         } catch {
             logger.error("cannot start HTTP server", metadata: ["error": "\(error)"])
             throw ExitCode(1)

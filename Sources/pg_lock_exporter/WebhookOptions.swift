@@ -58,7 +58,7 @@ struct WebhookOptions: ParsableArguments {
                 "mode": "\(remediation.execute ? "execute" : "dry-run")", "target": "\(ConnectionString.redacted(settings.dsn))",
                 "alertnames": "\(alertNames.sorted().joined(separator: ","))",
             ],
-            preflight: { service.preflight($0) }
+            preflight: { service.preflight($0) }, acceptsBody: WebhookService.acceptsBody
         ) { service.handle($0) }
         stopOnSignal(logger) {
             server.stop()

@@ -54,5 +54,122 @@ extension IntegrationTests {
             }
             #expect(try exporter.terminate() == 0)
         }
+
+        /// The exporter's resident memory, from /proc/PID/status (kB).
+        static func residentKilobytes(_ process: ExporterProcess) throws -> Int {
+            let status = try String(contentsOfFile: "/proc/\(process.child.pid)/status", encoding: .utf8)
+            guard let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }),
+                let kilobytes = Int(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "")
+            else { throw TestFailure("no VmRSS in /proc/\(process.child.pid)/status") }
+            return kilobytes
+        }
+
+        /// `count` clients at once, each sending `head` and then up to `bodyBytes` of body (as much
+        /// as the server takes within 2 s), then stalling with the connection open. Returns the
+        /// status each got (nil: none yet) and the sockets, still open, for the caller to close.
+        static func stalledBodies(port: Int, count: Int, head: String, bodyBytes: Int) -> (statuses: [Int?], sockets: [Int32]) {
+            let results = Mutex<[(Int?, Int32)]>([])
+            let done = DispatchGroup()
+            for _ in 0..<count {
+                done.enter()
+                Thread.detachNewThread {
+                    defer { done.leave() }
+                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+                    var address = sockaddr_in()
+                    address.sin_family = sa_family_t(AF_INET)
+                    address.sin_port = UInt16(port).bigEndian
+                    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+                    _ = withUnsafePointer(to: &address) {
+                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                    }
+                    var timeout = timeval(tv_sec: 2, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                    let body = [UInt8](repeating: UInt8(ascii: "x"), count: bodyBytes)
+                    var sent = 0
+                    while sent < bodyBytes {
+                        let n = body[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                        guard n > 0 else { break }  // refused and closed, or not read for 2 s
+                        sent += n
+                    }
+                    var wait = timeval(tv_sec: 1, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+                    var buffer = [UInt8](repeating: 0, count: 512)
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    let reply = n > 0 ? String(decoding: buffer[0..<n], as: UTF8.self) : ""
+                    let status = reply.hasPrefix("HTTP/1.1 ") ? Int(reply.dropFirst(9).prefix(3)) : nil
+                    results.withLock { $0.append((status, fd)) }
+                }
+            }
+            done.wait()
+            let all = results.withLock { $0 }
+            return (all.map(\.0), all.map(\.1))
+        }
+
+        static func counts(_ statuses: [Int?]) -> String {
+            Dictionary(grouping: statuses, by: { $0.map(String.init) ?? "none" }).map { "\($0.key)×\($0.value.count)" }.sorted().joined(separator: " ")
+        }
+
+        /// Finding 6: routes that only answer GET buffered request bodies up to 1 MiB per
+        /// connection: 60 stalled `POST /metrics` with nearly 1 MiB each took the exporter's RSS
+        /// up by ~100 MB (the chart's limit is 64Mi). Now a body where none is expected is
+        /// answered (405 here) from the headers, before any of it is read.
+        @Test func stalledBodiesOnRoutesThatTakeNoneAreRefusedBeforeTheyAreRead() throws {
+            let exporter = try ExporterProcess(["--dsn", cluster.dsn()])
+            #expect(try exporter.metrics().value("pg_up") == 1)
+            let before = try Self.residentKilobytes(exporter)
+            let size = 1 << 20
+            let attack = Self.stalledBodies(
+                port: exporter.port, count: 60, head: "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n",
+                bodyBytes: size - 1)
+            defer { attack.sockets.forEach { close($0) } }
+            usleep(500_000)
+            let after = try Self.residentKilobytes(exporter)
+            print("measured: 60 stalled POST /metrics of 1 MiB: RSS \(before) kB → \(after) kB (+\((after - before) / 1024) MiB); answers: \(Self.counts(attack.statuses))")
+            #expect(attack.statuses == Array(repeating: 405, count: 60))
+            #expect(after - before < 8 * 1024, "RSS grew by \(after - before) kB")
+            #expect(exporter.isRunning)
+            #expect(try exporter.get("/metrics").status == 200)  // still serving meanwhile
+            // A GET that announces a body (a length, or chunked) gets 413 from its headers.
+            for announce in ["Content-Length: \(size)", "Transfer-Encoding: chunked"] {
+                let get = Self.stalledBodies(
+                    port: exporter.port, count: 5, head: "GET /metrics HTTP/1.1\r\nHost: x\r\n\(announce)\r\n\r\n", bodyBytes: 4096)
+                get.sockets.forEach { close($0) }
+                #expect(get.statuses == Array(repeating: 413, count: 5), "\(announce)")
+            }
+        }
+
+        /// Finding 6 on the remediator: its GET routes refuse bodies the same way, and the
+        /// webhook's bodies (authenticated) are capped in total across connections: 60 stalled
+        /// 1 MiB webhook bodies hold at most the 8 MiB total; the others get 503 from the headers.
+        @Test func stalledWebhookBodiesStayWithinTheTotalCap() throws {
+            let token = "t0ken-\(UUID().uuidString)"
+            let tokenFile = FileManager.default.temporaryDirectory.appendingPathComponent("token-\(UUID().uuidString)").path
+            try (token + "\n").write(toFile: tokenFile, atomically: true, encoding: .utf8)
+            let remediator = try ExporterProcess([
+                "remediate", "--dsn", cluster.dsn(), "--listen", "127.0.0.1:0", "--webhook.token-file", tokenFile,
+            ])
+            let size = 1 << 20
+            let before = try Self.residentKilobytes(remediator)
+            let metrics = Self.stalledBodies(
+                port: remediator.port, count: 30, head: "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: \(size)\r\n\r\n",
+                bodyBytes: size - 1)
+            defer { metrics.sockets.forEach { close($0) } }
+            let webhook = Self.stalledBodies(
+                port: remediator.port, count: 60,
+                head: "POST /webhook/alertmanager HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\nContent-Length: \(size)\r\n\r\n",
+                bodyBytes: size - 1)
+            defer { webhook.sockets.forEach { close($0) } }
+            usleep(500_000)
+            let after = try Self.residentKilobytes(remediator)
+            print("measured: remediator, 30 stalled POST /metrics + 60 stalled webhook bodies of 1 MiB: RSS \(before) kB → \(after) kB (+\((after - before) / 1024) MiB); /metrics answers: \(Self.counts(metrics.statuses)); webhook answers: \(Self.counts(webhook.statuses))")
+            #expect(metrics.statuses == Array(repeating: 405, count: 30))
+            // 8 bodies fit the 8 MiB total and wait, unanswered, for the rest of their bytes.
+            #expect(webhook.statuses.filter { $0 == 503 }.count == 52)
+            #expect(webhook.statuses.filter { $0 == nil }.count == 8)
+            #expect(after - before < 16 * 1024, "RSS grew by \(after - before) kB")
+            #expect(remediator.isRunning)
+            #expect(try remediator.get("/-/healthy").status == 200)
+        }
     }
 }

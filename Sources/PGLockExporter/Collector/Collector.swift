@@ -68,6 +68,13 @@ public final class Collector: Sendable {
         return w.bytes
     }
 
+    /// One scrape on a thread of its own, the caller going on at once: `serve`'s start-up
+    /// collection, which shows a wrong DSN in the log at once. On the caller's thread it kept
+    /// SIGTERM waiting for as long as a server that never answers took to time out.
+    public func scrapeInBackground(budget: TimeSpan) {
+        DetachedThread.start { _ = self.scrape(budget: budget) }
+    }
+
     /// Collects now, before `deadline` (the single-flight leader runs this).
     func collect(until deadline: Deadline) -> Collection {
         collections.add(1, ordering: .relaxed)

@@ -1,11 +1,5 @@
 import Synchronization
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// Runs `Collector.sample()` every interval, one thread per target, until stopped.
 ///
 /// One thread per target, not one for all: a target whose server hangs holds its own thread for

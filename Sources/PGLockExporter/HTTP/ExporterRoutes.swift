@@ -89,6 +89,17 @@ public struct ExporterRoutes: Sendable {
         }
     }
 
+    /// The answer from the headers alone (`HTTPServer`'s preflight) to a request no route takes:
+    /// 404, 405, or a /probe without a known target, so that a body such a request announces is
+    /// never read. nil for everything else (a body on a route that exists gets the server's 413).
+    public func preflight(_ request: HTTPRequest) -> HTTPResponse? {
+        let route = route(request)
+        switch route {
+        case .notFound, .methodNotAllowed, .missingTarget, .unknownTarget: return immediateResponse(route)
+        case .landingPage, .healthy, .metrics, .processMetrics, .probe: return nil
+        }
+    }
+
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
         let route = route(request)
         if case .probe(let name, let budget) = route, let target = targets[name] {

@@ -31,6 +31,17 @@ public struct HTTPRequest: Sendable {
     }
 }
 
+extension HTTPRequest {
+    /// A header value without the optional whitespace around it, which is not part of it
+    /// (RFC 9110, 5.5).
+    static func trimmed(_ value: String) -> Substring {
+        var text = Substring(value)
+        while let first = text.first, first == " " || first == "\t" { text.removeFirst() }
+        while let last = text.last, last == " " || last == "\t" { text.removeLast() }
+        return text
+    }
+}
+
 /// A complete response; libmicrohttpd copies the bytes before the call returns.
 public struct HTTPResponse: Sendable {
     public var status: Int

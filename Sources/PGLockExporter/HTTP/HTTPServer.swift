@@ -19,6 +19,9 @@ public struct HTTPServerLimits: Sendable {
     public var maxHeaderBytes: Int = 32 * 1024
     /// Larger request bodies are answered with 413 without being stored.
     public var maxBodyBytes: Int = 1 << 20
+    /// Bytes of request bodies buffered across all connections together; a body that does not
+    /// fit gets 503 without being stored. 256 connections × 1 MiB would be 256 MiB otherwise.
+    public var maxTotalBodyBytes: Int = 8 << 20
 
     public init() {}
 }
@@ -45,12 +48,17 @@ public struct TLSMaterial: Sendable {
 /// Before any of the body is read, `preflight` sees the request line and headers (with
 /// `bodyTooLarge` set when `Content-Length` exceeds the cap) and may answer at once: a client
 /// without credentials, or with a body over the cap, gets its 401 or 413 while it is still
-/// sending, and the rest of its body is never read.
+/// sending, and the rest of its body is never read. Then only a request that `acceptsBody` has
+/// its body read (`BodyAdmission`): any other that announces one (`Content-Length` > 0 or a
+/// `Transfer-Encoding`) gets 413 from its headers. A body that is read books its bytes against
+/// `maxTotalBodyBytes` shared by all connections first, and gets 503 when they do not fit.
 public final class HTTPServer: Sendable {
     /// The handler runs on libmicrohttpd's threads; it may block.
     public typealias Handler = @Sendable (HTTPRequest) -> HTTPResponse
     /// Answers a request from its headers alone, or returns nil to read the body and go on.
     public typealias Preflight = @Sendable (HTTPRequest) -> HTTPResponse?
+    /// Whether a request (headers only) takes a body at all.
+    public typealias AcceptsBody = @Sendable (HTTPRequest) -> Bool
 
     // The daemon handle is written once in init and only read by stop(), guarded by `stopped`.
     nonisolated(unsafe) private let daemon: OpaquePointer
@@ -61,10 +69,12 @@ public final class HTTPServer: Sendable {
 
     public init(
         address: ListenAddress, limits: HTTPServerLimits = HTTPServerLimits(), tls: TLSMaterial? = nil,
-        preflight: Preflight? = nil, handler: @escaping Handler
+        preflight: Preflight? = nil, acceptsBody: @escaping AcceptsBody = { _ in false }, handler: @escaping Handler
     ) throws(HTTPServerError) {
         let context = Unmanaged.passRetained(
-            HTTPServerContext(handler: handler, preflight: preflight, maxBodyBytes: limits.maxBodyBytes))
+            HTTPServerContext(
+                handler: handler, preflight: preflight, acceptsBody: acceptsBody, maxBodyBytes: limits.maxBodyBytes,
+                bodyBudget: BodyBudget(capacity: limits.maxTotalBodyBytes)))
         var flags = MHD_USE_AUTO.rawValue | MHD_USE_INTERNAL_POLLING_THREAD.rawValue
             | MHD_USE_THREAD_PER_CONNECTION.rawValue | MHD_USE_ITC.rawValue
         if tls != nil { flags |= MHD_USE_TLS.rawValue }
@@ -142,26 +152,61 @@ private func withOptionalCString<T>(_ text: String?, _ body: (UnsafePointer<CCha
     return text.withCString { body($0) }
 }
 
-/// What the C callbacks need: the Swift handlers and the body cap. Immutable, so Sendable.
+/// What the C callbacks need: the Swift handlers and the body caps. Immutable (the budget is
+/// itself Sendable), so Sendable.
 final class HTTPServerContext: Sendable {
     let handler: HTTPServer.Handler
     let preflight: HTTPServer.Preflight?
+    let acceptsBody: HTTPServer.AcceptsBody
     let maxBodyBytes: Int
+    let bodyBudget: BodyBudget
 
-    init(handler: @escaping HTTPServer.Handler, preflight: HTTPServer.Preflight?, maxBodyBytes: Int) {
+    init(
+        handler: @escaping HTTPServer.Handler, preflight: HTTPServer.Preflight?, acceptsBody: @escaping HTTPServer.AcceptsBody,
+        maxBodyBytes: Int, bodyBudget: BodyBudget
+    ) {
         self.handler = handler
         self.preflight = preflight
+        self.acceptsBody = acceptsBody
         self.maxBodyBytes = maxBodyBytes
+        self.bodyBudget = bodyBudget
     }
 }
 
 /// Per-request state kept in libmicrohttpd's `*con_cls` while a body arrives. Only the thread
-/// serving that connection touches it.
+/// serving that connection touches it; the bytes it booked go back to the budget when
+/// libmicrohttpd ends the request (`httpRequestCompleted` releases it).
 final class RequestBody {
+    let budget: BodyBudget
     var bytes: [UInt8] = []
+    /// Bytes booked against `budget`: at least `bytes.count` while the body is kept.
+    private(set) var reserved = 0
     var tooLarge = false
+    /// The shared budget had no room: the body is dropped and the answer is 503.
+    var overBudget = false
+    /// `BodyAdmission` let the body be read; bytes arriving otherwise are dropped.
+    var admitted = false
     /// A response was queued from the headers alone: whatever body still arrives is dropped.
     var answered = false
+
+    init(budget: BodyBudget) { self.budget = budget }
+
+    /// Books `total` bytes in all for this body; false when the budget has no room.
+    func reserve(upTo total: Int) -> Bool {
+        guard total > reserved else { return true }
+        guard budget.reserve(total - reserved) else { return false }
+        reserved = total
+        return true
+    }
+
+    /// Drops what was stored and gives its booking back.
+    func drop() {
+        bytes = []
+        budget.release(reserved)
+        reserved = 0
+    }
+
+    deinit { budget.release(reserved) }
 }
 
 /// Collects key/value pairs from `MHD_get_connection_values`.
@@ -183,14 +228,30 @@ nonisolated func httpAccessHandler(
     let context = Unmanaged<HTTPServerContext>.fromOpaque(cls).takeUnretainedValue()
 
     // First call: headers only. The preflight may answer now, before any of the body is read;
-    // otherwise keep a body buffer for the calls that bring the upload.
+    // then the body is admitted (and its announced length booked) or refused; an admitted body
+    // is kept for the calls that bring the upload.
     guard let stateRaw = requestState.pointee else {
-        let body = RequestBody()
+        let body = RequestBody(budget: context.bodyBudget)
         requestState.pointee = Unmanaged.passRetained(body).toOpaque()
         var head = makeRequest(connection, url: url, method: method, body: [], tooLarge: false)
-        head.bodyTooLarge = head.headers["content-length"].flatMap { Int($0) }.map { $0 > context.maxBodyBytes } ?? false
-        let early = context.preflight?(head)
-            ?? (head.bodyTooLarge ? .text(413, "413 the body is larger than the limit\n") : nil)
+        let announced = AnnouncedBody(headers: head.headers)
+        if case .length(let length) = announced { head.bodyTooLarge = length > context.maxBodyBytes }
+        var early = context.preflight?(head)
+        if early == nil {
+            switch BodyAdmission.decide(announced, acceptsBody: context.acceptsBody(head), maxBodyBytes: context.maxBodyBytes) {
+            case .noBody:
+                break
+            case .refuse(let status):
+                early = BodyAdmission.response(status: status)
+            case .read(let reserve):
+                if body.reserve(upTo: reserve ?? 0) {
+                    body.admitted = true
+                    body.bytes.reserveCapacity(reserve ?? 0)  // the booked size, not twice it by doubling
+                } else {
+                    early = BodyAdmission.response(status: 503)
+                }
+            }
+        }
         guard let early else { return .YES }
         body.answered = true
         return queue(early, on: connection)
@@ -202,9 +263,14 @@ nonisolated func httpAccessHandler(
     }
     if uploadDataSize.pointee > 0 {
         let size = uploadDataSize.pointee
-        if body.tooLarge || body.bytes.count + size > context.maxBodyBytes {
+        if !body.admitted || body.tooLarge || body.overBudget {
+            // not admitted, or already dropped: discard the rest as it arrives
+        } else if body.bytes.count + size > context.maxBodyBytes {
             body.tooLarge = true
-            body.bytes = []
+            body.drop()
+        } else if !body.reserve(upTo: body.bytes.count + size) {
+            body.overBudget = true
+            body.drop()
         } else if let uploadData {
             uploadData.withMemoryRebound(to: UInt8.self, capacity: size) {
                 body.bytes.append(contentsOf: UnsafeBufferPointer(start: $0, count: size))
@@ -214,6 +280,7 @@ nonisolated func httpAccessHandler(
         return .YES
     }
 
+    if body.overBudget { return queue(BodyAdmission.response(status: 503), on: connection) }
     let request = makeRequest(connection, url: url, method: method, body: body.bytes, tooLarge: body.tooLarge)
     return queue(context.handler(request), on: connection)
 }

@@ -19,7 +19,7 @@ public enum ScrapeBudget {
     /// The timeout the request gets: the header's positive finite number of seconds, at most
     /// `ceiling`; `ceiling` when the header is absent or is not such a number.
     public static func timeout(header: String?, ceiling: TimeSpan) -> TimeSpan {
-        guard let header, let seconds = Double(trimmed(header)), seconds.isFinite, seconds > 0 else { return ceiling }
+        guard let header, let seconds = Double(HTTPRequest.trimmed(header)), seconds.isFinite, seconds > 0 else { return ceiling }
         return min(TimeSpan(clampingSeconds: seconds), ceiling)
     }
 
@@ -28,13 +28,5 @@ public enum ScrapeBudget {
     public static func budget(header: String?, ceiling: TimeSpan) -> TimeSpan {
         let timeout = timeout(header: header, ceiling: ceiling)
         return min(ceiling, max(floor, min(timeout - margin, timeout.scaled(by: 0.9))))
-    }
-
-    /// Optional whitespace around a header value is not part of it (RFC 9110, 5.5).
-    private static func trimmed(_ text: String) -> Substring {
-        var value = Substring(text)
-        while let first = value.first, first == " " || first == "\t" { value.removeFirst() }
-        while let last = value.last, last == " " || last == "\t" { value.removeLast() }
-        return value
     }
 }

@@ -102,12 +102,25 @@ public final class WebhookService: Sendable {
         return HTTPResponse(status: status, headers: [("Content-Type", "application/json")] + headers, body: Array(body.utf8))
     }
 
-    /// The answers a webhook request gets from its headers alone, before its body is read
-    /// (`HTTPServer`'s preflight): 401 without the bearer token, 413 when `Content-Length` is
-    /// over the cap. nil lets the body be read.
+    /// The answers a request gets from its headers alone, before its body is read
+    /// (`HTTPServer`'s preflight): on the webhook, 401 without the bearer token and 413 when
+    /// `Content-Length` is over the cap; elsewhere 404 and 405, so a body sent to a path that
+    /// takes none is never read. nil lets the request go on.
     public func preflight(_ request: HTTPRequest) -> HTTPResponse? {
-        guard request.path == Self.webhookPath, request.method == "POST" else { return nil }
-        return refusal(request)
+        switch request.path {
+        case Self.webhookPath:
+            guard request.method == "POST" else { return .methodNotAllowed(allowed: "POST") }
+            return refusal(request)
+        case "/metrics", "/", "/-/healthy":
+            return request.method == "GET" || request.method == "HEAD" ? nil : .methodNotAllowed(allowed: "GET, HEAD")
+        default:
+            return .notFound()
+        }
+    }
+
+    /// Only `POST /webhook/alertmanager` takes a body (`HTTPServer`'s `acceptsBody`).
+    public static func acceptsBody(_ request: HTTPRequest) -> Bool {
+        request.path == webhookPath && request.method == "POST"
     }
 
     private func refusal(_ request: HTTPRequest) -> HTTPResponse? {
