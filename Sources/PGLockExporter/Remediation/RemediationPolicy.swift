@@ -67,10 +67,14 @@ public struct RemediationPolicy: Sendable {
             } else if terminations >= maxTerminations {
                 decision.code = .capReached
                 decision.reason = "the cap of \(maxTerminations) terminations per run is reached (--max-terminations)"
-            } else {
+            } else if let session, let termination = GuardedTermination(session: session) {
                 decision.action = .terminate
-                (decision.code, decision.reason) = targetReason(session!, blocked: blocked)
+                decision.termination = termination
+                (decision.code, decision.reason) = targetReason(session, blocked: blocked)
                 terminations += 1
+            } else {
+                decision.code = .unknownIdentity
+                decision.reason = "the session's identity (backend_start, state_change) could not be read"
             }
             decisions.append(decision)
         }
@@ -79,7 +83,7 @@ public struct RemediationPolicy: Sendable {
 
     /// Why this session must not be terminated, or nil when it may be.
     private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> (Decision.Code, String)? {
-        if pid == 0 || session?.isPreparedTransaction == true {
+        if session.map({ $0.identity.isPreparedTransaction }) ?? (pid <= 0) {
             // Ending one is a decision about data (commit or throw away its work): a person's.
             guard let gid = session?.gid else {
                 return (.preparedTransaction, "a prepared transaction holds the lock: it has no session to end; see pg_prepared_xacts")
