@@ -101,9 +101,10 @@ public struct BlockingReport: Sendable, Encodable {
                 blocking: graph.isBlocking(s.pid), query: s.query)
         }
         let builder = TreeBuilder(graph: graph, sessions: byPID, locks: snapshot.lockDetails)
+        // The roots some session of the database waits behind: one walk up the graph for all.
+        let reachingScope = database == nil ? [] : Set(graph.roots(blocking: graph.blocked.sessions.filter(inScope).map(\.pid)).map(\.pid))
         blockingTrees = graph.roots.filter { root in
-            database == nil || root.datname == database
-                || graph.allWaiters(of: root.pid).contains { byPID[$0].map(inScope) ?? false }
+            database == nil || root.datname == database || reachingScope.contains(root.pid)
         }.map { builder.tree(for: $0) }
     }
 
@@ -118,7 +119,15 @@ public struct BlockingReport: Sendable, Encodable {
 private struct TreeBuilder {
     let graph: BlockingGraph
     let sessions: [Int32: Session]
-    let locks: [LockDetail]
+    /// The lock details by pid (a prepared transaction's under 0), so that each node reads its
+    /// own locks, not all of them.
+    let locks: [Int32: [LockDetail]]
+
+    init(graph: BlockingGraph, sessions: [Int32: Session], locks: [LockDetail]) {
+        self.graph = graph
+        self.sessions = sessions
+        self.locks = Dictionary(grouping: locks, by: \.pid)
+    }
 
     func tree(for root: BlockingGraph.Root) -> BlockingReport.Node {
         var seen: Set<Int32> = []
@@ -141,16 +150,16 @@ private struct TreeBuilder {
         let relevant: [LockDetail]
         var row: LockDetail?
         if parent == nil {
-            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in locks.filter { $0.pid == w && !$0.granted }.map(\.target) })
+            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in (locks[w] ?? []).filter { !$0.granted }.map(\.target) })
             // A prepared transaction's locks have no pid (read as 0).
             let holder = session?.isPreparedTransaction == true ? 0 : pid
-            relevant = locks.filter { $0.pid == holder && $0.granted && wanted.contains($0.target) }
+            relevant = (locks[holder] ?? []).filter { $0.granted && wanted.contains($0.target) }
         } else {
-            relevant = locks.filter { $0.pid == pid && !$0.granted }
+            relevant = (locks[pid] ?? []).filter { !$0.granted }
             // Waiting on a transaction id means waiting to change a row that transaction
             // changed; the row lock the waiter holds names it.
             if relevant.contains(where: { $0.target.locktype == "transactionid" }) {
-                row = locks.first { $0.pid == pid && $0.granted && $0.target.locktype == "tuple" }
+                row = (locks[pid] ?? []).first { $0.granted && $0.target.locktype == "tuple" }
             }
         }
         let children = repeated ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, seen: &seen) }

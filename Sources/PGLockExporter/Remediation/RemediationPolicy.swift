@@ -42,25 +42,26 @@ public struct RemediationPolicy: Sendable {
         var byPID: [Int32: Session] = [:]
         for s in snapshot.sessions { byPID[s.pid] = s }
 
-        var candidates: [(pid: Int32, session: Session?)] = []
+        // A root's waiters are counted with the graph; anyone else's are walked (one session).
+        var candidates: [(pid: Int32, session: Session?, blocked: Int?)] = []
         if let pid {
-            candidates = [(pid, byPID[pid])]
+            candidates = [(pid, byPID[pid], nil)]
         } else {
-            candidates = graph.roots.filter { database == nil || $0.datname == database }.map { ($0.pid, $0.session) }
+            candidates = graph.roots.filter { database == nil || $0.datname == database }.map { ($0.pid, $0.session, $0.blockedCount) }
             if allIdleInTransaction {
                 let roots = Set(candidates.map(\.pid))
                 let idle = snapshot.sessions.filter {
                     $0.isIdleInTransaction && !roots.contains($0.pid) && (database == nil || $0.datname == database)
                 }
                     .sorted { ($0.stateSeconds ?? 0) != ($1.stateSeconds ?? 0) ? ($0.stateSeconds ?? 0) > ($1.stateSeconds ?? 0) : $0.pid < $1.pid }
-                candidates += idle.map { ($0.pid, $0) }
+                candidates += idle.map { ($0.pid, $0, nil) }
             }
         }
 
         var decisions: [Decision] = []
         var terminations = 0
-        for (pid, session) in candidates where !skipping.contains(pid) {
-            let blocked = graph.allWaiters(of: pid).count
+        for (pid, session, counted) in candidates where !skipping.contains(pid) {
+            let blocked = counted ?? graph.allWaiters(of: pid).count
             var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, code: .excluded, reason: "")
             if let (code, text) = refusal(pid: pid, session: session, ownPID: ownPID) {
                 (decision.code, decision.reason) = (code, text)
