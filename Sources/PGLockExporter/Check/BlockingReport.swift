@@ -45,11 +45,14 @@ public struct BlockingReport: Sendable, Encodable {
         /// True when this session already appears earlier in the tree (it waits behind several).
         public var repeated: Bool
         public var blocked: [Node]
+        /// True when sessions wait behind this one but are not drawn: the tree is cut at
+        /// `BlockingReport.maxTreeDepth` levels (the root's `blockedCount` still counts them).
+        public var truncated: Bool? = nil
 
         enum CodingKeys: String, CodingKey {
             case pid, gid, datname, state, stateSeconds = "state_seconds", usename, applicationName = "application_name"
             case clientAddr = "client_addr", waitSeconds = "wait_seconds", lockMode = "lock_mode", relation, lock, row, query
-            case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked
+            case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked, truncated
         }
     }
 
@@ -77,6 +80,11 @@ public struct BlockingReport: Sendable, Encodable {
     public var server: Server
     public var sessions: [SessionEntry]
     public var blockingTrees: [Node]
+
+    /// Levels of a tree that are drawn. The tree is a nested value that building, encoding and
+    /// drawing each walk by recursion, and a chain of thousands of sessions would overflow the
+    /// stack; nobody reads a tree deeper than this, and the root's counts cover what is cut.
+    public static let maxTreeDepth = 64
 
     enum CodingKeys: String, CodingKey {
         case server, sessions, blockingTrees = "blocking_trees"
@@ -131,7 +139,7 @@ private struct TreeBuilder {
 
     func tree(for root: BlockingGraph.Root) -> BlockingReport.Node {
         var seen: Set<Int32> = []
-        var node = build(root.pid, parent: nil, seen: &seen)
+        var node = build(root.pid, parent: nil, level: 0, seen: &seen)
         node.blockedCount = root.blockedCount
         node.chainDepth = root.depth
         node.state = root.state
@@ -143,7 +151,7 @@ private struct TreeBuilder {
         return node
     }
 
-    private func build(_ pid: Int32, parent: Int32?, seen: inout Set<Int32>) -> BlockingReport.Node {
+    private func build(_ pid: Int32, parent: Int32?, level: Int, seen: inout Set<Int32>) -> BlockingReport.Node {
         let session = sessions[pid]
         let repeated = !seen.insert(pid).inserted
         // A waiter shows the lock it waits for; the root shows what it holds that its waiters want.
@@ -162,7 +170,8 @@ private struct TreeBuilder {
                 row = (locks[pid] ?? []).first { $0.granted && $0.target.locktype == "tuple" }
             }
         }
-        let children = repeated ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, seen: &seen) }
+        let cut = !repeated && level >= BlockingReport.maxTreeDepth && graph.isBlocking(pid)
+        let children = repeated || cut ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, level: level + 1, seen: &seen) }
         var objects = Self.unique(relevant.map(\.target.description))
         if let row { objects = objects.map { $0 + ", " + row.target.description } }
         return BlockingReport.Node(
@@ -173,7 +182,8 @@ private struct TreeBuilder {
             lockMode: relevant.isEmpty ? nil : Self.unique(relevant.map(\.mode)).joined(separator: ", "),
             relation: objects.isEmpty ? nil : objects.joined(separator: "; "),
             lock: relevant.first?.target, row: row?.target,
-            query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children)
+            query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children,
+            truncated: cut ? true : nil)
     }
 
     private static func unique(_ values: [String]) -> [String] {

@@ -79,6 +79,9 @@ public struct BlockingReportText {
             out += detailPrefix + yellow("not ended by this tool: \(safe(hint))") + "\n"
         }
         if let query = node.query, !query.isEmpty { out += detailPrefix + dim("query: \(oneLine(query))") + "\n" }
+        if node.truncated == true {
+            out += childPrefix + "└─ " + dim("… more sessions wait below: the tree is drawn \(BlockingReport.maxTreeDepth) levels deep") + "\n"
+        }
         for (index, child) in node.blocked.enumerated() {
             let last = index == node.blocked.count - 1
             render(child, prefix: childPrefix + (last ? "└─ " : "├─ "), childPrefix: childPrefix + (last ? "   " : "│  "), isRoot: false, into: &out)
