@@ -107,6 +107,11 @@ extension IntegrationTests {
             #expect(trees.first?["chain_depth"] as? Int == 32)
             #expect((trees.first?["blocked"] as? [[String: Any]])?.map { $0["pid"] as? Int } == [Int(shape.a)])
             #expect((json["server"] as? [String: Any])?["blocked_sessions"] as? Int == 32)
+            #expect(json["cycles"] as? [[Int]] == [([shape.a, shape.b] + shape.waiters).sorted().map { Int($0) }])
+            let text = try runCLI(["check", "--dsn", dsn, "--no-color"]).output
+            #expect(text.contains("Blocking tree: pid \(shape.root) blocks 32 sessions (chain depth 32)"), "\(text)")
+            let members = ([shape.a, shape.b] + shape.waiters).sorted().map(String.init).joined(separator: ", ")
+            #expect(text.contains("Sessions waiting on one another: pids \(members)"))
 
             // The same snapshot in process: the cost is counted, not timed. 33 sessions; edges
             // root→a, b→a, a→b, a→each w, each w→b, and each w→every later w: 2 + 1 + 30 + 30 + 435.

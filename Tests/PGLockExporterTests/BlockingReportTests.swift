@@ -36,4 +36,24 @@ import Testing
         #expect(text.contains("… more sessions wait below: the tree is drawn 64 levels deep"))
         #expect(text.split(separator: "\n").count < 200)
     }
+
+    /// A deadlock nobody outside holds up: no tree, but neither "No session is blocked." (as
+    /// the text said before, under a header counting 3 blocked); the cycle is named instead.
+    @Test func aPureDeadlockIsNamedNotCalledUnblocked() throws {
+        let sessions = [
+            Session.fixture(pid: 1, state: "active", waitingOnLock: true, blockedBy: [2]),
+            Session.fixture(pid: 2, state: "active", waitingOnLock: true, blockedBy: [1]),
+            Session.fixture(pid: 3, state: "active", waitingOnLock: true, blockedBy: [2]),
+        ]
+        let report = BlockingReport(snapshot: snapshot(sessions), graph: BlockingGraph(sessions: sessions))
+        #expect(report.blockingTrees.isEmpty)
+        #expect(report.cycles == [[1, 2]])
+        #expect(report.server.blockedSessions == 3)
+        let text = BlockingReportText(report, color: false).render()
+        #expect(!text.contains("No session is blocked."))
+        #expect(text.contains("Sessions waiting on one another: pids 1, 2\n   a deadlock PostgreSQL has not broken yet: it ends one of them after deadlock_timeout"))
+        let json = String(decoding: try JSONEncoder().encode(report), as: UTF8.self)
+        #expect(json.contains("\"cycles\":[[1,2]]"))
+        #expect(BlockingReport(snapshot: snapshot(sessions), graph: BlockingGraph(sessions: sessions), database: "other").cycles.isEmpty)
+    }
 }

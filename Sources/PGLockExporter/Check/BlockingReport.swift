@@ -80,6 +80,10 @@ public struct BlockingReport: Sendable, Encodable {
     public var server: Server
     public var sessions: [SessionEntry]
     public var blockingTrees: [Node]
+    /// Sessions waiting on one another (`BlockingGraph.cycles`) with a member in scope: a
+    /// deadlock PostgreSQL has not broken yet. Those behind a root are in its tree too; one that
+    /// nobody outside holds up is in no tree, only here.
+    public var cycles: [[Int32]]
 
     /// Levels of a tree that are drawn. The tree is a nested value that building, encoding and
     /// drawing each walk by recursion, and a chain of thousands of sessions would overflow the
@@ -87,7 +91,7 @@ public struct BlockingReport: Sendable, Encodable {
     public static let maxTreeDepth = 64
 
     enum CodingKeys: String, CodingKey {
-        case server, sessions, blockingTrees = "blocking_trees"
+        case server, sessions, blockingTrees = "blocking_trees", cycles
     }
 
     /// With `database`, only that database's sessions and the trees that touch it are reported.
@@ -114,6 +118,7 @@ public struct BlockingReport: Sendable, Encodable {
         blockingTrees = graph.roots.filter { root in
             database == nil || root.datname == database || reachingScope.contains(root.pid)
         }.map { builder.tree(for: $0) }
+        cycles = graph.cycles.filter { cycle in cycle.contains { byPID[$0].map(inScope) ?? false } }
     }
 
     /// Client sessions idle in transaction that block nobody (yet), oldest first.
