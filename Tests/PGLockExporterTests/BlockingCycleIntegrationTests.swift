@@ -113,6 +113,13 @@ extension IntegrationTests {
             let members = ([shape.a, shape.b] + shape.waiters).sorted().map(String.init).joined(separator: ", ")
             #expect(text.contains("Sessions waiting on one another: pids \(members)"))
 
+            // A scrape reads the same graph (it answered after 30 s at 100% CPU before).
+            let exporter = try ExporterProcess(["--dsn", dsn])
+            let metrics = try exporter.metrics()
+            #expect(metrics.value("pg_blocked_sessions", ["datname": shape.database]) == 32)
+            #expect(metrics.value("pg_blocking_chain_depth_max", ["datname": shape.database]) == 32)
+            #expect(metrics.value("pg_blocking_root_blocked_sessions", ["datname": shape.database, "pid": String(shape.root)]) == 32)
+
             // The same snapshot in process: the cost is counted, not timed. 33 sessions; edges
             // root→a, b→a, a→b, a→each w, each w→b, and each w→every later w: 2 + 1 + 30 + 30 + 435.
             let snapshot = try cluster.connect(database: shape.database).readSnapshot(statementTimeoutMilliseconds: 5000)

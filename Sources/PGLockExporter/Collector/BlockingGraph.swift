@@ -22,8 +22,8 @@
 /// - A root's **waiters** are every session it reaches, each counted once, cycle members
 ///   included; `allWaiters(of:)` of a cycle member holds the other members and those behind them.
 ///
-/// **Cost.** Building the graph is linear in sessions plus edges, apart from sorting the pids
-/// once: Tarjan's algorithm (iterative, so 10,000 sessions in a chain need no deep stack), the
+/// **Cost.** Building the graph is linear in sessions plus edges (as `pg_blocking_pids()` lists
+/// them, duplicates included), apart from sorting the pids once and each cycle's members: Tarjan's algorithm (iterative, so 10,000 sessions in a chain need no deep stack), the
 /// depths by one pass in topological order, and the waiter counts. Those are reachable-set sizes,
 /// which no known algorithm counts in linear time for any number of roots: they propagate as bit
 /// sets, 64 roots at a time, and add up in bit-sliced counters, one linear pass over the
@@ -126,8 +126,9 @@ public struct BlockingGraph: Sendable {
             let repeatedRow = rowByPID[pid] != nil
             if !repeatedRow { rowByPID[pid] = index }
             var blockers = blockersByWaiter[pid] ?? []
-            for blocker in sessions[index].blockedBy where blocker != pid && lastWaiter[blocker] != pid {
+            for blocker in sessions[index].blockedBy {
                 steps += 1
+                guard blocker != pid && lastWaiter[blocker] != pid else { continue }
                 if repeatedRow && blockers.contains(blocker) { continue }
                 lastWaiter[blocker] = pid
                 blockers.append(blocker)
