@@ -12,7 +12,8 @@
 /// - A cycle's members wait, so none of them is a root. A cycle behind a root counts under that
 ///   root like any waiter. A cycle that nobody outside holds up (a pure deadlock) has no root:
 ///   its members and the sessions queued behind it are blocked sessions (`pg_blocked_sessions`,
-///   `check`'s sessions with their `blocked_by`) under no tree; `cycles` names its members.
+///   `check`'s sessions with their `blocked_by`) under no tree; `cycles` names its members (and
+///   `check` shows them).
 ///   PostgreSQL ends one of them after `deadlock_timeout` (`pg_database_deadlocks_total`).
 /// - A chain's **depth** is the number of edges on the longest path from the root, where a
 ///   cycle of k members counts as a queue of its members: k − 1 edges, whichever member the path
