@@ -19,7 +19,7 @@ struct Check: ParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
 
-    @Option(name: .customLong("format"), help: "text (for people) or json (one object: server, sessions, blocking_trees).")
+    @Option(name: .customLong("format"), help: "text (for people) or json (one object: server, sessions, blocking_trees, cycles).")
     var format: String = "text"
 
     @Flag(name: .customLong("no-color"), help: "Never colour the text output (it is coloured only on a terminal anyway).")

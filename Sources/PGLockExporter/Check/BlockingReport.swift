@@ -45,11 +45,14 @@ public struct BlockingReport: Sendable, Encodable {
         /// True when this session already appears earlier in the tree (it waits behind several).
         public var repeated: Bool
         public var blocked: [Node]
+        /// True when sessions wait behind this one but are not drawn: the tree is cut at
+        /// `BlockingReport.maxTreeDepth` levels (the root's `blockedCount` still counts them).
+        public var truncated: Bool? = nil
 
         enum CodingKeys: String, CodingKey {
             case pid, gid, datname, state, stateSeconds = "state_seconds", usename, applicationName = "application_name"
             case clientAddr = "client_addr", waitSeconds = "wait_seconds", lockMode = "lock_mode", relation, lock, row, query
-            case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked
+            case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked, truncated
         }
     }
 
@@ -77,9 +80,18 @@ public struct BlockingReport: Sendable, Encodable {
     public var server: Server
     public var sessions: [SessionEntry]
     public var blockingTrees: [Node]
+    /// Sessions waiting on one another (`BlockingGraph.cycles`) with a member in scope: a
+    /// deadlock PostgreSQL has not broken yet. Those behind a root are in its tree too; one that
+    /// nobody outside holds up is in no tree, only here.
+    public var cycles: [[Int32]]
+
+    /// Levels of a tree that are drawn. The tree is a nested value that building, encoding and
+    /// drawing each walk by recursion, and a chain of thousands of sessions would overflow the
+    /// stack; nobody reads a tree deeper than this, and the root's counts cover what is cut.
+    public static let maxTreeDepth = 64
 
     enum CodingKeys: String, CodingKey {
-        case server, sessions, blockingTrees = "blocking_trees"
+        case server, sessions, blockingTrees = "blocking_trees", cycles
     }
 
     /// With `database`, only that database's sessions and the trees that touch it are reported.
@@ -101,10 +113,12 @@ public struct BlockingReport: Sendable, Encodable {
                 blocking: graph.isBlocking(s.pid), query: s.query)
         }
         let builder = TreeBuilder(graph: graph, sessions: byPID, locks: snapshot.lockDetails)
+        // The roots some session of the database waits behind: one walk up the graph for all.
+        let reachingScope = database == nil ? [] : Set(graph.roots(blocking: graph.blocked.sessions.filter(inScope).map(\.pid)).map(\.pid))
         blockingTrees = graph.roots.filter { root in
-            database == nil || root.datname == database
-                || graph.allWaiters(of: root.pid).contains { byPID[$0].map(inScope) ?? false }
+            database == nil || root.datname == database || reachingScope.contains(root.pid)
         }.map { builder.tree(for: $0) }
+        cycles = graph.cycles.filter { cycle in cycle.contains { byPID[$0].map(inScope) ?? false } }
     }
 
     /// Client sessions idle in transaction that block nobody (yet), oldest first.
@@ -118,11 +132,19 @@ public struct BlockingReport: Sendable, Encodable {
 private struct TreeBuilder {
     let graph: BlockingGraph
     let sessions: [Int32: Session]
-    let locks: [LockDetail]
+    /// The lock details by pid (a prepared transaction's under 0), so that each node reads its
+    /// own locks, not all of them.
+    let locks: [Int32: [LockDetail]]
+
+    init(graph: BlockingGraph, sessions: [Int32: Session], locks: [LockDetail]) {
+        self.graph = graph
+        self.sessions = sessions
+        self.locks = Dictionary(grouping: locks, by: \.pid)
+    }
 
     func tree(for root: BlockingGraph.Root) -> BlockingReport.Node {
         var seen: Set<Int32> = []
-        var node = build(root.pid, parent: nil, seen: &seen)
+        var node = build(root.pid, parent: nil, level: 0, seen: &seen)
         node.blockedCount = root.blockedCount
         node.chainDepth = root.depth
         node.state = root.state
@@ -134,26 +156,27 @@ private struct TreeBuilder {
         return node
     }
 
-    private func build(_ pid: Int32, parent: Int32?, seen: inout Set<Int32>) -> BlockingReport.Node {
+    private func build(_ pid: Int32, parent: Int32?, level: Int, seen: inout Set<Int32>) -> BlockingReport.Node {
         let session = sessions[pid]
         let repeated = !seen.insert(pid).inserted
         // A waiter shows the lock it waits for; the root shows what it holds that its waiters want.
         let relevant: [LockDetail]
         var row: LockDetail?
         if parent == nil {
-            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in locks.filter { $0.pid == w && !$0.granted }.map(\.target) })
+            let wanted = Set(graph.directWaiters(of: pid).flatMap { w in (locks[w] ?? []).filter { !$0.granted }.map(\.target) })
             // A prepared transaction's locks have no pid (read as 0).
             let holder = session?.isPreparedTransaction == true ? 0 : pid
-            relevant = locks.filter { $0.pid == holder && $0.granted && wanted.contains($0.target) }
+            relevant = (locks[holder] ?? []).filter { $0.granted && wanted.contains($0.target) }
         } else {
-            relevant = locks.filter { $0.pid == pid && !$0.granted }
+            relevant = (locks[pid] ?? []).filter { !$0.granted }
             // Waiting on a transaction id means waiting to change a row that transaction
             // changed; the row lock the waiter holds names it.
             if relevant.contains(where: { $0.target.locktype == "transactionid" }) {
-                row = locks.first { $0.pid == pid && $0.granted && $0.target.locktype == "tuple" }
+                row = (locks[pid] ?? []).first { $0.granted && $0.target.locktype == "tuple" }
             }
         }
-        let children = repeated ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, seen: &seen) }
+        let cut = !repeated && level >= BlockingReport.maxTreeDepth && graph.isBlocking(pid)
+        let children = repeated || cut ? [] : graph.directWaiters(of: pid).map { build($0, parent: pid, level: level + 1, seen: &seen) }
         var objects = Self.unique(relevant.map(\.target.description))
         if let row { objects = objects.map { $0 + ", " + row.target.description } }
         return BlockingReport.Node(
@@ -164,7 +187,8 @@ private struct TreeBuilder {
             lockMode: relevant.isEmpty ? nil : Self.unique(relevant.map(\.mode)).joined(separator: ", "),
             relation: objects.isEmpty ? nil : objects.joined(separator: "; "),
             lock: relevant.first?.target, row: row?.target,
-            query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children)
+            query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children,
+            truncated: cut ? true : nil)
     }
 
     private static func unique(_ values: [String]) -> [String] {

@@ -18,7 +18,7 @@ public struct BlockingReportText {
 
     public func render() -> String {
         var out = header() + "\n"
-        if report.blockingTrees.isEmpty {
+        if report.blockingTrees.isEmpty && report.server.blockedSessions == 0 {
             out += "\nNo session is blocked.\n"
         }
         for root in report.blockingTrees {
@@ -26,6 +26,10 @@ public struct BlockingReportText {
             let name = root.gid.map { "prepared transaction \(safe(SQLLiteral.quote($0)))" } ?? "pid \(root.pid)"
             out += "\n" + bold("Blocking tree: \(name) blocks \(count) session\(count == 1 ? "" : "s") (chain depth \(root.chainDepth ?? 0))") + "\n"
             render(root, prefix: "", childPrefix: "", isRoot: true, into: &out)
+        }
+        for cycle in report.cycles {
+            out += "\n" + bold("Sessions waiting on one another: pids \(cycle.map(String.init).joined(separator: ", "))") + "\n"
+            out += "   " + yellow("a deadlock PostgreSQL has not broken yet: it ends one of them after deadlock_timeout") + "\n"
         }
         let idle = report.idleInTransactionNotBlocking
         if !idle.isEmpty {
@@ -79,6 +83,9 @@ public struct BlockingReportText {
             out += detailPrefix + yellow("not ended by this tool: \(safe(hint))") + "\n"
         }
         if let query = node.query, !query.isEmpty { out += detailPrefix + dim("query: \(oneLine(query))") + "\n" }
+        if node.truncated == true {
+            out += childPrefix + "└─ " + dim("… more sessions wait below: the tree is drawn \(BlockingReport.maxTreeDepth) levels deep") + "\n"
+        }
         for (index, child) in node.blocked.enumerated() {
             let last = index == node.blocked.count - 1
             render(child, prefix: childPrefix + (last ? "└─ " : "├─ "), childPrefix: childPrefix + (last ? "   " : "│  "), isRoot: false, into: &out)

@@ -33,6 +33,10 @@ public struct Decision: Sendable, Encodable {
     public var result: Result = .skipped
     public var code: Code
     public var reason: String
+    /// Set by the policy with `action == .terminate`, and only for a client backend it can name:
+    /// what `Remediator` re-checks and signals. A decision to terminate without one is never
+    /// carried out (`identity_unknown`).
+    public internal(set) var termination: GuardedTermination?
 
     public init(pid: Int32, session: Session?, blockedSessions: Int, action: Action, code: Code, reason: String) {
         self.code = code

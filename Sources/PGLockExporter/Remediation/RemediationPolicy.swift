@@ -42,35 +42,40 @@ public struct RemediationPolicy: Sendable {
         var byPID: [Int32: Session] = [:]
         for s in snapshot.sessions { byPID[s.pid] = s }
 
-        var candidates: [(pid: Int32, session: Session?)] = []
+        // A root's waiters are counted with the graph; anyone else's are walked (one session).
+        var candidates: [(pid: Int32, session: Session?, blocked: Int?)] = []
         if let pid {
-            candidates = [(pid, byPID[pid])]
+            candidates = [(pid, byPID[pid], nil)]
         } else {
-            candidates = graph.roots.filter { database == nil || $0.datname == database }.map { ($0.pid, $0.session) }
+            candidates = graph.roots.filter { database == nil || $0.datname == database }.map { ($0.pid, $0.session, $0.blockedCount) }
             if allIdleInTransaction {
                 let roots = Set(candidates.map(\.pid))
                 let idle = snapshot.sessions.filter {
                     $0.isIdleInTransaction && !roots.contains($0.pid) && (database == nil || $0.datname == database)
                 }
                     .sorted { ($0.stateSeconds ?? 0) != ($1.stateSeconds ?? 0) ? ($0.stateSeconds ?? 0) > ($1.stateSeconds ?? 0) : $0.pid < $1.pid }
-                candidates += idle.map { ($0.pid, $0) }
+                candidates += idle.map { ($0.pid, $0, nil) }
             }
         }
 
         var decisions: [Decision] = []
         var terminations = 0
-        for (pid, session) in candidates where !skipping.contains(pid) {
-            let blocked = graph.allWaiters(of: pid).count
+        for (pid, session, counted) in candidates where !skipping.contains(pid) {
+            let blocked = counted ?? graph.allWaiters(of: pid).count
             var decision = Decision(pid: pid, session: session, blockedSessions: blocked, action: .skip, code: .excluded, reason: "")
             if let (code, text) = refusal(pid: pid, session: session, ownPID: ownPID) {
                 (decision.code, decision.reason) = (code, text)
             } else if terminations >= maxTerminations {
                 decision.code = .capReached
                 decision.reason = "the cap of \(maxTerminations) terminations per run is reached (--max-terminations)"
-            } else {
+            } else if let session, let termination = GuardedTermination(session: session) {
                 decision.action = .terminate
-                (decision.code, decision.reason) = targetReason(session!, blocked: blocked)
+                decision.termination = termination
+                (decision.code, decision.reason) = targetReason(session, blocked: blocked)
                 terminations += 1
+            } else {
+                decision.code = .unknownIdentity
+                decision.reason = "the session's identity (backend_start, state_change) could not be read"
             }
             decisions.append(decision)
         }
@@ -79,7 +84,7 @@ public struct RemediationPolicy: Sendable {
 
     /// Why this session must not be terminated, or nil when it may be.
     private func refusal(pid: Int32, session: Session?, ownPID: Int32) -> (Decision.Code, String)? {
-        if pid == 0 || session?.isPreparedTransaction == true {
+        if session.map({ $0.identity.isPreparedTransaction }) ?? (pid <= 0) {
             // Ending one is a decision about data (commit or throw away its work): a person's.
             guard let gid = session?.gid else {
                 return (.preparedTransaction, "a prepared transaction holds the lock: it has no session to end; see pg_prepared_xacts")

@@ -1,5 +1,6 @@
 /// Carries out a remediation pass: read the database, decide with the policy, and (unless dry
-/// run) terminate each target with one statement that re-checks its identity first.
+/// run) terminate each target with one statement that re-checks its identity first
+/// (`GuardedTermination`: only a decision that carries one is ever carried out).
 public struct Remediator {
     public let policy: RemediationPolicy
     public let execute: Bool
@@ -13,17 +14,6 @@ public struct Remediator {
         self.allDatabases = allDatabases
         self.statementTimeoutMilliseconds = statementTimeoutMilliseconds
     }
-
-    /// Terminates the session only if it is still the same session in the same state: same pid,
-    /// same `backend_start` (a reused pid differs), same `state` and `state_change` (a session
-    /// that committed or ran another statement differs), and not waiting on a lock. No row
-    /// means the session moved on. `pg_terminate_backend` checks privileges itself: a
-    /// `pg_signal_backend` role cannot end a superuser's session, and that error is reported.
-    static let guardedTerminateSQL = """
-        SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-        WHERE pid = $1::int AND backend_start = $2::timestamptz AND state = $3
-          AND state_change = $4::timestamptz AND wait_event_type IS DISTINCT FROM 'Lock'
-        """
 
     /// One pass on an open connection: `plan`, then `carryOut`. Decisions come back with their
     /// results and times.
@@ -111,14 +101,14 @@ public struct Remediator {
     }
 
     private func terminate(_ decision: inout Decision, on connection: PostgresConnection) {
-        guard let s = decision.session, let start = s.backendStart, let change = s.stateChange, let state = s.state else {
+        guard let termination = decision.termination else {
             decision.result = .failed
             decision.code = .unknownIdentity
             decision.reason = "the session's identity could not be read"
             return
         }
         do {
-            let outcome: Bool? = try connection.execute(Self.guardedTerminateSQL, [String(s.pid), start, state, change]) { r in
+            let outcome: Bool? = try connection.execute(GuardedTermination.sql, termination.parameters) { r in
                 r.rowCount == 0 ? nil : r.bool(0, 0)
             }
             switch outcome {
