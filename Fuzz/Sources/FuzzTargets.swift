@@ -25,6 +25,7 @@ enum FuzzTargets {
         ScrapeRouteTarget.target,
         GuardSettingTarget.target,
         HTTPWireTarget.target,
+        BlockingGraphTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

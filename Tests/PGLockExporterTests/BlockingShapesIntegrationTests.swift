@@ -257,20 +257,29 @@ extension IntegrationTests {
         @Test func onAHotStandbyTheReaderHoldingItsSnapshotIsTheRoot() throws {
             let script = TestCluster.packageRoot.appendingPathComponent("scripts/pg-sandbox").path
             let primaryDir = "/tmp/pg-lock-primary-\(getpid())", standbyDir = "/tmp/pg-lock-standby-\(getpid())"
-            let primaryPort = Int.random(in: 20000..<40000), standbyPort = primaryPort + 20000
+            // Random ports, retried like TestCluster's: another process may hold the first pick.
+            var primaryPort = 0, standbyPort = 0
             defer {
                 for dir in [standbyDir, primaryDir] {
                     _ = try? Shell.run([script, "stop", dir])
                     _ = try? Shell.run(["rm", "-rf", dir])
                 }
             }
-            let primaryStart = try Shell.run([script, "start", primaryDir, String(primaryPort)])
+            var primaryStart = Shell.Result(status: -1, output: "")
+            for _ in 0..<5 where primaryStart.status != 0 {
+                primaryPort = Int.random(in: 20000..<60000)
+                primaryStart = try Shell.run([script, "start", primaryDir, String(primaryPort)])
+            }
             try #require(primaryStart.status == 0, "\(primaryStart.output)")
             let primaryDSN = "host=\(primaryDir) port=\(primaryPort) user=postgres dbname=postgres"
             let primary = try PostgresConnection(ConnectionSettings(dsn: primaryDSN))
             try primary.execute("CREATE TABLE features (id int PRIMARY KEY, name text)") { _ in }
             try primary.execute("INSERT INTO features SELECT g, 'f' || g FROM generate_series(1, 10) g") { _ in }
-            let standbyStart = try Shell.run([script, "standby", standbyDir, String(standbyPort), primaryDir, String(primaryPort)])
+            var standbyStart = Shell.Result(status: -1, output: "")
+            for _ in 0..<5 where standbyStart.status != 0 {
+                standbyPort = Int.random(in: 20000..<60000)
+                standbyStart = try Shell.run([script, "standby", standbyDir, String(standbyPort), primaryDir, String(primaryPort)])
+            }
             try #require(standbyStart.status == 0, "\(standbyStart.output)")
             let standbyDSN = "host=\(standbyDir) port=\(standbyPort) user=postgres dbname=postgres"
             let standby = try PostgresConnection(ConnectionSettings(dsn: standbyDSN))
