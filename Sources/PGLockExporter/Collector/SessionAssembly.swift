@@ -47,16 +47,19 @@ enum SessionAssembly {
         var folded = sessions.filter { !$0.isParallelWorker }
         var indexByPID: [Int32: Int] = [:]
         for (index, s) in folded.enumerated() { indexByPID[s.pid] = index }
+        // The blockers each leader has so far, as a set: a leader with many workers each
+        // blocked by many sessions costs the sum of their edges, not its square.
+        var known: [Int: Set<Int32>] = [:]
         for worker in sessions where worker.isParallelWorker && worker.isBlocked {
             guard let index = indexByPID[worker.leaderPID!] else { continue }
-            var leader = folded[index]
-            leader.waitingOnLock = true
-            for blocker in worker.blockedBy where blocker != leader.pid && !leader.blockedBy.contains(blocker) {
-                leader.blockedBy.append(blocker)
+            var blockers = known[index] ?? Set(folded[index].blockedBy)
+            for blocker in worker.blockedBy where blocker != folded[index].pid && blockers.insert(blocker).inserted {
+                folded[index].blockedBy.append(blocker)
             }
-            leader.lockWaitSeconds = max(leader.lockWaitSeconds ?? 0, worker.lockWaitSeconds ?? 0)
-            leader.waitRelation = leader.waitRelation ?? worker.waitRelation
-            folded[index] = leader
+            known[index] = blockers
+            folded[index].waitingOnLock = true
+            folded[index].lockWaitSeconds = max(folded[index].lockWaitSeconds ?? 0, worker.lockWaitSeconds ?? 0)
+            folded[index].waitRelation = folded[index].waitRelation ?? worker.waitRelation
         }
         // pg_blocking_pids() already names leaders, not workers; map any worker pid regardless.
         for index in folded.indices where folded[index].blockedBy.contains(where: { leaderOf[$0] != nil }) {
