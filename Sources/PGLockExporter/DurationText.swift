@@ -23,7 +23,7 @@ public enum DurationText {
             // The text is the operator's own flag value: cut, so the line stays short, and
             // terminal-safe, so a CR or an escape sequence in it cannot break the one-line error or
             // reach the terminal (found by the duration fuzz target).
-            let shown = TerminalText.safe(text.count > 64 ? String(text.prefix(64)) + "…" : text)
+            let shown = TerminalText.excerpt(text, limit: 64)
             switch reason {
             case .syntax:
                 return "invalid duration \"\(shown)\": use a number with a unit, e.g. 500ms, 30s, 5m, 1h"

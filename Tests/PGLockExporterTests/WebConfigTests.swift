@@ -75,6 +75,17 @@ import Testing
         #expect(try error("basic_auth_users: {}\n") == "no error")
     }
 
+    /// Found by the web-config fuzz target (Fuzz/corpus/web-config/regression-newline-in-key): a
+    /// key with a newline or an escape sequence in it was quoted as it was into the error.
+    @Test func errorsQuoteKeysTerminalSafe() throws {
+        #expect(try error("\"a\\nb\\u001b[2J\": 1\n") == #"web config FILE: a\x0ab\x1b[2J: unknown key"#)
+        #expect(try error("basic_auth_users:\n  \"x\\ry\": plain\n")
+            == #"web config FILE: basic_auth_users.x\x0dy: expected a bcrypt hash ($2y$... or $2b$...)"#)
+        #expect(try error("tls_server_config:\n  cert_file: \(tls.path("server.crt"))\n  key_file: \(tls.path("server.key"))\n  min_version: \"TLS\\n13\"\n")
+            == #"web config FILE: tls_server_config.min_version: "TLS\x0a13" is not one of TLS10, TLS11, TLS12, TLS13"#)
+        #expect(try error("a: 1\n\"b\\tc\": 2\n\"b\\tc\": 3\n") == #"web config FILE: not valid YAML (line 3: duplicate key "b\x09c")"#)
+    }
+
     /// Found by the web-config fuzz target (Fuzz/corpus/web-config/regression-bcrypt-cost-18):
     /// a hash of cost 18 held start-up for 12 s in crypt_r, and every request with credentials
     /// would have paid the same. Refused before crypt_r runs.

@@ -20,6 +20,12 @@ public enum TerminalText {
         return out
     }
 
+    /// Outside text quoted into a one-line message (an error, a log line): terminal-safe and cut
+    /// to `limit` characters, with `…` where it was cut.
+    public static func excerpt(_ text: some StringProtocol, limit: Int = 100) -> String {
+        safe(text.count > limit ? String(text.prefix(limit)) + "…" : String(text))
+    }
+
     static func isUnsafe(_ scalar: Unicode.Scalar) -> Bool {
         switch scalar.value {
         case 0x00...0x1F, 0x7F...0x9F: true

@@ -34,7 +34,9 @@ public struct TargetsConfig: Sendable {
         readSecret: (String) throws(TextFile.ReadError) -> String = { path throws(TextFile.ReadError) in try TextFile.secret(path) }
     ) throws(LoadError) -> TargetsConfig {
         func fail(_ field: String?, _ problem: String) -> LoadError {
-            LoadError(description: "config file \(path): " + (field.map { "\($0): " } ?? "") + problem)
+            // Keys and values come from the file: the message stays one terminal-safe line
+            // (found by the web-config fuzz target: a key with a newline in it).
+            LoadError(description: TerminalText.safe("config file \(path): " + (field.map { "\(TerminalText.excerpt($0)): " } ?? "") + problem))
         }
         let node: ConfigYAML
         do { node = try ConfigYAML.parse(text) } catch { throw fail(nil, "not valid YAML (\(error))") }

@@ -43,7 +43,9 @@ public struct WebConfig: Sendable {
         readFile: (String) throws(TextFile.ReadError) -> String = { path throws(TextFile.ReadError) in try TextFile.read(path) }
     ) throws(LoadError) -> WebConfig {
         func fail(_ field: String?, _ problem: String) -> LoadError {
-            LoadError(description: "web config \(path): " + (field.map { "\($0): " } ?? "") + problem)
+            // Keys and values come from the file: the message stays one terminal-safe line
+            // (found by the web-config fuzz target: a key with a newline in it).
+            LoadError(description: TerminalText.safe("web config \(path): " + (field.map { "\(TerminalText.excerpt($0)): " } ?? "") + problem))
         }
         let root: ConfigYAML
         do { root = try ConfigYAML.parse(text) } catch { throw fail(nil, "not valid YAML (\(error))") }

@@ -158,7 +158,7 @@ public indirect enum ConfigYAML: Equatable, Sendable {
                         throw ParseError(line: keyLine, problem: "a key must be text, not a list, mapping or null")
                     }
                     if entries.contains(where: { $0.key == key }) {
-                        throw ParseError(line: keyLine, problem: "duplicate key \"\(key)\"")
+                        throw ParseError(line: keyLine, problem: "duplicate key \"\(TerminalText.excerpt(key))\"")
                     }
                     entries.append((key, try value(of: current.pointee.value, depth: depth + 1)))
                     pair = current + 1
