@@ -55,13 +55,18 @@ public enum QueryText {
     /// most 1 MiB, including the terminating NUL.
     public static let maximumStatementBytes = 1 << 20
 
+    /// The longest statement handed to libpg_query (on a `ParserThread`, whose stack this bounds);
+    /// longer ones are reduced by the scanner, without a fingerprint.
+    public static let parserInputLimit = 32 * 1024
+
     /// The statement as `policy` allows it to be stored and served; nil under `.none`.
     public static func render(_ statement: String, policy: Policy = .normalized) -> Result? {
         switch policy {
         case .none:
             return nil
         case .full:
-            return Result(text: statement, fingerprint: withinLimits(statement) ? PGQueryParser.fingerprint(statement) : nil, reduced: false)
+            let fingerprint = withinLimits(statement) ? ParserThread.run({ PGQueryParser.fingerprint(statement) }) ?? nil : nil
+            return Result(text: statement, fingerprint: fingerprint, reduced: false)
         case .normalized:
             return normalized(statement)
         }
@@ -80,16 +85,17 @@ public enum QueryText {
         }
         let conforming = SQLLiteralScanner.scan(bytes, backslashEscapesInPlainStrings: false)
         let escaping = SQLLiteralScanner.scan(bytes, backslashEscapesInPlainStrings: true)
-        if conforming.spans == escaping.spans, let normalized = PGQueryParser.normalize(statement) {
-            return Result(text: removingConstantsAndComments(Array(normalized.utf8)),
-                          fingerprint: PGQueryParser.fingerprint(statement), reduced: false)
+        if conforming.spans == escaping.spans, bytes.count <= parserInputLimit,
+           let parsed = ParserThread.run({ PGQueryParser.normalize(statement).map { ($0, PGQueryParser.fingerprint(statement)) } }),
+           let (normalized, fingerprint) = parsed {
+            return Result(text: removingConstantsAndComments(Array(normalized.utf8)), fingerprint: fingerprint, reduced: false)
         }
         return Result(text: removingConstantsAndComments(bytes, scans: (conforming, escaping)), fingerprint: nil, reduced: true)
     }
 
-    /// Whether the statement is text `pg_stat_activity` can hold (libpg_query is given nothing else).
+    /// Whether libpg_query may be given the statement: no NUL, at most `parserInputLimit` bytes.
     private static func withinLimits(_ statement: String) -> Bool {
-        !statement.utf8.contains(0) && statement.utf8.count <= maximumStatementBytes
+        !statement.utf8.contains(0) && statement.utf8.count <= parserInputLimit
     }
 
     private static func removingConstantsAndComments(_ text: [UInt8]) -> String {
@@ -114,12 +120,11 @@ public enum QueryText {
                 parameter += 1
                 out.append(contentsOf: "$\(parameter)".utf8)
             case .comment:
-                if let last = out.last, !isSpace(last) {
-                    if position < text.count, !isSpace(text[position]) { out.append(UInt8(ascii: " ")) }
-                } else {
-                    while position < text.count, text[position] == UInt8(ascii: " ") || text[position] == UInt8(ascii: "\t") {
-                        position += 1
-                    }
+                // The blanks on both sides go with it; one space stays where it separated two words.
+                while let last = out.last, isBlank(last) { out.removeLast() }
+                while position < text.count, isBlank(text[position]) { position += 1 }
+                if let last = out.last, !isSpace(last), position < text.count, !isSpace(text[position]) {
+                    out.append(UInt8(ascii: " "))
                 }
             case .unterminated:
                 position = text.count
@@ -130,6 +135,8 @@ public enum QueryText {
         let end = out.lastIndex { !isSpace($0) }.map { $0 + 1 } ?? start
         return String(decoding: out[start..<max(start, end)], as: UTF8.self)
     }
+
+    private static func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
 
     private static func isSpace(_ c: UInt8) -> Bool {
         c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") || c == UInt8(ascii: "\n") || c == UInt8(ascii: "\r") || c == 0x0C
