@@ -24,6 +24,7 @@ enum FuzzTargets {
         AccessGuardTarget.target,
         ScrapeRouteTarget.target,
         GuardSettingTarget.target,
+        QueryTextTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

@@ -117,6 +117,10 @@ public enum QueryText {
             position = span.range.upperBound
             switch span.kind {
             case .literal:
+                // After a name or `$`, `$n` would join it (`$a` + `$1` reads as a dollar quote's tag).
+                if let last = out.last, SQLLiteralScanner.isIdentifierStart(last) || SQLLiteralScanner.isDigit(last) || last == UInt8(ascii: "$") {
+                    out.append(UInt8(ascii: " "))
+                }
                 parameter += 1
                 out.append(contentsOf: "$\(parameter)".utf8)
             case .comment:

@@ -182,10 +182,6 @@ struct SQLLiteralScanner {
         if j < n, Self.isIdentifierStart(text[j]) {
             while j < n, Self.isIdentifierStart(text[j]) || Self.isDigit(text[j]) { j += 1 }
         }
-        if j == n, j > start + 1 {
-            // `$tag` at the very end: the opening of a dollar quote the cut went through.
-            return record(start, n, .unterminated)
-        }
         guard j < n, text[j] == ASCII.dollar else { return start + 1 }
         let delimiter = text[start...j]
         let bodyStart = j + 1
