@@ -11,9 +11,10 @@
 ///   by it (`pg_query_normalize`) and fingerprinted (`pg_query_fingerprint`); then the scanner
 ///   below removes what libpg_query keeps: comments, and the constants it leaves as written in
 ///   utility statements (`COPY t FROM '/path'`, `CREATE VIEW v AS SELECT 'x'`, `CALL p('x')`);
-/// - a statement it rejects (cut off, syntax newer than 15, not SQL) is *reduced*: the scanner
-///   (`SQLLiteralScanner`) removes the constants and comments itself; `reduced` says so and there
-///   is no fingerprint;
+/// - a statement it rejects (cut off, syntax newer than 15, not SQL), or one longer than
+///   `parserInputLimit` (libpg_query's recursion needs stack in proportion, see `ParserThread`),
+///   is *reduced*: the scanner (`SQLLiteralScanner`) removes the constants and comments itself;
+///   `reduced` says so and there is no fingerprint;
 /// - the session's `standard_conforming_strings` is unknown, so the text is scanned both ways
 ///   (a backslash in `'…'` escaping or not) and whatever either reading calls a constant or
 ///   comment is removed; when the two readings differ, libpg_query (which assumes `on`) is not
