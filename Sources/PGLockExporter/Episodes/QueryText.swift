@@ -36,7 +36,8 @@ public enum QueryText {
         /// The statement as the policy allows it to be shown.
         public let text: String
         /// libpg_query's fingerprint (16 hex digits): equal for statements that differ only in
-        /// constants, comments and whitespace; nil when the statement does not parse.
+        /// constants, comments and whitespace; nil when the statement does not parse (or is not
+        /// given to the parser: longer than `parserInputLimit`, or reduced).
         public let fingerprint: String?
         /// True when libpg_query could not parse the statement and the scanner alone removed its
         /// constants and comments (or the whole text became `placeholder`).
