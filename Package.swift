@@ -40,6 +40,7 @@ let package = Package(
             pkgConfig: "yaml-0.1",
             providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
         ),
+        .systemLibrary(name: "CPGQuery", providers: [.apt(["libpg-query-dev"])]),
         .target(
             name: "PGLockExporter",
             dependencies: [
@@ -48,6 +49,7 @@ let package = Package(
                 "CCrypt",
                 "CMalloc",
                 "CYAML",
+                "CPGQuery",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

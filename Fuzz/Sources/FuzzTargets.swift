@@ -26,6 +26,7 @@ enum FuzzTargets {
         GuardSettingTarget.target,
         HTTPWireTarget.target,
         BlockingGraphTarget.target,
+        QueryTextTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
