@@ -60,7 +60,17 @@ enum HTTPWireTarget {
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard connected == 0 else { fatalError("connect: \(errno)") }
+        if connected != 0 {
+            // A signal (libFuzzer's own timer) can interrupt connect; the connection then goes
+            // on by itself: wait until it is writable and read its outcome.
+            guard errno == EINTR else { fatalError("connect: \(errno)") }
+            var poller = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+            var outcome: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard poll(&poller, 1, 5000) == 1, getsockopt(fd, SOL_SOCKET, SO_ERROR, &outcome, &length) == 0, outcome == 0 else {
+                fatalError("connect after EINTR: \(outcome)")
+            }
+        }
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -38,6 +38,9 @@ public final class AccessGuard: Sendable {
             let decoded = Data(base64Encoded: String(header.dropFirst(6))),
             let pair = String(data: decoded, encoding: .utf8), let colon = pair.firstIndex(of: ":")
         else { return refusal }
+        // crypt_r reads the password as a C string: "s3cret\0anything" would pass as "s3cret"
+        // (found by the access-guard fuzz target). No password of a hash can hold a NUL.
+        guard !pair.utf8.contains(0) else { return refusal }
         let user = String(pair[..<colon]), password = String(pair[pair.index(after: colon)...])
         guard let hash = config.basicAuthUsers[user] else {
             // Spend the same time as for a real user, so user names cannot be probed.
