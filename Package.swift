@@ -35,6 +35,7 @@ let package = Package(
             providers: [.apt(["libcrypt-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CProcessControl"),
         .systemLibrary(
             name: "CYAML",
             pkgConfig: "yaml-0.1",
@@ -47,6 +48,7 @@ let package = Package(
                 "CMicroHTTPD",
                 "CCrypt",
                 "CMalloc",
+                "CProcessControl",
                 "CYAML",
                 .product(name: "Logging", package: "swift-log"),
             ]

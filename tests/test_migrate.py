@@ -433,7 +433,7 @@ def test_unwatched_child_environment_carries_the_timeouts(exporter_bin, tmp_path
     assert out.returncode == 3, out.stderr  # the child's own status
     lines = out.stdout.splitlines()
     assert lines[0] == "PGOPTIONS=-c search_path=app -c lock_timeout=500 -c statement_timeout=60000", out.stdout
-    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate \d+", lines[1]), out.stdout
+    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate [0-9a-f]{32}", lines[1]), out.stdout
     assert "\non stderr\n" in "\n" + out.stderr
     assert re.search(r"^migrate: cannot reach PostgreSQL .*; running unwatched \(--unwatched\)", out.stderr, re.M)
     assert attempts(out.stderr) == [1]
@@ -453,7 +453,7 @@ def test_sigterm_is_forwarded_and_ends_the_run(exporter_bin, pg_server, database
             guard.kill()
     assert guard.returncode == 7, stderr
     assert stdout == "child got TERM\n"
-    assert re.search(r"^migrate: received signal 15; passed it to the migration \(pid \d+\); no further attempts$",
+    assert re.search(r"^migrate: received signal 15; passed it to the migration's process group \d+; no further attempts$",
                      stderr, re.M), stderr
     assert re.search(r"^migrate: done: interrupted by signal 15; exit status 7; 1 attempt in ", stderr, re.M), stderr
 
@@ -828,7 +828,7 @@ def test_a_lost_advisory_lock_stops_the_migration(exporter_bin, pg_server, datab
             thief.close()
     assert after == count and count < 100, (count, after, stderr)
     assert seconds < 4, (seconds, stderr)
-    assert re.search(rf"^migrate: lost the advisory lock {key}: pid {thief_pid} holds it now \(application \"thief\"\); "
+    assert re.search(rf"^migrate: lost the advisory lock {key}: pid {thief_pid} \(application \"thief\"\) holds it now; "
                      r"stopping the migration \(SIGTERM to its process group \d+\)$", stderr, re.M), stderr
     assert guard.returncode == 75, stderr
 

@@ -10,8 +10,6 @@ import Darwin
 enum GuardSignals {
     struct Received {
         var signal: Int32
-        /// Sent by the terminal to the whole foreground process group: the child got it too.
-        var fromTerminal: Bool
     }
 
     static func block() {
@@ -19,6 +17,9 @@ enum GuardSignals {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         // A closed stdout must not kill the guard while the child still runs.
         signal(SIGPIPE, SIG_IGN)
+        // Taking the terminal back from the child's group (MigrationChild.release) is done
+        // from a background group.
+        signal(SIGTTOU, SIG_IGN)
     }
 
     /// Waits up to `seconds` for one of the signals; nil on timeout.
@@ -29,7 +30,7 @@ enum GuardSignals {
         var timeout = timespec(tv_sec: Int(clamped), tv_nsec: Int((clamped - Double(Int(clamped))) * 1e9))
         let received = sigtimedwait(&set, &info, &timeout)
         guard received > 0 else { return nil }
-        return Received(signal: received, fromTerminal: info.si_code == SI_KERNEL)
+        return Received(signal: received)
     }
 
     /// Sleeps up to `seconds`; returns the SIGINT or SIGTERM that cut it short.
