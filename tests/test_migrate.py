@@ -844,3 +844,59 @@ def test_json_command_hides_passwords(exporter_bin):
     command = [e["command"] for e in json_events(out.stderr) if e["event"] == "attempt"]
     assert command == [["sh", "-c", "exit 0", "sh", "--password", "…", "--db-password=…", "PGPASSWORD=…",
                         "postgresql://app:…@db/app", "host=db password=…"]], command
+
+
+def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, tmp_path):
+    # A process of the migration ends and a stranger gets its pid (/proc/sys/kernel/ns_last_pid
+    # chooses the next pid): the stranger's session is not the migration's.
+    done = tmp_path / "done"
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    lock, _ = holder(dsn, "LOCK TABLE features IN ACCESS EXCLUSIVE MODE")
+    guard = start_guard(exporter_bin, pg_server, database,
+                        ["--lock-timeout", "500ms", "--max-lock-wait", "1s", "--format", "json"],
+                        ["sh", "-c", f"sleep 1000 & echo $!; wait; i=0; "
+                                     f"while [ ! -e {done} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"])
+    stranger = None
+    try:
+        reused = int(guard.stdout.readline())
+        time.sleep(1)  # the guard has looked at the migration's processes, this one among them
+        r, w = os.pipe()
+        os.kill(reused, 9)
+        while os.path.exists(f"/proc/{reused}"):  # until the shell has reaped it
+            time.sleep(0.001)
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(reused - 1))
+        stranger = os.fork()
+        if stranger == 0:
+            os.close(r)
+            try:
+                conn = psycopg2.connect(dsn, application_name="stranger")
+                conn.autocommit = True
+                with conn.cursor() as c:
+                    c.execute("SELECT pg_backend_pid()")
+                    os.write(w, f"{c.fetchone()[0]}\n".encode())
+                    c.execute("SELECT count(*) FROM features")
+                result = "ok"
+            except Exception as e:  # noqa: BLE001 - reported to the test
+                result = str(e).strip().splitlines()[0]
+            os.write(w, (result + "\n").encode())
+            os._exit(0)
+        os.close(w)
+        assert stranger == reused, f"another process took pid {reused} first"
+        answers = os.fdopen(r)
+        backend = int(answers.readline())
+        wait_lock_waits(pg_server, [backend])
+        time.sleep(2.5)  # --max-lock-wait 1s, and more
+        lock.commit()
+        result = answers.readline().strip()
+        done.touch()
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        if stranger:
+            os.waitpid(stranger, 0)
+        lock.close()
+    assert result == "ok", (result, stderr)
+    assert acted_on(stderr) == ([], []), stderr
+    assert guard.returncode == 0, stderr
