@@ -2,7 +2,8 @@
 #   make demo    a throwaway PostgreSQL with the seed incident, the exporter naming the root blocker
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
 #   make chart-sync   copy alerts/ and dashboards/ into the Helm chart (after changing them)
-.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers bench demo clean
+#   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each
+.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers test-fuzz fuzz bench demo clean
 PG_VERSIONS ?= 16 17 18
 
 deps:
@@ -29,6 +30,7 @@ test: deps
 	$(MAKE) test-e2e
 	$(MAKE) test-versions
 	$(MAKE) test-sanitizers
+	$(MAKE) test-fuzz
 
 test-swift: deps
 	swift test
@@ -78,6 +80,16 @@ test-versions: deps
 # AddressSanitizer/LeakSanitizer build of the binary through serve, check, remediate and webhooks.
 test-sanitizers:
 	scripts/sanitizer-check 500
+
+# libFuzzer with AddressSanitizer over every parser of outside input (Fuzz/Sources/Targets): a
+# short pass of each target in make test, FUZZ_SECONDS each with make fuzz (FUZZ_TARGETS to pick).
+FUZZ_SECONDS ?= 300
+FUZZ_TARGETS ?=
+test-fuzz:
+	scripts/fuzz 10
+
+fuzz:
+	scripts/fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 # Both load shapes at 100, 750 and 2,000 sessions against Debian's postgres_exporter; writes bench/results.md.
 bench:

@@ -77,3 +77,20 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+/// The libFuzzer harness (`make fuzz`, `scripts/fuzz`): one executable that runs libFuzzer's
+/// driver on the target `PG_LOCK_EXPORTER_FUZZ_TARGET` names. It links only with
+/// `-sanitize=fuzzer`, so it exists only in the fuzz build (`scripts/fuzz` sets
+/// `PG_LOCK_EXPORTER_FUZZ=1` and builds with libFuzzer and AddressSanitizer in `.build-fuzz`); an
+/// ordinary `swift build` never sees it.
+if Context.environment["PG_LOCK_EXPORTER_FUZZ"] != nil {
+    package.targets += [
+        .systemLibrary(name: "CLibFuzzer", path: "Fuzz/CLibFuzzer"),
+        .executableTarget(
+            name: "pg_lock_exporter_fuzz",
+            dependencies: ["PGLockExporter", "CLibFuzzer", .product(name: "Logging", package: "swift-log")],
+            path: "Fuzz/Sources"
+        ),
+    ]
+    package.products.append(.executable(name: "pg_lock_exporter_fuzz", targets: ["pg_lock_exporter_fuzz"]))
+}

@@ -29,11 +29,11 @@ public enum ShutdownSignals {
     }
 
     /// For services, after a signal: runs `orderly` (stop accepting, cancel statements, close),
-    /// but exits 0 after `graceSeconds` if it has not returned by then.
-    public static func stop(graceSeconds: Double = 1.5, _ orderly: () -> Void) {
+    /// but exits 0 after `grace` if it has not returned by then.
+    public static func stop(grace: TimeSpan = .milliseconds(1500), _ orderly: () -> Void) {
         DetachedThread.start {
-            usleep(useconds_t(graceSeconds * 1e6))
-            ShutdownSignals.exit(0, saying: "shutdown took longer than \(DurationText.format(graceSeconds)); exiting")
+            grace.sleep()
+            ShutdownSignals.exit(0, saying: "shutdown took longer than \(grace); exiting")
         }
         orderly()
     }
@@ -69,7 +69,7 @@ public final class Interruption: Sendable {
         let interruption = Interruption()
         DetachedThread.start {
             let signal = ShutdownSignals.wait()
-            interruption.canceller.withLock { $0 }?.cancel(waitingAtMost: 0.5)
+            interruption.canceller.withLock { $0 }?.cancel(waitingAtMost: .milliseconds(500))
             ShutdownSignals.exit(128 + signal, saying: "\(command): interrupted by \(ShutdownSignals.name(signal))")
         }
         return interruption

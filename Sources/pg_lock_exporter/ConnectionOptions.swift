@@ -44,14 +44,19 @@ struct ConnectionOptions: ParsableArguments {
             let flag = passwordFile != nil ? "--pg.password-file" : "DATA_SOURCE_PASS_FILE"
             do { password = try TextFile.secret(file) } catch { throw ValidationError("\(flag) \(error)") }
         }
-        let statementSeconds = try parseDuration(statementTimeout, "--pg.statement-timeout")
-        guard statementSeconds >= 0.1 else { throw ValidationError("--pg.statement-timeout: at least 100ms (the exporter never runs unbounded)") }
+        let statement = try parseTimeSpan(statementTimeout, "--pg.statement-timeout")
+        guard statement >= .milliseconds(100) else { throw ValidationError("--pg.statement-timeout: at least 100ms (the exporter never runs unbounded)") }
+        let lock = try parseTimeSpan(lockTimeout, "--pg.lock-timeout")
+        // PostgreSQL's own limit for both settings (an int of milliseconds); more fails every SET.
+        for (flag, span) in [("--pg.statement-timeout", statement), ("--pg.lock-timeout", lock)] where span.milliseconds > Int(Int32.max) {
+            throw ValidationError("\(flag): at most 2147483647ms (24d20h31m23s), PostgreSQL's limit")
+        }
         var settings = ConnectionSettings(
             dsn: resolved,
             connectTimeoutSeconds: try connectTimeoutSeconds(),
             applicationName: applicationName,
-            statementTimeoutMilliseconds: Int(try parseDuration(statementTimeout, "--pg.statement-timeout") * 1000),
-            lockTimeoutMilliseconds: Int(try parseDuration(lockTimeout, "--pg.lock-timeout") * 1000))
+            statementTimeoutMilliseconds: statement.milliseconds,
+            lockTimeoutMilliseconds: lock.milliseconds)
         settings.password = password
         return settings
     }
@@ -63,10 +68,15 @@ struct ConnectionOptions: ParsableArguments {
     }
 }
 
-/// Parses a duration flag, naming the flag in the error.
+/// Parses a duration flag to seconds (at most 365 days), naming the flag in the error.
 func parseDuration(_ text: String, _ flag: String) throws -> Double {
+    try parseTimeSpan(text, flag).seconds
+}
+
+/// Parses a duration flag (at most 365 days), naming the flag in the error.
+func parseTimeSpan(_ text: String, _ flag: String) throws -> TimeSpan {
     do {
-        return try DurationText.seconds(text)
+        return try DurationText.timeSpan(text)
     } catch {
         throw ValidationError("\(flag): \(error)")
     }

@@ -38,7 +38,7 @@ struct Serve: ParsableCommand {
     @Option(
         name: .customLong("web.scrape-timeout"),
         help: ArgumentHelp(
-            "A scrape's budget when the request carries no X-Prometheus-Scrape-Timeout-Seconds; the answer comes 0.5s before it.",
+            "A scrape's timeout when the request carries no X-Prometheus-Scrape-Timeout-Seconds, and the most that header may ask for; the answer comes 0.5s before it (at least 250ms after the request).",
             valueName: "duration"))
     var scrapeTimeout: String = "10s"
 
@@ -90,9 +90,9 @@ struct Serve: ParsableCommand {
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
-        let sampling = try sampleInterval.map { try parseDuration($0, "--sample.interval") }
+        let sampling = try sampleInterval.map { try parseTimeSpan($0, "--sample.interval") }
         let base = try connection.settings()
-        let scrapeSeconds = try parseDuration(scrapeTimeout, "--web.scrape-timeout")
+        let scrapeCeiling = try parseTimeSpan(scrapeTimeout, "--web.scrape-timeout")
 
         let routes: ExporterRoutes
         let collectors: [Collector]
@@ -109,11 +109,11 @@ struct Serve: ParsableCommand {
                 targets[name] = Collector(
                     settings: settings, options: options, sampleInterval: sampling, logger: logger.with(metadata: "target", name))
             }
-            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, defaultScrapeTimeoutSeconds: scrapeSeconds)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
             let collector = Collector(settings: base, options: options, sampleInterval: sampling, logger: logger)
-            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, defaultScrapeTimeoutSeconds: scrapeSeconds)
+            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling)
             collectors = [collector]
         }
 
@@ -124,9 +124,9 @@ struct Serve: ParsableCommand {
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
             // down is not fatal: scrapes answer pg_up 0 until it is back.
-            _ = collectors[0].scrape(budgetSeconds: base.connectTimeoutSeconds + 1)
+            _ = collectors[0].scrape(budget: .seconds(base.connectTimeoutSeconds + 1))
         }
-        let sampler = sampling.map { Sampler(collectors: collectors, intervalSeconds: $0) }
+        let sampler = sampling.map { Sampler(collectors: collectors, interval: $0) }
 
         stopOnSignal(logger) {
             sampler?.stop()

@@ -37,7 +37,9 @@ struct WebServerOptions: ParsableArguments {
         var limits = HTTPServerLimits()
         limits.maxConnections = maxConnections
         limits.maxHeaderBytes = maxHeaderBytes
-        limits.connectionTimeoutSeconds = UInt32((try? DurationText.seconds(connectionTimeout)) ?? 30)
+        // Whole seconds of at most 365 days: fits UInt32.
+        let timeout = (try? DurationText.timeSpan(connectionTimeout)) ?? .seconds(30)
+        limits.connectionTimeoutSeconds = UInt32(clamping: timeout.nanoseconds / 1_000_000_000)
         return limits
     }
 

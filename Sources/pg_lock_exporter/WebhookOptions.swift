@@ -62,7 +62,7 @@ struct WebhookOptions: ParsableArguments {
         ) { service.handle($0) }
         stopOnSignal(logger) {
             server.stop()
-            service.drain(timeoutSeconds: 1)
+            service.drain(timeout: .seconds(1))
         }
     }
 }

@@ -41,6 +41,20 @@ import Testing
 
     /// Generated inputs: random mutations of a real payload and random bytes never crash the
     /// parser; every outcome is a payload or a one-line error.
+    /// Found by the alertmanager-webhook fuzz target (Fuzz/corpus/alertmanager-webhook/
+    /// regression-control-byte-in-key): the error quoted key names and the version from the body
+    /// as they were, so a CR broke the one-line error that the 400 answer and the log carry.
+    @Test func errorsQuoteBodyTextTerminalSafe() {
+        func message(_ body: String) -> String {
+            do { _ = try AlertmanagerWebhook.parse(Array(body.utf8)) } catch { return error.description }
+            return "accepted"
+        }
+        #expect(message(#"{"version":"4","status":"firing","alerts":[{"status":"firing","startsAt":"x","labels":{"a\rb":1}}]}"#)
+            == #"invalid Alertmanager webhook: wrong type at "alerts.0.labels.a\x0db""#)
+        #expect(message(#"{"version":"4\n\u001b[2J","status":"firing","alerts":[]}"#)
+            == #"unsupported Alertmanager webhook version "4\x0a\x1b[2J" (expected "4")"#)
+    }
+
     @Test func mutatedPayloadsNeverCrash() {
         let valid = Array(Self.firing.utf8)
         var generator = SystemRandomNumberGenerator()

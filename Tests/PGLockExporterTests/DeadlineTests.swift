@@ -16,22 +16,6 @@ import Testing
         #expect(soon.pollMilliseconds <= 1000 && soon.pollMilliseconds > 900)
     }
 
-    @Test func theScrapeBudgetIsTheHeaderLessTheMarginElseTheDefault() {
-        let routes = ExporterRoutes(
-            telemetryPath: "/metrics",
-            collector: Collector(settings: ConnectionSettings(dsn: ""), logger: .init(label: "test")),
-            defaultScrapeTimeoutSeconds: 10)
-        func budget(_ header: String?) -> Double {
-            routes.budgetSeconds(HTTPRequest(method: "GET", path: "/metrics", headers: header.map { ["x-prometheus-scrape-timeout-seconds": $0] } ?? [:]))
-        }
-        #expect(budget("3") == 2.5)
-        #expect(budget("10") == 9)
-        #expect(budget(nil) == 9)
-        #expect(budget("1") == 0.5)  // 0.9 × 1 s: the reply still has time to travel
-        #expect(budget("0.1") == 0.25)
-        for nonsense in ["", "abc", "-5", "0", "inf", "nan"] { #expect(budget(nonsense) == 9, "\(nonsense)") }
-    }
-
     @Test func failuresGetOneBoundedReason() {
         #expect(CollectionFailure(PostgresError(kind: .timeout, message: "x")) == .timeout)
         #expect(CollectionFailure(PostgresError(kind: .query, sqlState: "57014", message: "canceling statement due to statement timeout")) == .timeout)

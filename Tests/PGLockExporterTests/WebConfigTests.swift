@@ -75,6 +75,15 @@ import Testing
         #expect(try error("basic_auth_users: {}\n") == "no error")
     }
 
+    /// Found by the web-config fuzz target (Fuzz/corpus/web-config/regression-bcrypt-cost-18):
+    /// a hash of cost 18 held start-up for 12 s in crypt_r, and every request with credentials
+    /// would have paid the same. Refused before crypt_r runs.
+    @Test func refusesBcryptCostThatStallsRequests() throws {
+        let costly = "$2y$18$X0h1gDsPszWURQaxFh.zoubFi6DXncSjhoQNJgRrnGs7EsimhC7zG"
+        #expect(try error("basic_auth_users:\n  prometheus: '\(costly)'\n")
+            == "web config FILE: basic_auth_users.prometheus: bcrypt cost 18 is over 14: every request would spend seconds checking it (htpasswd -nBC 10 NAME)")
+    }
+
     /// Random mutations of a valid file never crash the parser; each either loads or says why.
     @Test func mutatedFilesNeverCrash() throws {
         let valid = Array(

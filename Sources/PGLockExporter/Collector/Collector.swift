@@ -35,24 +35,24 @@ public final class Collector: Sendable {
     /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
     let sampler: SamplerCounters.Box?
 
-    /// `sampleInterval` (seconds) turns on the counters kept by `sample()`.
-    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: Double? = nil, logger: Logger) {
+    /// `sampleInterval` turns on the counters kept by `sample()`.
+    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: TimeSpan? = nil, logger: Logger) {
         var settings = settings
         settings.cancelGate = settings.cancelGate ?? CancelGate()
         self.settings = settings
         self.options = options
         self.logger = logger
-        self.sampler = sampleInterval.map { SamplerCounters.Box(interval: $0) }
+        self.sampler = sampleInterval.map { SamplerCounters.Box(interval: $0.seconds) }
     }
 
-    /// A full scrape body, within `budgetSeconds`: session metrics (or `pg_up 0`), then the
+    /// A full scrape body, within `budget`: session metrics (or `pg_up 0`), then the
     /// exporter's own metrics. With `processMetrics` false (a `/probe` of one target) the
     /// process's own metrics are left to `/metrics`; build info is in both.
-    public func scrape(budgetSeconds: Double, processMetrics: Bool = true) -> [UInt8] {
+    public func scrape(budget: TimeSpan, processMetrics: Bool = true) -> [UInt8] {
         let started = ContinuousClock.now
-        let deadline = Deadline.after(seconds: budgetSeconds)
+        let deadline = Deadline.after(budget)
         // The leader collects under its own deadline; scrapes that join wait up to theirs.
-        let collection = flight.run(timeoutSeconds: budgetSeconds) { collect(until: deadline) }
+        let collection = flight.run(timeout: budget) { collect(until: deadline) }
         var w = ExpositionWriter(capacity: (collection?.exposition.count ?? 0) + 4096)
         let up = collection.map { !$0.failed } ?? false
         if !up { scrapeErrors.add(1, ordering: .relaxed) }
@@ -99,7 +99,7 @@ public final class Collector: Sendable {
         // The server-side timeout fits in what is left once the connection is ready, so the
         // server cancels a slow statement itself and the connection survives; the client
         // deadline is the backstop.
-        let statementTimeoutMilliseconds = Int(min(Double(settings.statementTimeoutMilliseconds), deadline.remainingSeconds * 1000))
+        let statementTimeoutMilliseconds = min(settings.statementTimeoutMilliseconds, deadline.remaining.milliseconds)
         let cached = state!.settingsRead.map { ContinuousClock.now - $0 < Self.settingsMaxAge } == true ? state!.settings : nil
         do {
             var snapshot = try SnapshotBatch(
@@ -136,7 +136,8 @@ public final class Collector: Sendable {
         }
         // A sample that hangs keeps the connection from the next scrape, so it gets at most two
         // intervals (and never more than a statement gets).
-        let deadline = Deadline.after(seconds: min(Double(settings.statementTimeoutMilliseconds) / 1000 + 1, max(1, 2 * sampler.interval)))
+        let deadline = Deadline.after(
+            min(.milliseconds(settings.statementTimeoutMilliseconds) + .seconds(1), max(.seconds(1), .seconds(2 * sampler.interval))))
         let outcome: Outcome? = target.withStateIfAvailable { state in
             guard let connection = state?.connection, connection.isHealthy else { return .disconnected }
             do {
@@ -163,7 +164,7 @@ public final class Collector: Sendable {
     /// Cancels a statement in flight (at shutdown), waiting at most half a second for the
     /// request to get through.
     public func cancelRunningQuery() {
-        canceller.withLock { $0 }?.cancel(waitingAtMost: 0.5)
+        canceller.withLock { $0 }?.cancel(waitingAtMost: .milliseconds(500))
     }
 
     private func noteUp(_ snapshot: ActivitySnapshot) {

@@ -14,8 +14,9 @@ import Darwin
 public final class Sampler: Sendable {
     private let stopped = Atomic<Bool>(false)
 
-    public init(collectors: [Collector], intervalSeconds: Double) {
-        let interval = Duration.milliseconds(max(10, Int(intervalSeconds * 1000)))
+    /// `interval` is raised to at least 10 ms.
+    public init(collectors: [Collector], interval: TimeSpan) {
+        let interval = max(interval, .milliseconds(10)).duration
         for collector in collectors {
             DetachedThread.start { self.run(collector, every: interval) }
         }
@@ -35,9 +36,9 @@ public final class Sampler: Sendable {
     /// Sleeps in slices of at most 100 ms, so `stop()` takes effect quickly.
     private func sleep(until instant: ContinuousClock.Instant) {
         while !stopped.load(ordering: .relaxed) {
-            let left = (instant - .now).seconds
-            if left <= 0 { return }
-            usleep(useconds_t(min(left, 0.1) * 1e6))
+            let left = TimeSpan(clamping: instant - .now)
+            if left == .zero { return }
+            min(left, .milliseconds(100)).sleep()
         }
     }
 

@@ -16,7 +16,8 @@ public final class SingleFlight<Value: Sendable>: Sendable {
 
     public init() {}
 
-    public func run(timeoutSeconds: Double, _ work: () -> Value) -> Value? {
+    /// The leader runs `work` (which bounds itself); a caller that joins waits at most `timeout`.
+    public func run(timeout: TimeSpan, _ work: () -> Value) -> Value? {
         let (flight, isLeader) = current.withLock { current -> (Flight, Bool) in
             if let running = current { return (running, false) }
             let flight = Flight()
@@ -25,8 +26,7 @@ public final class SingleFlight<Value: Sendable>: Sendable {
             return (flight, true)
         }
         guard isLeader else {
-            let deadline = DispatchTime.now() + .nanoseconds(Int(max(0, timeoutSeconds) * 1e9))
-            guard flight.done.wait(timeout: deadline) == .success else { return nil }
+            guard flight.done.wait(timeout: timeout.fromNow) == .success else { return nil }
             return flight.value.withLock { $0 }
         }
         let value = work()

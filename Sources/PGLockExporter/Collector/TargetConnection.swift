@@ -22,8 +22,7 @@ final class TargetConnection: @unchecked Sendable {
     /// Runs `body` with the state (nil: no connection yet, or the last one was dropped), once the
     /// slot is free; throws a timeout when it stays taken until `deadline`.
     func withState<T>(until deadline: Deadline, _ body: (inout State?) throws -> T) throws -> T {
-        let wait = DispatchTime.now() + .nanoseconds(Int(deadline.remainingSeconds * 1e9))
-        guard slot.wait(timeout: wait) == .success else {
+        guard slot.wait(timeout: deadline.dispatchTime) == .success else {
             throw PostgresError(kind: .timeout, message: "the target's connection was busy until the deadline")
         }
         defer { slot.signal() }

@@ -22,11 +22,20 @@ public struct TargetsConfig: Sendable {
 
     /// Parses the file. `environment` resolves `password_env` (the process environment in production).
     public static func load(path: String, environment: (String) -> String?) throws(LoadError) -> TargetsConfig {
+        let text: String
+        do { text = try TextFile.read(path) } catch { throw LoadError(description: "config file \(path): \(error.reason)") }
+        return try parse(text, path: path, environment: environment)
+    }
+
+    /// Parses the file's text; `path` names it in errors, `readSecret` reads `password_file`s
+    /// (the fuzz target passes a reader of its own).
+    public static func parse(
+        _ text: String, path: String, environment: (String) -> String?,
+        readSecret: (String) throws(TextFile.ReadError) -> String = { path throws(TextFile.ReadError) in try TextFile.secret(path) }
+    ) throws(LoadError) -> TargetsConfig {
         func fail(_ field: String?, _ problem: String) -> LoadError {
             LoadError(description: "config file \(path): " + (field.map { "\($0): " } ?? "") + problem)
         }
-        let text: String
-        do { text = try TextFile.read(path) } catch { throw fail(nil, error.reason) }
         let node: ConfigYAML
         do { node = try ConfigYAML.parse(text) } catch { throw fail(nil, "not valid YAML (\(error))") }
         guard let top = node.mapping, !top.isEmpty else { throw fail(nil, "expected a mapping with a \"targets\" key") }
@@ -52,7 +61,7 @@ public struct TargetsConfig: Sendable {
                         }
                         dsn = text
                     case "password_file":
-                        do { password = try TextFile.secret(text) } catch { throw fail("\(field).password_file", error.description) }
+                        do { password = try readSecret(text) } catch { throw fail("\(field).password_file", error.description) }
                     case "password_env":
                         guard let value = environment(text), !value.isEmpty else {
                             throw fail("\(field).password_env", "environment variable \(text) is not set")

@@ -9,67 +9,95 @@ public struct ExporterRoutes: Sendable {
     /// The single target, or nil in multi-target mode.
     public let collector: Collector?
     public let targets: [String: Collector]
-    /// A scrape's budget when the request does not say (`--web.scrape-timeout`): Prometheus's own
-    /// default scrape timeout, 10 s.
-    public let defaultScrapeTimeoutSeconds: Double
+    /// `--web.scrape-timeout`: a scrape's timeout when the request does not say, and the most a
+    /// request may ask for (`ScrapeBudget`). Prometheus's own default scrape timeout, 10 s.
+    public let scrapeTimeout: TimeSpan
 
-    public init(telemetryPath: String, collector: Collector, defaultScrapeTimeoutSeconds: Double = 10) {
+    public init(telemetryPath: String, collector: Collector, scrapeTimeout: TimeSpan = .seconds(10)) {
         self.telemetryPath = telemetryPath
         self.collector = collector
         self.targets = [:]
-        self.defaultScrapeTimeoutSeconds = defaultScrapeTimeoutSeconds
+        self.scrapeTimeout = scrapeTimeout
     }
 
-    public init(telemetryPath: String, targets: [String: Collector], defaultScrapeTimeoutSeconds: Double = 10) {
+    public init(telemetryPath: String, targets: [String: Collector], scrapeTimeout: TimeSpan = .seconds(10)) {
         self.telemetryPath = telemetryPath
         self.collector = nil
         self.targets = targets
-        self.defaultScrapeTimeoutSeconds = defaultScrapeTimeoutSeconds
+        self.scrapeTimeout = scrapeTimeout
     }
 
     public static let probePath = "/probe"
 
-    /// Prometheus sends its scrape timeout; answer a little before it so the reply arrives.
-    static let timeoutMarginSeconds = 0.5
+    /// What a request asks for, decided from its method, path, query and headers alone.
+    public enum Route: Sendable, Equatable {
+        case landingPage
+        case healthy
+        /// The single target's metrics, within the budget.
+        case metrics(budget: TimeSpan)
+        /// Multi-target mode's telemetry path: the exporter's own metrics.
+        case processMetrics
+        /// One named target's metrics, within the budget.
+        case probe(target: String, budget: TimeSpan)
+        case notFound
+        case methodNotAllowed
+        case missingTarget
+        /// The name as sent (the answer quotes at most 100 characters of it).
+        case unknownTarget(String)
+    }
 
-    /// The scrape's budget: Prometheus's `X-Prometheus-Scrape-Timeout-Seconds` less the margin
-    /// (at least a quarter of a second), else the default less the margin.
-    func budgetSeconds(_ request: HTTPRequest) -> Double {
-        let sent = request.headers["x-prometheus-scrape-timeout-seconds"].flatMap(Double.init).flatMap { $0.isFinite && $0 > 0 ? $0 : nil }
-        let timeout = sent ?? defaultScrapeTimeoutSeconds
-        return max(0.25, min(timeout - Self.timeoutMarginSeconds, timeout * 0.9))
+    /// The route of a request, without touching a target: pure, so a fuzz target can feed it any
+    /// method, path, query and headers with no database behind the collectors.
+    public func route(_ request: HTTPRequest) -> Route {
+        let probe = collector == nil && request.path == Self.probePath
+        guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" || probe else {
+            return .notFound
+        }
+        guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed }
+        let budget = ScrapeBudget.budget(header: request.headers["x-prometheus-scrape-timeout-seconds"], ceiling: scrapeTimeout)
+        switch request.path {
+        case Self.probePath where probe:
+            guard let name = request.query["target"], !name.isEmpty else { return .missingTarget }
+            guard targets[name] != nil else { return .unknownTarget(name) }
+            return .probe(target: name, budget: budget)
+        case telemetryPath:
+            return collector == nil ? .processMetrics : .metrics(budget: budget)
+        case "/-/healthy":
+            return .healthy
+        default:
+            return .landingPage
+        }
+    }
+
+    /// The answer to a route that needs no target (everything but `metrics` and `probe`); nil for those.
+    public func immediateResponse(_ route: Route) -> HTTPResponse? {
+        switch route {
+        case .notFound: return .notFound()
+        case .methodNotAllowed: return .methodNotAllowed(allowed: "GET, HEAD")
+        case .missingTarget: return .text(400, "the target parameter is missing: /probe?target=NAME\n")
+        case .unknownTarget(let name):
+            return .text(400, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))\n")
+        case .healthy: return .text(200, "OK\n")
+        case .landingPage:
+            return HTTPResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(landingPage.utf8))
+        case .processMetrics:
+            var w = ExpositionWriter()
+            Collector.writeProcessMetrics(into: &w)
+            return metrics(w.bytes)
+        case .metrics, .probe:
+            return nil
+        }
     }
 
     public func handle(_ request: HTTPRequest) -> HTTPResponse {
-        let probe = collector == nil && request.path == Self.probePath
-        guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" || probe else {
-            return .notFound()
+        let route = route(request)
+        if case .probe(let name, let budget) = route, let target = targets[name] {
+            return metrics(target.scrape(budget: budget, processMetrics: false))
         }
-        guard request.method == "GET" || request.method == "HEAD" else {
-            return .methodNotAllowed(allowed: "GET, HEAD")
+        if case .metrics(let budget) = route, let collector {
+            return metrics(collector.scrape(budget: budget))
         }
-        let budget = budgetSeconds(request)
-        switch request.path {
-        case Self.probePath where probe:
-            guard let name = request.query["target"], !name.isEmpty else {
-                return .text(400, "the target parameter is missing: /probe?target=NAME\n")
-            }
-            guard let target = targets[name] else {
-                return .text(400, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))\n")
-            }
-            return metrics(target.scrape(budgetSeconds: budget, processMetrics: false))
-        case telemetryPath:
-            guard let collector else {
-                var w = ExpositionWriter()
-                Collector.writeProcessMetrics(into: &w)
-                return metrics(w.bytes)
-            }
-            return metrics(collector.scrape(budgetSeconds: budget))
-        case "/-/healthy":
-            return .text(200, "OK\n")
-        default:
-            return HTTPResponse(status: 200, headers: [("Content-Type", "text/html; charset=utf-8")], body: Array(landingPage.utf8))
-        }
+        return immediateResponse(route) ?? .notFound()
     }
 
     private func metrics(_ body: [UInt8]) -> HTTPResponse {

@@ -23,11 +23,11 @@ public final class PostgresCanceller: Sendable {
 
     deinit { PQfreeCancel(raw) }
 
-    /// Requests cancellation and waits up to `seconds` for the server to take the request.
+    /// Requests cancellation and waits up to `wait` for the server to take the request.
     /// The running statement then fails with SQLSTATE 57014. Returns true when the request went
     /// through in time.
     @discardableResult
-    public func cancel(waitingAtMost seconds: Double = 1) -> Bool {
+    public func cancel(waitingAtMost wait: TimeSpan = .seconds(1)) -> Bool {
         guard !gate.inFlight.exchange(true, ordering: .acquiringAndReleasing) else { return false }
         let done = DispatchSemaphore(value: 0)
         let started = DetachedThread.start { [self] in
@@ -40,7 +40,7 @@ public final class PostgresCanceller: Sendable {
             gate.inFlight.store(false, ordering: .releasing)
             return false
         }
-        return done.wait(timeout: .now() + .nanoseconds(Int(max(0, seconds) * 1e9))) == .success
+        return done.wait(timeout: wait.fromNow) == .success
     }
 }
 

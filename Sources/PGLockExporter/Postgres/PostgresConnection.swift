@@ -345,7 +345,7 @@ public final class PostgresConnection {
             // The server may still be working on our statement: ask it to stop, without waiting
             // for the request (it may hang on the same path), then give the connection up.
             broken = true
-            canceller?.cancel(waitingAtMost: 0)
+            canceller?.cancel(waitingAtMost: .zero)
             throw PostgresError(kind: .timeout, message: "PostgreSQL did not answer before the deadline; the statement was cancelled and the connection dropped")
         }
     }

@@ -29,7 +29,7 @@ public struct AlertmanagerWebhook: Sendable, Decodable {
     public static func parse(_ body: [UInt8]) throws(ParseError) -> AlertmanagerWebhook {
         struct Header: Decodable { var version: String? }
         if let header = try? JSONDecoder().decode(Header.self, from: Data(body)), let version = header.version, version != "4" {
-            throw ParseError(description: "unsupported Alertmanager webhook version \"\(version)\" (expected \"4\")")
+            throw ParseError(description: "unsupported Alertmanager webhook version \"\(TerminalText.safe(String(version.prefix(20))))\" (expected \"4\")")
         }
         let payload: AlertmanagerWebhook
         do {
@@ -37,8 +37,10 @@ public struct AlertmanagerWebhook: Sendable, Decodable {
         } catch let DecodingError.keyNotFound(key, _) {
             throw ParseError(description: "invalid Alertmanager webhook: missing field \"\(key.stringValue)\"")
         } catch let DecodingError.typeMismatch(_, context) {
+            // Key names come from the body: shown terminal-safe and cut, so the error stays one
+            // line (found by the alertmanager-webhook fuzz target: a CR in a label name).
             let path = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-            throw ParseError(description: "invalid Alertmanager webhook: wrong type at \"\(path)\"")
+            throw ParseError(description: "invalid Alertmanager webhook: wrong type at \"\(TerminalText.safe(String(path.prefix(200))))\"")
         } catch {
             throw ParseError(description: "invalid Alertmanager webhook: the body is not valid JSON")
         }

@@ -177,9 +177,9 @@ public final class WebhookService: Sendable {
         return json(202, "accepted")
     }
 
-    /// Blocks until queued passes are done (at shutdown), at most `timeoutSeconds`.
-    public func drain(timeoutSeconds: Double) {
-        _ = pending.wait(timeout: .now() + .milliseconds(Int(timeoutSeconds * 1000)))
+    /// Blocks until queued passes are done (at shutdown), at most `timeout`.
+    public func drain(timeout: TimeSpan) {
+        _ = pending.wait(timeout: timeout.fromNow)
     }
 
     /// One remediation pass, on the background queue. Returns false when it left work undone.

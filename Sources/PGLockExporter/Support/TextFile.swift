@@ -10,6 +10,11 @@ public enum TextFile {
         public let path: String
         public let reason: String
         public var description: String { "\(path): \(reason)" }
+
+        public init(path: String, reason: String) {
+            self.path = path
+            self.reason = reason
+        }
     }
 
     /// The whole file as UTF-8 text; refuses files over `limit` bytes.
