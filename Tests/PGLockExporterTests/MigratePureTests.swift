@@ -7,32 +7,33 @@ import Glibc
 #endif
 
 @Suite struct RetryPolicyTests {
-    let policy = RetryPolicy(retries: 10, baseDelaySeconds: 1, maxDelaySeconds: 30, maxDurationSeconds: 900)
+    let policy = RetryPolicy(retries: 10, baseDelay: .seconds(1), maxDelay: .seconds(30), maxDuration: .seconds(900))
 
     @Test func ceilingDoublesUpToTheCap() {
-        #expect((1...7).map { policy.delayCeiling(beforeRetry: $0) } == [1, 2, 4, 8, 16, 30, 30])
-        #expect(policy.delayCeiling(beforeRetry: 500) == 30)
+        #expect((1...7).map { policy.delayCeiling(beforeRetry: $0) } == [1, 2, 4, 8, 16, 30, 30].map(TimeSpan.seconds))
+        #expect(policy.delayCeiling(beforeRetry: 500) == .seconds(30))
+        #expect(policy.delayCeiling(beforeRetry: .max) == .seconds(30))
     }
 
     @Test func fullJitterSpansZeroToTheCeiling() {
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0) == .success(0))
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0.5) == .success(2))
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0.999) == .success(4 * 0.999))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0) == .success(.zero))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0.5) == .success(.seconds(2)))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0.999) == .success(.seconds(4 * 0.999)))
     }
 
     @Test func attemptsRunOut() {
         // 10 retries: after the 11th attempt there is no 12th.
-        #expect(policy.next(afterAttempt: 10, elapsed: 10, unit: 0.5) == .success(15))
-        #expect(policy.next(afterAttempt: 11, elapsed: 10, unit: 0.5) == .failure(.attemptsExhausted))
+        #expect(policy.next(afterAttempt: 10, elapsed: .seconds(10), unit: 0.5) == .success(.seconds(15)))
+        #expect(policy.next(afterAttempt: 11, elapsed: .seconds(10), unit: 0.5) == .failure(.attemptsExhausted))
         let none = RetryPolicy(retries: 0)
-        #expect(none.next(afterAttempt: 1, elapsed: 0, unit: 0.5) == .failure(.attemptsExhausted))
+        #expect(none.next(afterAttempt: 1, elapsed: .zero, unit: 0.5) == .failure(.attemptsExhausted))
     }
 
     @Test func theDelayNeverRunsPastTheTotalDuration() {
-        let short = RetryPolicy(retries: 10, baseDelaySeconds: 8, maxDelaySeconds: 30, maxDurationSeconds: 20)
-        #expect(short.next(afterAttempt: 2, elapsed: 18, unit: 0.9) == .success(2))
-        #expect(short.next(afterAttempt: 2, elapsed: 20, unit: 0.9) == .failure(.durationExhausted))
-        #expect(short.next(afterAttempt: 2, elapsed: 25, unit: 0) == .failure(.durationExhausted))
+        let short = RetryPolicy(retries: 10, baseDelay: .seconds(8), maxDelay: .seconds(30), maxDuration: .seconds(20))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(18), unit: 0.9) == .success(.seconds(2)))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(20), unit: 0.9) == .failure(.durationExhausted))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(25), unit: 0) == .failure(.durationExhausted))
     }
 }
 

@@ -22,22 +22,21 @@ enum GuardSignals {
         signal(SIGTTOU, SIG_IGN)
     }
 
-    /// Waits up to `seconds` for one of the signals; nil on timeout.
-    static func wait(seconds: Double) -> Received? {
+    /// Waits up to `span` for one of the signals; nil on timeout.
+    static func wait(_ span: TimeSpan) -> Received? {
         var set = signalSet()
         var info = siginfo_t()
-        let clamped = max(0, seconds)
-        var timeout = timespec(tv_sec: Int(clamped), tv_nsec: Int((clamped - Double(Int(clamped))) * 1e9))
+        var timeout = span.posixTimespec
         let received = sigtimedwait(&set, &info, &timeout)
         guard received > 0 else { return nil }
         return Received(signal: received)
     }
 
-    /// Sleeps up to `seconds`; returns the SIGINT or SIGTERM that cut it short.
-    static func sleep(_ seconds: Double) -> Int32? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    /// Sleeps up to `span`; returns the SIGINT or SIGTERM that cut it short.
+    static func sleep(_ span: TimeSpan) -> Int32? {
+        let deadline = ContinuousClock.now + span.duration
         while ContinuousClock.now < deadline {
-            if let received = wait(seconds: secondsUntil(deadline)), received.signal != SIGCHLD {
+            if let received = wait(TimeSpan(clamping: deadline - ContinuousClock.now)), received.signal != SIGCHLD {
                 return received.signal
             }
         }
@@ -51,7 +50,3 @@ enum GuardSignals {
         return set
     }
 }
-
-/// Seconds from now until `deadline` (negative once it has passed): the guard's deadlines are
-/// `ContinuousClock` instants, its waits take seconds.
-func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double { (deadline - ContinuousClock.now).seconds }

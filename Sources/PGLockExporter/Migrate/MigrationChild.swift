@@ -186,10 +186,10 @@ public final class MigrationChild: Sendable {
         if gaveTerminal { _ = tcsetpgrp(0, getpgrp()) }
     }
 
-    /// Waits (up to `timeoutSeconds`) until the output is copied: a grandchild that kept the
+    /// Waits (up to `span`) until the output is copied: a grandchild that kept the
     /// pipes open must not hold the guard.
-    public func finishOutput(timeoutSeconds: Double) {
-        _ = copying.wait(timeout: .now() + timeoutSeconds)
+    public func finishOutput(within span: TimeSpan) {
+        _ = copying.wait(timeout: span.fromNow)
     }
 
     /// The first lock-failure text seen in the child's stdout or stderr.

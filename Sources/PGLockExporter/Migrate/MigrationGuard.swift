@@ -37,7 +37,7 @@ public final class MigrationGuard {
 
     private static func makeWatchdog(_ settings: MigrationSettings, ownPID: Int32) -> Watchdog {
         Watchdog(
-            maxLockWaitSeconds: settings.effectiveMaxLockWaitSeconds, terminateIdleAfterSeconds: settings.terminateIdleAfterSeconds,
+            maxLockWaitSeconds: settings.effectiveMaxLockWait.seconds, terminateIdleAfterSeconds: settings.terminateIdleAfter?.seconds,
             policy: settings.policy, ownPID: ownPID)
     }
 
@@ -74,8 +74,8 @@ public final class MigrationGuard {
     private func attemptLoop() -> Int32 {
         let tag = ChildEnvironment.randomTag()
         let (environment, ownTag) = ChildEnvironment.make(
-            parent: settings.environment, tag: tag, lockTimeoutMilliseconds: Int((settings.lockTimeoutSeconds * 1000).rounded()),
-            statementTimeoutMilliseconds: settings.statementTimeoutSeconds.map { Int(($0 * 1000).rounded()) },
+            parent: settings.environment, tag: tag, lockTimeoutMilliseconds: settings.lockTimeout.millisecondsRoundedUp,
+            statementTimeoutMilliseconds: settings.statementTimeout?.millisecondsRoundedUp,
             setOptions: settings.setPGOptions)
         while true {
             attempts += 1
@@ -96,7 +96,7 @@ public final class MigrationGuard {
                 return finish(outcome: "not started", status: MigrationExit.usage)
             }
             let status = watch(child, tag: ownTag, since: since)
-            child.finishOutput(timeoutSeconds: 2)
+            child.finishOutput(within: .seconds(2))
             watchdog.endAttempt()
             if let lostLock {
                 return finish(outcome: "stopped: lost the advisory lock \(settings.lockKey) to \(lostLock)", status: MigrationExit.temporaryFailure)
@@ -112,18 +112,18 @@ public final class MigrationGuard {
             case .otherFailure:
                 return finish(outcome: "failed with exit status \(status) (not a lock failure: not retried)", status: status)
             case .lockFailure(let reason):
-                switch settings.retry.next(afterAttempt: attempts, elapsed: elapsed(), unit: Double.random(in: 0..<1)) {
+                switch settings.retry.next(afterAttempt: attempts, elapsed: TimeSpan(clamping: ContinuousClock.now - started), unit: Double.random(in: 0..<1)) {
                 case .failure(.attemptsExhausted):
                     return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --retries \(settings.retry.retries) are used up",
                                   status: MigrationExit.temporaryFailure)
                 case .failure(.durationExhausted):
-                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(MigrationEvent.duration(settings.retry.maxDurationSeconds)) has passed",
+                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(MigrationEvent.duration(settings.retry.maxDuration)) has passed",
                                   status: MigrationExit.temporaryFailure)
                 case .success(let delay):
                     var retry = MigrationEvent(
                         .retry, attempt: attempts,
                         message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(MigrationEvent.duration(delay))")
-                    retry.delaySeconds = delay
+                    retry.delaySeconds = delay.seconds
                     output.emit(retry)
                     if let signal = GuardSignals.sleep(delay) {
                         interrupted = signal
@@ -138,12 +138,12 @@ public final class MigrationGuard {
     private func childSettings(tag: String?) -> [String] {
         var parts: [String] = []
         if settings.setPGOptions {
-            parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeoutSeconds))")
-            if let s = settings.statementTimeoutSeconds { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
+            parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeout))")
+            if let s = settings.statementTimeout { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
         } else {
             parts.append("PGOPTIONS left alone (--no-pgoptions)")
         }
-        parts.append("waits cancelled after \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))")
+        parts.append("waits cancelled after \(MigrationEvent.duration(settings.effectiveMaxLockWait))")
         parts.append(tag.map { "application_name \"\($0)\"" } ?? "application_name from PGAPPNAME")
         return parts
     }
@@ -189,8 +189,8 @@ public final class MigrationGuard {
                 stopping = true
                 stop("lost the advisory lock \(settings.lockKey): \(lostLock) holds it now; stopping the migration")
             }
-            let wait = status == nil && !stopping ? max(0, secondsUntil(nextLook)) : 0.2
-            if let received = GuardSignals.wait(seconds: min(wait, 1)), received.signal != SIGCHLD {
+            let wait = status == nil && !stopping ? TimeSpan(clamping: nextLook - ContinuousClock.now) : .milliseconds(200)
+            if let received = GuardSignals.wait(min(wait, .seconds(1))), received.signal != SIGCHLD {
                 child.signalGroup(received.signal)
                 if interrupted == nil {
                     warn("received signal \(received.signal); passed it to the migration's process group \(child.pid); no further attempts")
@@ -201,7 +201,7 @@ public final class MigrationGuard {
             }
             if status == nil && !stopping && ContinuousClock.now >= nextLook {
                 let lookAgainAfter = look(child, tag: tag, since: since)
-                nextLook = ContinuousClock.now + .milliseconds(Int(min(settings.pollIntervalSeconds, lookAgainAfter ?? .infinity) * 1000))
+                nextLook = ContinuousClock.now + min(settings.pollInterval, lookAgainAfter.map(TimeSpan.seconds) ?? .maximum).duration
             }
         }
     }
@@ -227,8 +227,8 @@ public final class MigrationGuard {
                 var event = MigrationEvent(
                     .cancelled, attempt: attempts,
                     message: "attempt \(attempts): cancelled the lock wait of the migration's session pid \(session.pid) after \(MigrationEvent.duration(waited))"
-                        + " (--max-lock-wait \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))): its lock_timeout"
-                        + " \(MigrationEvent.duration(settings.lockTimeoutSeconds)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
+                        + " (--max-lock-wait \(MigrationEvent.duration(settings.effectiveMaxLockWait))): its lock_timeout"
+                        + " \(MigrationEvent.duration(settings.lockTimeout)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
                 event.pid = session.pid
                 event.waitSeconds = waited
                 output.emit(event)
@@ -313,5 +313,5 @@ public final class MigrationGuard {
         }
     }
 
-    private func elapsed() -> Double { -secondsUntil(started) }
+    private func elapsed() -> Double { TimeSpan(clamping: ContinuousClock.now - started).seconds }
 }
