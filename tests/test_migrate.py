@@ -900,3 +900,36 @@ def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, t
     assert result == "ok", (result, stderr)
     assert acted_on(stderr) == ([], []), stderr
     assert guard.returncode == 0, stderr
+
+
+def test_a_child_on_the_guards_terminal_can_read_it(exporter_bin):
+    # The child runs in a process group of its own: on a terminal the guard hands it the
+    # terminal, or its first read would stop it (SIGTTIN) and the run would hang.
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(exporter_bin), [str(exporter_bin), "migrate", "--dsn", f"host=127.0.0.1 port={free_port()} connect_timeout=2",
+                                     "--unwatched", "--", "sh", "-c", "echo ready; read x; echo got $x"])
+    out, sent, status = b"", False, None
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and b"migrate: done:" not in out:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+            if b"ready" in out and not sent:
+                os.write(fd, b"hello\n")
+                sent = True
+        if b"migrate: done:" in out:
+            status = os.waitpid(pid, 0)[1]
+    finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    assert "\ngot hello\n" in text, text
+    assert status == 0, text
