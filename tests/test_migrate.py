@@ -609,6 +609,15 @@ def group_members(pgid):
     return out
 
 
+def start_time(pid):
+    """The start time of process `pid` (/proc/PID/stat), None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def process_group(pid):
     with open(f"/proc/{pid}/stat") as f:
         return int(f.read().rsplit(")", 1)[1].split()[2])
@@ -616,6 +625,7 @@ def process_group(pid):
 
 NEIGHBOUR_CHILD = r"""
 import os, socket, sys, time
+import psycopg2
 # A listener and a connected pair on 127.0.0.2, and a listener on 127.0.0.1 that lets others
 # share its port (SO_REUSEPORT): ports the migration holds, none of them a session of its own.
 listener = socket.socket(); listener.bind(("127.0.0.2", 0)); listener.listen(4)
@@ -624,6 +634,17 @@ accepted, _ = listener.accept()
 shared = socket.socket(); shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
 shared.bind(("127.0.0.1", 0)); shared.listen(4)
 print("ports", listener.getsockname()[1], client.getsockname()[1], shared.getsockname()[1], flush=True)
+# The migration's own session, named by the driver (not the tag): known by its socket only.
+own = psycopg2.connect(sys.argv[2], application_name="own", options="-c lock_timeout=0")
+own.autocommit = True
+with own.cursor() as c:
+    c.execute("SELECT pg_backend_pid()")
+    print("own", c.fetchone()[0], flush=True)
+    try:
+        c.execute("SELECT count(*) FROM features")
+        print("own ok", flush=True)
+    except Exception as e:
+        print("own", str(e).strip().splitlines()[0], flush=True)
 deadline = time.monotonic() + 40
 while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
     time.sleep(0.05)
@@ -637,12 +658,15 @@ def test_neighbours_on_the_childs_ports_from_another_address_are_never_cancelled
     lock, _ = holder(dsn, "LOCK TABLE features IN ACCESS EXCLUSIVE MODE")
     guard = start_guard(exporter_bin, pg_server, database,
                         ["--lock-timeout", "500ms", "--max-lock-wait", "1s", "--format", "json"],
-                        [sys.executable, "-c", NEIGHBOUR_CHILD, done])
+                        [sys.executable, "-c", NEIGHBOUR_CHILD, done, dsn])
     relays, waiters = [], []
     try:
         line = guard.stdout.readline().split()
         assert line[0] == "ports", line
         ports = [int(p) for p in line[1:]]
+        line = guard.stdout.readline().split()
+        assert line[0] == "own", line
+        own_pid = int(line[1])
         for i, port in enumerate(ports):
             relay = Relay(pg_server.port, ("127.0.0.1", port))
             relays.append(relay)
@@ -657,6 +681,7 @@ def test_neighbours_on_the_childs_ports_from_another_address_are_never_cancelled
         time.sleep(2.5)  # --max-lock-wait 1s, and more
         lock.commit()
         results = [w.join() for w in waiters]
+        own_result = guard.stdout.readline().strip()
         done.touch()
         _, stderr = guard.communicate(timeout=30)
     finally:
@@ -666,7 +691,9 @@ def test_neighbours_on_the_childs_ports_from_another_address_are_never_cancelled
             r.close()
         lock.close()
     assert results == ["ok", "ok", "ok"], (results, stderr)
-    assert acted_on(stderr) == ([], []), stderr
+    # The migration's own wait was cancelled, nothing else.
+    assert own_result == "own canceling statement due to user request", (own_result, stderr)
+    assert acted_on(stderr) == ([own_pid], []), stderr
     assert guard.returncode == 0, stderr
 
 
@@ -678,22 +705,30 @@ def test_the_old_tag_in_this_and_another_database_is_not_the_migrations(exporter
     psql(pg_server.dsn, f'DROP DATABASE IF EXISTS "{other}"')
     psql(pg_server.dsn, f'CREATE DATABASE "{other}"')
     psql(pg_server.dsn_for(other), "CREATE TABLE features (id int PRIMARY KEY)")
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    psql(dsn, "CREATE TABLE mine (id int)")
     done = tmp_path / "done"
-    guard = start_guard(exporter_bin, pg_server, database,
-                        ["--lock-timeout", "500ms", *action, "--format", "json"],
-                        ["sh", "-c", f'i=0; while [ ! -e {done} ] && [ $i -lt 400 ]; do sleep 0.1; i=$((i+1)); done'])
-    sessions = []
+    # The migration's own session (psql, carrying the guard's tag) waits behind a holder of its own.
+    mine, mine_pid = holder(dsn, "SELECT * FROM mine")
+    env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres", "PGDATABASE": database})
+    guard = start_guard(exporter_bin, pg_server, database, ["--lock-timeout", "500ms", *action, "--format", "json"],
+                        ["sh", "-c", 'psql -X -q -At -c "SELECT pg_backend_pid()" -c BEGIN -c "SET lock_timeout = 0" '
+                                     '-c "LOCK TABLE mine" -c COMMIT; '
+                                     f'i=0; while [ ! -e {done} ] && [ $i -lt 400 ]; do sleep 0.1; i=$((i+1)); done'],
+                        env)
+    sessions = [mine]
     try:
         # The tag of the guard before issue 19 (what every guard running as PID 1 carried).
         old_tag = f"pg_lock_exporter migrate {guard.pid}"
-        time.sleep(1)  # the guard has started its attempt: these sessions start after it
+        own_pid = int(guard.stdout.readline())
+        time.sleep(0.5)  # these sessions start after the attempt
         holders, waiters = [], []
         for db in (database, other):
-            dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={db}"
-            conn, pid = holder(dsn, "SELECT * FROM features")
+            db_dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={db}"
+            conn, pid = holder(db_dsn, "SELECT * FROM features")
             holders.append((conn, pid))
-            waiters.append(Waiter(dsn, old_tag, "BEGIN; LOCK TABLE features; COMMIT").start())
-        sessions = [c for c, _ in holders]
+            sessions.append(conn)
+            waiters.append(Waiter(db_dsn, old_tag, "BEGIN; LOCK TABLE features; COMMIT").start())
         time.sleep(3.5)  # --max-lock-wait 1s or --terminate-idle-after 1s, and more
         rows = psql(pg_server.dsn, "SELECT pid, state, coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid IN "
                                    f"({','.join(str(p) for p in [*(p for _, p in holders), *(w.pid for w in waiters)])})")
@@ -714,7 +749,11 @@ def test_the_old_tag_in_this_and_another_database_is_not_the_migrations(exporter
     assert states == {**{p: ("idle in transaction", "Client") for _, p in holders},
                       **{w.pid: ("active", "Lock") for w in waiters}}, (states, stderr)
     assert results == ["ok", "ok"], (results, stderr)
-    assert acted_on(stderr) == ([], []), stderr
+    # Only the migration's own: its wait cancelled, or the holder of its own table terminated.
+    if "--terminate-idle-after" in action:
+        assert acted_on(stderr) == ([], [mine_pid]), stderr
+    else:
+        assert acted_on(stderr) == ([own_pid], []), stderr
     assert guard.returncode == 0, stderr
 
 
@@ -846,6 +885,44 @@ def test_json_command_hides_passwords(exporter_bin):
                         "postgresql://app:…@db/app", "host=db password=…"]], command
 
 
+STRANGER = r"""
+import os, sys
+import psycopg2
+out = int(sys.argv[2])
+try:
+    conn = psycopg2.connect(sys.argv[1], application_name="stranger")
+    conn.autocommit = True
+    with conn.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        os.write(out, f"{c.fetchone()[0]}\n".encode())
+        c.execute("SELECT count(*) FROM features")
+    result = "ok"
+except Exception as e:
+    result = str(e).strip().splitlines()[0]
+os.write(out, (result + "\n").encode())
+"""
+
+
+class LineReader:
+    """Lines from a pipe, each read with a deadline."""
+
+    def __init__(self, fd):
+        self.fd, self.buffer = fd, b""
+
+    def line(self, timeout):
+        import select
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line within {timeout}s (so far {self.buffer!r})"
+            if select.select([self.fd], [], [], left)[0]:
+                data = os.read(self.fd, 4096)
+                assert data, f"the pipe closed (so far {self.buffer!r})"
+                self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+
 def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, tmp_path):
     # A process of the migration ends and a stranger gets its pid (/proc/sys/kernel/ns_last_pid
     # chooses the next pid): the stranger's session is not the migration's.
@@ -861,40 +938,39 @@ def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, t
         reused = int(guard.stdout.readline())
         time.sleep(1)  # the guard has looked at the migration's processes, this one among them
         r, w = os.pipe()
+        started = start_time(reused)
         os.kill(reused, 9)
-        while os.path.exists(f"/proc/{reused}"):  # until the shell has reaped it
+        deadline = time.monotonic() + 5
+        while start_time(reused) == started:  # until the shell has reaped it
+            assert time.monotonic() < deadline, f"pid {reused} was never reaped"
             time.sleep(0.001)
+        assert start_time(reused) is None, f"another process took pid {reused} first"
         with open("/proc/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(reused - 1))
+        os.set_inheritable(w, True)
         stranger = os.fork()
         if stranger == 0:
-            os.close(r)
-            try:
-                conn = psycopg2.connect(dsn, application_name="stranger")
-                conn.autocommit = True
-                with conn.cursor() as c:
-                    c.execute("SELECT pg_backend_pid()")
-                    os.write(w, f"{c.fetchone()[0]}\n".encode())
-                    c.execute("SELECT count(*) FROM features")
-                result = "ok"
-            except Exception as e:  # noqa: BLE001 - reported to the test
-                result = str(e).strip().splitlines()[0]
-            os.write(w, (result + "\n").encode())
-            os._exit(0)
+            # Nothing but exec in the forked copy of this (threaded) process: the stranger is a
+            # fresh Python with the same pid.
+            os.execv(sys.executable, [sys.executable, "-c", STRANGER, dsn, str(w)])
         os.close(w)
         assert stranger == reused, f"another process took pid {reused} first"
-        answers = os.fdopen(r)
-        backend = int(answers.readline())
+        answers = LineReader(r)
+        backend = int(answers.line(15))
         wait_lock_waits(pg_server, [backend])
         time.sleep(2.5)  # --max-lock-wait 1s, and more
         lock.commit()
-        result = answers.readline().strip()
+        result = answers.line(15)
         done.touch()
         _, stderr = guard.communicate(timeout=30)
     finally:
         if guard.poll() is None:
             os.killpg(guard.pid, 9)
         if stranger:
+            try:
+                os.kill(stranger, 9)
+            except ProcessLookupError:
+                pass
             os.waitpid(stranger, 0)
         lock.close()
     assert result == "ok", (result, stderr)
