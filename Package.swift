@@ -35,6 +35,7 @@ let package = Package(
             providers: [.apt(["libcrypt-dev"])]
         ),
         .systemLibrary(name: "CMalloc"),
+        .systemLibrary(name: "CProcessControl"),
         .systemLibrary(
             name: "CYAML",
             pkgConfig: "yaml-0.1",
@@ -48,6 +49,7 @@ let package = Package(
                 "CMicroHTTPD",
                 "CCrypt",
                 "CMalloc",
+                "CProcessControl",
                 "CYAML",
                 "CPGQuery",
                 .product(name: "Logging", package: "swift-log"),

@@ -9,6 +9,7 @@ others can fail.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -432,7 +433,7 @@ def test_unwatched_child_environment_carries_the_timeouts(exporter_bin, tmp_path
     assert out.returncode == 3, out.stderr  # the child's own status
     lines = out.stdout.splitlines()
     assert lines[0] == "PGOPTIONS=-c search_path=app -c lock_timeout=500 -c statement_timeout=60000", out.stdout
-    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate \d+", lines[1]), out.stdout
+    assert re.fullmatch(r"PGAPPNAME=pg_lock_exporter migrate [0-9a-f]{32}", lines[1]), out.stdout
     assert "\non stderr\n" in "\n" + out.stderr
     assert re.search(r"^migrate: cannot reach PostgreSQL .*; running unwatched \(--unwatched\)", out.stderr, re.M)
     assert attempts(out.stderr) == [1]
@@ -452,7 +453,7 @@ def test_sigterm_is_forwarded_and_ends_the_run(exporter_bin, pg_server, database
             guard.kill()
     assert guard.returncode == 7, stderr
     assert stdout == "child got TERM\n"
-    assert re.search(r"^migrate: received signal 15; passed it to the migration \(pid \d+\); no further attempts$",
+    assert re.search(r"^migrate: received signal 15; passed it to the migration's process group \d+; no further attempts$",
                      stderr, re.M), stderr
     assert re.search(r"^migrate: done: interrupted by signal 15; exit status 7; 1 attempt in ", stderr, re.M), stderr
 
@@ -476,3 +477,535 @@ def test_require_clear_refuses_and_wait_clear_waits(exporter_bin, pg_server, dat
     assert marker.exists()
     assert "migrate: preflight: waiting up to 10s for them to go (--wait-clear)" in stderr
     assert f"migrate: preflight: database {database} is clear" in stderr
+
+
+# --------------------------------------------------------------------- 10. adversarial: neighbours, grandchildren, lost locks
+#
+# Each of these failed on the guard before issue 19 (the commit messages say how).
+
+class Relay:
+    """A TCP relay on 127.0.0.1 whose upstream connections to PostgreSQL leave from a chosen
+    source address and port (SO_REUSEPORT, so a port a child's socket already holds can be
+    shared): the server then sees that (client_addr, client_port)."""
+
+    def __init__(self, pg_port, source):
+        import socket
+        self.socket = socket
+        self.pg_port, self.source = pg_port, source
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen(4)
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        s = self.socket
+        while True:
+            try:
+                down, _ = self.listener.accept()
+            except OSError:
+                return
+            up = s.socket()
+            up.setsockopt(s.SOL_SOCKET, s.SO_REUSEPORT, 1)
+            up.bind(self.source)
+            up.connect(("127.0.0.1", self.pg_port))
+            for a, b in ((down, up), (up, down)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for x in (a, b):
+                try:
+                    x.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.listener.close()
+
+
+class Waiter:
+    """A session that runs one statement in a thread; `result` is "ok" or the error text."""
+
+    def __init__(self, dsn, application_name, sql):
+        self.conn = psycopg2.connect(dsn, application_name=application_name)
+        self.conn.autocommit = True
+        with self.conn.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            self.pid = c.fetchone()[0]
+        self.result = None
+        self.sql = sql
+
+    def start(self):
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self):
+        try:
+            with self.conn.cursor() as c:
+                c.execute(self.sql)
+            self.result = "ok"
+        except Exception as e:  # noqa: BLE001 - the test asserts on it
+            self.result = str(e).strip().splitlines()[0]
+
+    def join(self):
+        self.thread.join(timeout=30)
+        self.conn.close()
+        return self.result
+
+
+def holder(dsn, sql, application_name="holder"):
+    """A session idle in transaction after `sql`; returns (connection, pid)."""
+    conn = psycopg2.connect(dsn, application_name=application_name)
+    with conn.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        pid = c.fetchone()[0]
+        c.execute(sql)
+    return conn, pid
+
+
+def wait_lock_waits(pg, pids, timeout=15):
+    deadline = time.monotonic() + timeout
+    ids = ",".join(map(str, pids))
+    while int(psql(pg.dsn, f"SELECT count(*) FROM pg_stat_activity WHERE pid IN ({ids}) "
+                           "AND wait_event_type = 'Lock'")[0][0]) != len(pids):
+        assert time.monotonic() < deadline, f"sessions {pids} never all waited on a lock"
+        time.sleep(0.05)
+
+
+def start_guard(binary, pg, datname, args, command, env=None):
+    return subprocess.Popen([str(a) for a in [binary, "migrate", "--dsn", pg.dsn_for(datname), *args, "--", *command]],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env or clean_env(),
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def acted_on(stderr):
+    """The pids the guard cancelled and terminated (its JSON events)."""
+    events = json_events(stderr)
+    return ([e["pid"] for e in events if e["event"] == "cancelled"],
+            [e["pid"] for e in events if e["event"] == "terminated"])
+
+
+def group_members(pgid):
+    """Live processes (not zombies) whose process group is `pgid`, from /proc."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(entry))
+    return out
+
+
+def start_time(pid):
+    """The start time of process `pid` (/proc/PID/stat), None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_group(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[2])
+
+
+NEIGHBOUR_CHILD = r"""
+import os, socket, sys, time
+import psycopg2
+# A listener and a connected pair on 127.0.0.2, and a listener on 127.0.0.1 that lets others
+# share its port (SO_REUSEPORT): ports the migration holds, none of them a session of its own.
+listener = socket.socket(); listener.bind(("127.0.0.2", 0)); listener.listen(4)
+client = socket.socket(); client.bind(("127.0.0.2", 0)); client.connect(listener.getsockname())
+accepted, _ = listener.accept()
+shared = socket.socket(); shared.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+shared.bind(("127.0.0.1", 0)); shared.listen(4)
+print("ports", listener.getsockname()[1], client.getsockname()[1], shared.getsockname()[1], flush=True)
+# The migration's own session, named by the driver (not the tag): known by its socket only.
+own = psycopg2.connect(sys.argv[2], application_name="own", options="-c lock_timeout=0")
+own.autocommit = True
+with own.cursor() as c:
+    c.execute("SELECT pg_backend_pid()")
+    print("own", c.fetchone()[0], flush=True)
+    try:
+        c.execute("SELECT count(*) FROM features")
+        print("own ok", flush=True)
+    except Exception as e:
+        print("own", str(e).strip().splitlines()[0], flush=True)
+deadline = time.monotonic() + 40
+while not os.path.exists(sys.argv[1]) and time.monotonic() < deadline:
+    time.sleep(0.05)
+"""
+
+
+def test_neighbours_on_the_childs_ports_from_another_address_are_never_cancelled(exporter_bin, pg_server, database,
+                                                                                 tmp_path):
+    done = tmp_path / "done"
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    lock, _ = holder(dsn, "LOCK TABLE features IN ACCESS EXCLUSIVE MODE")
+    guard = start_guard(exporter_bin, pg_server, database,
+                        ["--lock-timeout", "500ms", "--max-lock-wait", "1s", "--format", "json"],
+                        [sys.executable, "-c", NEIGHBOUR_CHILD, done, dsn])
+    relays, waiters = [], []
+    try:
+        line = guard.stdout.readline().split()
+        assert line[0] == "ports", line
+        ports = [int(p) for p in line[1:]]
+        line = guard.stdout.readline().split()
+        assert line[0] == "own", line
+        own_pid = int(line[1])
+        for i, port in enumerate(ports):
+            relay = Relay(pg_server.port, ("127.0.0.1", port))
+            relays.append(relay)
+            waiters.append(Waiter(f"host=127.0.0.1 port={relay.port} user=postgres dbname={database}",
+                                  f"neighbour{i}", "SELECT count(*) FROM features"))
+        seen = psql(pg_server.dsn, "SELECT host(client_addr), client_port FROM pg_stat_activity WHERE pid IN "
+                                   f"({','.join(str(w.pid) for w in waiters)}) ORDER BY pid")
+        assert sorted(int(p) for _, p in seen) == sorted(ports) and {a for a, _ in seen} == {"127.0.0.1"}, seen
+        for w in waiters:
+            w.start()
+        wait_lock_waits(pg_server, [w.pid for w in waiters])
+        time.sleep(2.5)  # --max-lock-wait 1s, and more
+        lock.commit()
+        results = [w.join() for w in waiters]
+        own_result = guard.stdout.readline().strip()
+        done.touch()
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        for r in relays:
+            r.close()
+        lock.close()
+    assert results == ["ok", "ok", "ok"], (results, stderr)
+    # The migration's own wait was cancelled, nothing else.
+    assert own_result == "own canceling statement due to user request", (own_result, stderr)
+    assert acted_on(stderr) == ([own_pid], []), stderr
+    assert guard.returncode == 0, stderr
+
+
+@pytest.mark.parametrize("action", [["--max-lock-wait", "1s"], ["--max-lock-wait", "30s", "--terminate-idle-after", "1s"]],
+                         ids=["cancel", "terminate"])
+def test_the_old_tag_in_this_and_another_database_is_not_the_migrations(exporter_bin, pg_server, database, tmp_path,
+                                                                        action):
+    other = database + "_b"
+    psql(pg_server.dsn, f'DROP DATABASE IF EXISTS "{other}"')
+    psql(pg_server.dsn, f'CREATE DATABASE "{other}"')
+    psql(pg_server.dsn_for(other), "CREATE TABLE features (id int PRIMARY KEY)")
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    psql(dsn, "CREATE TABLE mine (id int)")
+    done = tmp_path / "done"
+    # The migration's own session (psql, carrying the guard's tag) waits behind a holder of its own.
+    mine, mine_pid = holder(dsn, "SELECT * FROM mine")
+    env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres", "PGDATABASE": database})
+    guard = start_guard(exporter_bin, pg_server, database, ["--lock-timeout", "500ms", *action, "--format", "json"],
+                        ["sh", "-c", 'psql -X -q -At -c "SELECT pg_backend_pid()" -c BEGIN -c "SET lock_timeout = 0" '
+                                     '-c "LOCK TABLE mine" -c COMMIT; '
+                                     f'i=0; while [ ! -e {done} ] && [ $i -lt 400 ]; do sleep 0.1; i=$((i+1)); done'],
+                        env)
+    sessions = [mine]
+    try:
+        # The tag of the guard before issue 19 (what every guard running as PID 1 carried).
+        old_tag = f"pg_lock_exporter migrate {guard.pid}"
+        own_pid = int(guard.stdout.readline())
+        time.sleep(0.5)  # these sessions start after the attempt
+        holders, waiters = [], []
+        for db in (database, other):
+            db_dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={db}"
+            conn, pid = holder(db_dsn, "SELECT * FROM features")
+            holders.append((conn, pid))
+            sessions.append(conn)
+            waiters.append(Waiter(db_dsn, old_tag, "BEGIN; LOCK TABLE features; COMMIT").start())
+        time.sleep(3.5)  # --max-lock-wait 1s or --terminate-idle-after 1s, and more
+        rows = psql(pg_server.dsn, "SELECT pid, state, coalesce(wait_event_type, '') FROM pg_stat_activity WHERE pid IN "
+                                   f"({','.join(str(p) for p in [*(p for _, p in holders), *(w.pid for w in waiters)])})")
+        states = {int(pid): (state, wait) for pid, state, wait in rows}
+        for conn, _ in holders:
+            try:
+                conn.rollback()
+            except psycopg2.Error:
+                pass  # terminated: the assertion below says so
+        results = [w.join() for w in waiters]
+        done.touch()
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        for c in sessions:
+            c.close()
+    assert states == {**{p: ("idle in transaction", "Client") for _, p in holders},
+                      **{w.pid: ("active", "Lock") for w in waiters}}, (states, stderr)
+    assert results == ["ok", "ok"], (results, stderr)
+    # Only the migration's own: its wait cancelled, or the holder of its own table terminated.
+    if "--terminate-idle-after" in action:
+        assert acted_on(stderr) == ([], [mine_pid]), stderr
+    else:
+        assert acted_on(stderr) == ([own_pid], []), stderr
+    assert guard.returncode == 0, stderr
+
+
+def test_signals_reach_grandchildren_and_the_guard_outlives_them(exporter_bin, pg_server, database, tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    script = (f"sh -c 'echo $$ > {a}.pid; sleep 2; echo late > {a}' & "
+              f"sh -c 'trap \"\" TERM; echo $$ > {b}.pid; sleep 30; echo late > {b}' & "
+              f"while [ ! -s {a}.pid ] || [ ! -s {b}.pid ]; do sleep 0.05; done; echo ready; wait")
+    guard = start_guard(exporter_bin, pg_server, database, [], ["sh", "-c", script])
+    try:
+        assert guard.stdout.readline() == "ready\n"
+        pgid = process_group(int(a.with_suffix(".pid").read_text()))
+        members = group_members(pgid)
+        assert len(members) >= 5, members  # sh, two inner shells, two sleeps
+        t0 = time.monotonic()
+        guard.send_signal(15)
+        _, stderr = guard.communicate(timeout=30)
+        seconds = time.monotonic() - t0
+        left = group_members(pgid)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+    time.sleep(2.5)
+    written = [p.name for p in (a, b) if p.exists()]
+    assert (left, written) == ([], []), stderr
+    # The shell that ignores SIGTERM is killed after the grace period, not before; the guard
+    # exits only then.
+    assert 9.5 <= seconds < 14, (seconds, stderr)
+    assert guard.returncode == 143, stderr
+
+
+def test_what_the_child_leaves_running_is_stopped_before_the_guard_exits(exporter_bin, pg_server, database, tmp_path):
+    a = tmp_path / "a"
+    guard = start_guard(exporter_bin, pg_server, database, [],
+                        ["sh", "-c", f"sh -c 'echo $$ > {a}.pid; sleep 2; echo late > {a}' & "
+                                     f"while [ ! -s {a}.pid ]; do sleep 0.05; done; exit 0"])
+    try:
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+    pid = int(a.with_suffix(".pid").read_text())
+    alive = os.path.exists(f"/proc/{pid}") and open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] != "Z"
+    time.sleep(2.5)
+    assert (alive, a.exists()) == (False, False), stderr
+    assert guard.returncode == 0, stderr
+
+
+def test_a_failure_after_a_lock_wait_is_not_retried(exporter_bin, pg_server, database, tmp_path):
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    psql(dsn, "CREATE TABLE runs (at timestamptz DEFAULT now())")
+    sql = tmp_path / "m.sql"
+    sql.write_text("INSERT INTO runs DEFAULT VALUES;\nBEGIN;\nLOCK TABLE features;\nSELECT 1/0;\nCOMMIT;\n")
+    lock, _ = holder(dsn, "SELECT * FROM features")
+    env = clean_env({"PGHOST": "127.0.0.1", "PGPORT": str(pg_server.port), "PGUSER": "postgres", "PGDATABASE": database})
+    guard = start_guard(exporter_bin, pg_server, database, ["--lock-timeout", "10s"],
+                        ["psql", "-X", "-v", "ON_ERROR_STOP=1", "-f", sql], env)
+    try:
+        deadline = time.monotonic() + 15
+        while psql(dsn, "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LOCK TABLE features%' "
+                        "AND wait_event_type = 'Lock'") != [["1"]]:
+            assert time.monotonic() < deadline and guard.poll() is None, "the migration never waited"
+            time.sleep(0.05)
+        time.sleep(0.5)  # the watchdog has seen the wait
+        lock.commit()
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        lock.close()
+    assert psql(dsn, "SELECT count(*) FROM runs") == [["1"]], stderr
+    assert attempts(stderr) == [1], stderr
+    assert "division by zero" in stderr
+    assert re.search(r"^migrate: done: failed with exit status 3 \(not a lock failure: not retried\); exit status 3; "
+                     r"1 attempt in ", stderr, re.M), stderr
+    assert guard.returncode == 3, stderr
+
+
+def test_a_lost_advisory_lock_stops_the_migration(exporter_bin, pg_server, database, tmp_path):
+    ticks = tmp_path / "ticks"
+    key = 4343
+    guard = start_guard(exporter_bin, pg_server, database, ["--lock-key", str(key)],
+                        ["sh", "-c", f"i=0; while [ $i -lt 100 ]; do echo tick >> {ticks}; sleep 0.1; i=$((i+1)); done"])
+    thief = None
+    try:
+        deadline = time.monotonic() + 10
+        while not ticks.exists():
+            assert time.monotonic() < deadline and guard.poll() is None, "the migration never started"
+            time.sleep(0.05)
+        rows = psql(pg_server.dsn, f"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objid = {key} AND granted")
+        assert len(rows) == 1, rows
+        guard_backend = int(rows[0][0])
+        thief = psycopg2.connect(f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}",
+                                 application_name="thief")
+        thief.autocommit = True
+        with thief.cursor() as c:
+            c.execute("SELECT pg_backend_pid()")
+            thief_pid = c.fetchone()[0]
+            c.execute("SELECT pg_terminate_backend(%s)", (guard_backend,))
+            c.execute("SELECT pg_advisory_lock(%s)", (key,))
+        t0 = time.monotonic()
+        _, stderr = guard.communicate(timeout=30)
+        seconds = time.monotonic() - t0
+        count = len(ticks.read_text().splitlines())
+        time.sleep(0.5)
+        after = len(ticks.read_text().splitlines())
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        if thief is not None:
+            thief.close()
+    assert after == count and count < 100, (count, after, stderr)
+    assert seconds < 4, (seconds, stderr)
+    assert re.search(rf"^migrate: lost the advisory lock {key}: pid {thief_pid} \(application \"thief\"\) holds it now; "
+                     r"stopping the migration \(SIGTERM to its process group \d+\)$", stderr, re.M), stderr
+    assert guard.returncode == 75, stderr
+
+
+def test_json_command_hides_passwords(exporter_bin):
+    dead = f"host=127.0.0.1 port={free_port()} user=postgres dbname=x connect_timeout=2"
+    out = subprocess.run([str(exporter_bin), "migrate", "--dsn", dead, "--unwatched", "--format", "json", "--",
+                          "sh", "-c", "exit 0", "sh", "--password", "hunter2", "--db-password=hunter3",
+                          "PGPASSWORD=hunter4", "postgresql://app:hunter5@db/app", "host=db password=hunter6"],
+                         capture_output=True, text=True, timeout=30, env=clean_env())
+    assert out.returncode == 0, out.stderr
+    assert "hunter" not in out.stderr, out.stderr
+    command = [e["command"] for e in json_events(out.stderr) if e["event"] == "attempt"]
+    assert command == [["sh", "-c", "exit 0", "sh", "--password", "…", "--db-password=…", "PGPASSWORD=…",
+                        "postgresql://app:…@db/app", "host=db password=…"]], command
+
+
+STRANGER = r"""
+import os, sys
+import psycopg2
+out = int(sys.argv[2])
+try:
+    conn = psycopg2.connect(sys.argv[1], application_name="stranger")
+    conn.autocommit = True
+    with conn.cursor() as c:
+        c.execute("SELECT pg_backend_pid()")
+        os.write(out, f"{c.fetchone()[0]}\n".encode())
+        c.execute("SELECT count(*) FROM features")
+    result = "ok"
+except Exception as e:
+    result = str(e).strip().splitlines()[0]
+os.write(out, (result + "\n").encode())
+"""
+
+
+class LineReader:
+    """Lines from a pipe, each read with a deadline."""
+
+    def __init__(self, fd):
+        self.fd, self.buffer = fd, b""
+
+    def line(self, timeout):
+        import select
+        deadline = time.monotonic() + timeout
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            assert left > 0, f"no line within {timeout}s (so far {self.buffer!r})"
+            if select.select([self.fd], [], [], left)[0]:
+                data = os.read(self.fd, 4096)
+                assert data, f"the pipe closed (so far {self.buffer!r})"
+                self.buffer += data
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        return line.decode().strip()
+
+
+def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, tmp_path):
+    # A process of the migration ends and a stranger gets its pid (/proc/sys/kernel/ns_last_pid
+    # chooses the next pid): the stranger's session is not the migration's.
+    done = tmp_path / "done"
+    dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
+    lock, _ = holder(dsn, "LOCK TABLE features IN ACCESS EXCLUSIVE MODE")
+    guard = start_guard(exporter_bin, pg_server, database,
+                        ["--lock-timeout", "500ms", "--max-lock-wait", "1s", "--format", "json"],
+                        ["sh", "-c", f"sleep 1000 & echo $!; wait; i=0; "
+                                     f"while [ ! -e {done} ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done"])
+    stranger = None
+    try:
+        reused = int(guard.stdout.readline())
+        time.sleep(1)  # the guard has looked at the migration's processes, this one among them
+        r, w = os.pipe()
+        started = start_time(reused)
+        os.kill(reused, 9)
+        deadline = time.monotonic() + 5
+        while start_time(reused) == started:  # until the shell has reaped it
+            assert time.monotonic() < deadline, f"pid {reused} was never reaped"
+            time.sleep(0.001)
+        assert start_time(reused) is None, f"another process took pid {reused} first"
+        with open("/proc/sys/kernel/ns_last_pid", "w") as f:
+            f.write(str(reused - 1))
+        os.set_inheritable(w, True)
+        stranger = os.fork()
+        if stranger == 0:
+            # Nothing but exec in the forked copy of this (threaded) process: the stranger is a
+            # fresh Python with the same pid.
+            os.execv(sys.executable, [sys.executable, "-c", STRANGER, dsn, str(w)])
+        os.close(w)
+        assert stranger == reused, f"another process took pid {reused} first"
+        answers = LineReader(r)
+        backend = int(answers.line(15))
+        wait_lock_waits(pg_server, [backend])
+        time.sleep(2.5)  # --max-lock-wait 1s, and more
+        lock.commit()
+        result = answers.line(15)
+        done.touch()
+        _, stderr = guard.communicate(timeout=30)
+    finally:
+        if guard.poll() is None:
+            os.killpg(guard.pid, 9)
+        if stranger:
+            try:
+                os.kill(stranger, 9)
+            except ProcessLookupError:
+                pass
+            os.waitpid(stranger, 0)
+        lock.close()
+    assert result == "ok", (result, stderr)
+    assert acted_on(stderr) == ([], []), stderr
+    assert guard.returncode == 0, stderr
+
+
+def test_a_child_on_the_guards_terminal_can_read_it(exporter_bin):
+    # The child runs in a process group of its own: on a terminal the guard hands it the
+    # terminal, or its first read would stop it (SIGTTIN) and the run would hang.
+    import pty
+    import select
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(str(exporter_bin), [str(exporter_bin), "migrate", "--dsn", f"host=127.0.0.1 port={free_port()} connect_timeout=2",
+                                     "--unwatched", "--", "sh", "-c", "echo ready; read x; echo got $x"])
+    out, sent, status = b"", False, None
+    try:
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and b"migrate: done:" not in out:
+            if select.select([fd], [], [], 0.2)[0]:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    break
+            if b"ready" in out and not sent:
+                os.write(fd, b"hello\n")
+                sent = True
+        if b"migrate: done:" in out:
+            status = os.waitpid(pid, 0)[1]
+    finally:
+        if status is None:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    text = out.decode(errors="replace").replace("\r\n", "\n")
+    assert "\ngot hello\n" in text, text
+    assert status == 0, text

@@ -15,13 +15,15 @@ struct Migrate: ParsableCommand {
         abstract: "Run a migration command under a short lock_timeout, a watchdog and bounded retries.",
         usage: "pg_lock_exporter migrate [options] -- COMMAND [ARGS...]",
         discussion: """
-            The command gets PGOPTIONS="-c lock_timeout=..." and PGAPPNAME. On its own connection the guard \
-            finds the command's sessions (by application_name, or by the TCP ports its processes hold), prints \
-            the blocking tree each waits in, cancels a wait longer than --max-lock-wait (the driver ignored the \
-            timeout), and retries an attempt that lost on a lock, with backoff and jitter.
+            The command gets PGOPTIONS="-c lock_timeout=..." and PGAPPNAME (a random tag of this run), and runs \
+            in a process group of its own; signals go to the group. On its own connection the guard finds the \
+            command's sessions in its database (by the tag, or by the client address and port of its processes' \
+            connected sockets), prints the blocking tree each waits in, cancels a wait longer than --max-lock-wait \
+            (the driver ignored the timeout), and retries an attempt that provably lost on a lock (55P03 in its \
+            output, or a wait the guard cancelled), with backoff and jitter.
             Exit status: the command's own on success and on other failures; 75 when the attempts or the time \
-            ran out on lock failures, --require-clear refused, or another migration holds the advisory lock; \
-            2 on usage errors or when PostgreSQL cannot be reached (unless --unwatched).
+            ran out on lock failures, --require-clear refused, or another migration holds (or took over) the \
+            advisory lock; 2 on usage errors or when PostgreSQL cannot be reached (unless --unwatched).
             """)
 
     @OptionGroup var connection: ConnectionOptions
@@ -122,21 +124,27 @@ struct Migrate: ParsableCommand {
         var settings = MigrationSettings(
             command: command, environment: environment,
             connection: try connection.settings(applicationName: "pg_lock_exporter migrate"))
-        settings.lockTimeoutSeconds = try parseDuration(lockTimeout, "--lock-timeout")
-        guard settings.lockTimeoutSeconds >= 0.001 else { throw ValidationError("--lock-timeout: must be at least 1ms (0 would disable it)") }
+        settings.lockTimeout = try parseTimeSpan(lockTimeout, "--lock-timeout")
+        guard settings.lockTimeout >= .milliseconds(1) else { throw ValidationError("--lock-timeout: must be at least 1ms (0 would disable it)") }
+        guard settings.lockTimeout <= MigrationSettings.maximumServerTimeout else {
+            throw ValidationError("--lock-timeout: at most 2147483647ms (PostgreSQL's limit, about 24.8 days)")
+        }
         settings.setPGOptions = !noPGOptions
-        settings.statementTimeoutSeconds = try statementTimeout.map { try parseDuration($0, "--statement-timeout") }
-        if let s = settings.statementTimeoutSeconds, s < 0.001 { throw ValidationError("--statement-timeout: must be at least 1ms") }
-        settings.maxLockWaitSeconds = try maxLockWait.map { try parseDuration($0, "--max-lock-wait") }
-        settings.pollIntervalSeconds = try parseDuration(pollInterval, "--poll-interval")
-        guard settings.pollIntervalSeconds >= 0.05 else { throw ValidationError("--poll-interval: must be at least 50ms") }
+        settings.statementTimeout = try statementTimeout.map { try parseTimeSpan($0, "--statement-timeout") }
+        if let s = settings.statementTimeout, s < .milliseconds(1) { throw ValidationError("--statement-timeout: must be at least 1ms") }
+        if let s = settings.statementTimeout, s > MigrationSettings.maximumServerTimeout {
+            throw ValidationError("--statement-timeout: at most 2147483647ms (PostgreSQL's limit, about 24.8 days)")
+        }
+        settings.maxLockWait = try maxLockWait.map { try parseTimeSpan($0, "--max-lock-wait") }
+        settings.pollInterval = try parseTimeSpan(pollInterval, "--poll-interval")
+        guard settings.pollInterval >= .milliseconds(50) else { throw ValidationError("--poll-interval: must be at least 50ms") }
         settings.retry = RetryPolicy(
-            retries: retries, baseDelaySeconds: try parseDuration(retryDelay, "--retry-delay"),
-            maxDelaySeconds: try parseDuration(maxRetryDelay, "--max-retry-delay"),
-            maxDurationSeconds: try parseDuration(maxDuration, "--max-duration"))
+            retries: retries, baseDelay: try parseTimeSpan(retryDelay, "--retry-delay"),
+            maxDelay: try parseTimeSpan(maxRetryDelay, "--max-retry-delay"),
+            maxDuration: try parseTimeSpan(maxDuration, "--max-duration"))
         settings.requireClear = requireClear
-        settings.waitClearSeconds = try waitClear.map { try parseDuration($0, "--wait-clear") }
-        settings.terminateIdleAfterSeconds = try terminateIdleAfter.map { try parseDuration($0, "--terminate-idle-after") }
+        settings.waitClear = try waitClear.map { try parseTimeSpan($0, "--wait-clear") }
+        settings.terminateIdleAfter = try terminateIdleAfter.map { try parseTimeSpan($0, "--terminate-idle-after") }
         try exclusions.apply(to: &settings.policy)
         guard maxTerminations >= 0 else { throw ValidationError("--max-terminations: must be 0 or more") }
         settings.policy.maxTerminations = maxTerminations
@@ -144,7 +152,7 @@ struct Migrate: ParsableCommand {
             do { settings.audit = try AuditLog(path: auditLog) } catch { throw ValidationError("\(error)") }
         }
         settings.lockKey = lockKey
-        settings.waitLockSeconds = try parseDuration(waitLock, "--wait-lock")
+        settings.waitLock = try parseTimeSpan(waitLock, "--wait-lock")
         settings.unwatched = unwatched
         settings.queryCharacters = queryChars
         settings.format = format == "json" ? .json : .text

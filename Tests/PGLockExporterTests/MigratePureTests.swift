@@ -7,57 +7,64 @@ import Glibc
 #endif
 
 @Suite struct RetryPolicyTests {
-    let policy = RetryPolicy(retries: 10, baseDelaySeconds: 1, maxDelaySeconds: 30, maxDurationSeconds: 900)
+    let policy = RetryPolicy(retries: 10, baseDelay: .seconds(1), maxDelay: .seconds(30), maxDuration: .seconds(900))
 
     @Test func ceilingDoublesUpToTheCap() {
-        #expect((1...7).map { policy.delayCeiling(beforeRetry: $0) } == [1, 2, 4, 8, 16, 30, 30])
-        #expect(policy.delayCeiling(beforeRetry: 500) == 30)
+        #expect((1...7).map { policy.delayCeiling(beforeRetry: $0) } == [1, 2, 4, 8, 16, 30, 30].map(TimeSpan.seconds))
+        #expect(policy.delayCeiling(beforeRetry: 500) == .seconds(30))
+        #expect(policy.delayCeiling(beforeRetry: .max) == .seconds(30))
     }
 
     @Test func fullJitterSpansZeroToTheCeiling() {
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0) == .success(0))
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0.5) == .success(2))
-        #expect(policy.next(afterAttempt: 3, elapsed: 10, unit: 0.999) == .success(4 * 0.999))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0) == .success(.zero))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0.5) == .success(.seconds(2)))
+        #expect(policy.next(afterAttempt: 3, elapsed: .seconds(10), unit: 0.999) == .success(.seconds(4 * 0.999)))
     }
 
     @Test func attemptsRunOut() {
         // 10 retries: after the 11th attempt there is no 12th.
-        #expect(policy.next(afterAttempt: 10, elapsed: 10, unit: 0.5) == .success(15))
-        #expect(policy.next(afterAttempt: 11, elapsed: 10, unit: 0.5) == .failure(.attemptsExhausted))
+        #expect(policy.next(afterAttempt: 10, elapsed: .seconds(10), unit: 0.5) == .success(.seconds(15)))
+        #expect(policy.next(afterAttempt: 11, elapsed: .seconds(10), unit: 0.5) == .failure(.attemptsExhausted))
         let none = RetryPolicy(retries: 0)
-        #expect(none.next(afterAttempt: 1, elapsed: 0, unit: 0.5) == .failure(.attemptsExhausted))
+        #expect(none.next(afterAttempt: 1, elapsed: .zero, unit: 0.5) == .failure(.attemptsExhausted))
     }
 
     @Test func theDelayNeverRunsPastTheTotalDuration() {
-        let short = RetryPolicy(retries: 10, baseDelaySeconds: 8, maxDelaySeconds: 30, maxDurationSeconds: 20)
-        #expect(short.next(afterAttempt: 2, elapsed: 18, unit: 0.9) == .success(2))
-        #expect(short.next(afterAttempt: 2, elapsed: 20, unit: 0.9) == .failure(.durationExhausted))
-        #expect(short.next(afterAttempt: 2, elapsed: 25, unit: 0) == .failure(.durationExhausted))
+        let short = RetryPolicy(retries: 10, baseDelay: .seconds(8), maxDelay: .seconds(30), maxDuration: .seconds(20))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(18), unit: 0.9) == .success(.seconds(2)))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(20), unit: 0.9) == .failure(.durationExhausted))
+        #expect(short.next(afterAttempt: 2, elapsed: .seconds(25), unit: 0) == .failure(.durationExhausted))
     }
 }
 
 @Suite struct LockFailureClassifierTests {
     @Test func successIsSuccessWhateverWasSeen() {
-        #expect(
-            LockFailureClassifier.classify(exitStatus: 0, cancelledLockWait: true, sawLockWaitBeforeExit: true, outputMarker: "55P03")
-                == .succeeded)
+        #expect(LockFailureClassifier.classify(exitStatus: 0, cancelledLockWait: true, outputMarker: "55P03") == .succeeded)
     }
 
-    @Test func eachSignOfALockFailure() {
+    @Test func eachProofOfALockFailure() {
         #expect(
-            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: true, sawLockWaitBeforeExit: false, outputMarker: nil)
+            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: true, outputMarker: nil)
                 == .lockFailure("the watchdog cancelled its lock wait"))
         #expect(
-            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: false, sawLockWaitBeforeExit: false, outputMarker: "55P03")
+            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: false, outputMarker: "55P03")
                 == .lockFailure("its output says \"55P03\""))
         #expect(
-            LockFailureClassifier.classify(exitStatus: 3, cancelledLockWait: false, sawLockWaitBeforeExit: true, outputMarker: nil)
-                == .lockFailure("it was waiting on a lock just before it exited"))
+            LockFailureClassifier.classify(
+                exitStatus: 3, cancelledLockWait: false, output: Array("ERROR:  canceling statement due to lock timeout\n".utf8))
+                == .lockFailure("its output says \"canceling statement due to lock timeout\""))
     }
 
     @Test func anyOtherFailureIsNotRetried() {
+        #expect(LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: false, outputMarker: nil) == .otherFailure)
+        // Issue 19: a statement that waited on a lock, got it, and then failed on a SQL error.
         #expect(
-            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: false, sawLockWaitBeforeExit: false, outputMarker: nil)
+            LockFailureClassifier.classify(
+                exitStatus: 3, cancelledLockWait: false,
+                output: Array("INSERT 0 1\nBEGIN\nLOCK TABLE\npsql:m.sql:4: ERROR:  division by zero\n".utf8))
+                == .otherFailure)
+        #expect(
+            LockFailureClassifier.classify(exitStatus: 1, cancelledLockWait: false, output: Array("ERROR: canceling statement due to user request".utf8))
                 == .otherFailure)
     }
 
@@ -92,6 +99,13 @@ import Glibc
             == "-c lock_timeout=0 -c lock_timeout=2000")
     }
 
+    @Test func theTagIsRandomPerRunAndFitsApplicationName() {
+        let tags = (0..<100).map { _ in ChildEnvironment.randomTag() }
+        #expect(Set(tags).count == 100)
+        #expect(tags.allSatisfy { $0.utf8.count == 57 && $0.utf8.count <= 63 })
+        #expect(tags.allSatisfy { $0.hasPrefix("pg_lock_exporter migrate ") && $0.dropFirst(25).allSatisfy(\.isHexDigit) })
+    }
+
     @Test func tagIsSetUnlessTheUserSetPGAPPNAME() {
         let (env, tag) = ChildEnvironment.make(
             parent: ["PATH": "/bin", "PGOPTIONS": ""], tag: "pg_lock_exporter migrate 7", lockTimeoutMilliseconds: 1000,
@@ -108,55 +122,87 @@ import Glibc
 }
 
 @Suite struct ProcessTreePortsTests {
-    @Test func procNetTCPRowsMapInodesToLocalPorts() {
+    typealias Endpoint = ProcessTreePorts.Endpoint
+
+    @Test func procNetTCPRowsGiveStateAndLocalEnd() {
         let text = """
               sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
                0: 0100007F:1538 00000000:0000 0A 00000000:00000000 00:00000000 00000000   107        0 31337 1 0000000000000000 100 0 0 10 0
-               1: 0100007F:D431 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 424242 1 0000000000000000 20 4 30 10 -1
+               1: 0200007F:D431 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 424242 1 0000000000000000 20 4 30 10 -1
                2: 0100007F:D432 0100007F:1538 06 00000000:00000000 03:00000F9E 00000000     0        0 0 3 0000000000000000
+               3: 0100007F:ZZZZ 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 5 1
+               4: 0100007:D433 0100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 6 1
+            garbage
             """
-        #expect(ProcessTreePorts.localPorts(procNetTCP: text) == [31337: 5432, 424242: 54321])
+        let sockets = ProcessTreePorts.sockets(procNetTCP: text)
+        #expect(sockets.count == 2)
+        #expect(sockets[31337] == .init(local: [Endpoint(address: "127.0.0.1", port: 5432)], state: 0x0A))
+        #expect(sockets[31337]?.isConnected == false)
+        #expect(sockets[424242] == .init(local: [Endpoint(address: "127.0.0.2", port: 54321)], state: 1))
+        #expect(sockets[424242]?.isConnected == true)
     }
 
-    @Test func procNetTCP6Rows() {
+    @Test func procNetTCP6RowsAndMappedAddresses() {
         let text = """
               sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
                0: 00000000000000000000000001000000:C350 00000000000000000000000001000000:1538 01 00000000:00000000 00:00000000 00000000     0        0 777 1 0000000000000000 20 4 0 10 -1
+               1: 0000000000000000FFFF00000100007F:C351 0000000000000000FFFF00000100007F:1538 01 00000000:00000000 00:00000000 00000000     0        0 778 1 0000000000000000 20 4 0 10 -1
             """
-        #expect(ProcessTreePorts.localPorts(procNetTCP: text) == [777: 50000])
+        let sockets = ProcessTreePorts.sockets(procNetTCP: text)
+        #expect(sockets[777]?.local == [Endpoint(address: "0:0:0:0:0:0:0:1", port: 50000)])
+        #expect(sockets[778]?.local == [Endpoint(address: "0:0:0:0:0:ffff:7f00:1", port: 50001), Endpoint(address: "127.0.0.1", port: 50001)])
     }
 
-    @Test func parentPIDSurvivesOddCommandNames() {
-        #expect(ProcessTreePorts.parentPID(procStat: "4242 (python3) S 4200 4242 4200 0 -1 4194560") == 4200)
-        #expect(ProcessTreePorts.parentPID(procStat: "17 (a) b (c)) R 9 17 17 0") == 9)
-        #expect(ProcessTreePorts.parentPID(procStat: "garbage") == nil)
+    @Test func processStatSurvivesOddCommandNames() {
+        let tail = " 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 1000 100"
+        #expect(ProcessTreePorts.processStat("4242 (python3) S 4200 4242 4200" + tail) == .init(pid: 4242, parent: 4200, startTime: 987654))
+        #expect(ProcessTreePorts.processStat("17 (a) b (c)) R 9 17 17" + tail)?.parent == 9)
+        #expect(ProcessTreePorts.processStat("4242 (python3) S 4200 4242 4200 0") == nil)
+        #expect(ProcessTreePorts.processStat("garbage") == nil)
+        #expect(ProcessTreePorts.processStat(")(") == nil)
     }
 
-    @Test func descendantsWalkTheWholeTree() {
-        let parents: [pid_t: pid_t] = [10: 1, 11: 10, 12: 11, 13: 10, 20: 1, 21: 20]
-        #expect(Set(ProcessTreePorts.descendants(of: 10, parents: parents)) == [10, 11, 12, 13])
-        #expect(ProcessTreePorts.descendants(of: 99, parents: parents) == [99])
-    }
-
-    @Test func ourOwnSocketIsFound() throws {
-        // A socket listening on a port of its own of this test process must show up among its own ports.
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    /// A socket of this test process, seen from its parent's tree: the connected one counts, the
+    /// one that only listens does not.
+    @Test func connectedSocketsCountListeningOnesDoNot() throws {
+        func tcp() -> Int32 { socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0) }
+        func name(_ fd: Int32, peer: Bool = false) -> sockaddr_in {
+            var address = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = peer ? getpeername(fd, $0, &length) : getsockname(fd, $0, &length) }
+            }
+            return address
         }
-        try #require(bound == 0 && listen(fd, 1) == 0)
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        withUnsafeMutablePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = getsockname(fd, $0, &length) }
+        func listening() throws -> Int32 {
+            let fd = tcp()
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            try #require(bound == 0 && listen(fd, 1) == 0)
+            return fd
         }
-        let port = Int(UInt16(bigEndian: address.sin_port))
+        let listener = try listening()
+        let idle = try listening()
+        let client = tcp()
+        defer { [listener, idle, client].forEach { close($0) } }
+        var target = name(listener)
+        let connected = withUnsafePointer(to: &target) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(client, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0)
+        let clientPort = Int(UInt16(bigEndian: name(client).sin_port))
+        let idlePort = Int(UInt16(bigEndian: name(idle).sin_port))
         var tree = ProcessTreePorts()
-        #expect(tree.clientPorts(of: getpid()).contains(port))
-        #expect(tree.clientPorts(of: getpid()).contains(port))  // the second look, from what it remembers
+        for _ in 0..<2 {  // the second look from what it remembers
+            let endpoints = tree.clientEndpoints(below: getppid())
+            #expect(endpoints.contains(Endpoint(address: "127.0.0.1", port: clientPort)))
+            #expect(!endpoints.contains(Endpoint(address: "127.0.0.1", port: idlePort)))
+            #expect(!tree.clientEndpoints(below: getpid()).contains(Endpoint(address: "127.0.0.1", port: clientPort)))
+        }
     }
 }
 
@@ -179,6 +225,24 @@ import Glibc
         #expect(CommandText.shown(["env", "PGPASSWORD=s3cret", "liquibase", "--password", "s3cret", "update"])
             == "env PGPASSWORD=… liquibase --password … update")
         #expect(!CommandText.shown(["a", "postgres://u:p%40ss@h/d"]).contains("p%40ss"))
+    }
+
+    /// Issue 19: `--format json` carried `--password VALUE` in clear. Both forms come from one
+    /// redaction now.
+    @Test func theJSONWordsHideWhatTheTextHides() {
+        let words = [
+            "tool", "--password", "s1", "--password=s2", "--db-password", "s3", "-password", "s4", "--passwd", "s5",
+            "PGPASSWORD=s6", "postgresql://u:s7@h/d", "postgres://u:p@s8@h:5432/d", "dbname=d password=s9", "-p5432", "-p", "5432",
+        ]
+        let redacted = CommandText.redactedWords(words)
+        #expect(redacted == [
+            "tool", "--password", "…", "--password=…", "--db-password", "…", "-password", "…", "--passwd", "…",
+            "PGPASSWORD=…", "postgresql://u:…@h/d", "postgres://u:…@h:5432/d", "dbname=d password=…", "-p5432", "-p", "5432",
+        ])
+        let text = CommandText.shown(words)
+        for secret in (1...9).map({ "s\($0)" }) {
+            #expect(!redacted.contains { $0.contains(secret) } && !text.contains(secret))
+        }
     }
 }
 

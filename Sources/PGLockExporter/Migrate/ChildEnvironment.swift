@@ -18,6 +18,19 @@ public enum ChildEnvironment {
         return parts.joined(separator: " ")
     }
 
+    /// A tag no other run has: `pg_lock_exporter migrate ` and 128 random bits in hexadecimal
+    /// (57 characters, under `application_name`'s 63). A pid would not do: every guard that runs
+    /// as PID 1 in a container would carry the same one. Other roles can read it in
+    /// `pg_stat_activity`, so it is known only to be this run's, not secret.
+    public static func randomTag() -> String {
+        var generator = SystemRandomNumberGenerator()
+        let hex = [generator.next(), generator.next()].map { (word: UInt64) in
+            let digits = String(word, radix: 16)
+            return String(repeating: "0", count: 16 - digits.count) + digits
+        }
+        return "pg_lock_exporter migrate " + hex.joined()
+    }
+
     /// The child's environment, and the `application_name` tag when it is ours (nil when the
     /// user set `PGAPPNAME`: the sessions are then known only by their client ports). Without
     /// `setOptions` (`--no-pgoptions`, for a pooler that rejects the startup `options`),

@@ -41,16 +41,23 @@ final class GuardDatabase {
         try connection.execute("SELECT now()::text") { $0.string(0, 0) ?? "" }
     }
 
-    /// The migration's sessions: tagged with `tag` in `application_name`, or connected from one
-    /// of `ports` since `since`.
-    func migrationSessions(tag: String?, ports: Set<Int>, since: String) throws -> Set<Int32> {
-        let portList = "{" + ports.sorted().map(String.init).joined(separator: ",") + "}"
+    /// The migration's sessions: client backends in the guard's database, started at or after
+    /// `since` (the attempt's start, on the server's clock), whose `(client_addr, client_port)`
+    /// is the local end of a connected socket of the migration's processes, or whose
+    /// `application_name` is this run's random `tag`. A port alone proves nothing: the same
+    /// port number is any other host's or address's to use.
+    func migrationSessions(tag: String?, endpoints: Set<ProcessTreePorts.Endpoint>, since: String) throws -> Set<Int32> {
+        let sorted = endpoints.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+        let addresses = "{" + sorted.map { "\"\($0.address)\"" }.joined(separator: ",") + "}"
+        let ports = "{" + sorted.map { String($0.port) }.joined(separator: ",") + "}"
         return try connection.execute(
             """
             SELECT pid FROM pg_stat_activity
-            WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'
-              AND (application_name = $1 OR (client_port = ANY($2::int[]) AND backend_start >= $3::timestamptz))
-            """, [tag, portList, since]
+            WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
+              AND backend_start >= $4::timestamptz
+              AND (application_name = $1
+                   OR (client_addr, client_port) IN (SELECT * FROM unnest($2::inet[], $3::int[])))
+            """, [tag, addresses, ports, since]
         ) { r in Set((0..<r.rowCount).compactMap { r.int($0, 0).map(Int32.init) }) }
     }
 
@@ -72,13 +79,15 @@ final class GuardDatabase {
         ) { r in r.rowCount == 0 ? nil : (Int32(r.int(0, 0) ?? 0), r.string(0, 1) ?? "") }
     }
 
-    /// Cancels the session's statement only while it is the same session and still waits on a
-    /// lock (a reused pid, or a wait that just ended, is left alone). True when it was signalled.
+    /// Cancels the session's statement only while it is the same session (pid and
+    /// `backend_start`), a client backend in the guard's database, and still waits on a lock: a
+    /// reused pid, or a wait that just ended, is left alone. True when it was signalled.
     func cancelLockWait(pid: Int32, backendStart: String) throws -> Bool {
         try connection.execute(
             """
             SELECT pg_cancel_backend(pid) FROM pg_stat_activity
             WHERE pid = $1::int AND backend_start = $2::timestamptz AND wait_event_type = 'Lock'
+              AND backend_type = 'client backend' AND datname = current_database()
             """, [String(pid), backendStart]
         ) { r in r.rowCount == 1 && r.bool(0, 0) == true }
     }

@@ -10,8 +10,6 @@ import Darwin
 enum GuardSignals {
     struct Received {
         var signal: Int32
-        /// Sent by the terminal to the whole foreground process group: the child got it too.
-        var fromTerminal: Bool
     }
 
     static func block() {
@@ -19,24 +17,26 @@ enum GuardSignals {
         pthread_sigmask(SIG_BLOCK, &set, nil)
         // A closed stdout must not kill the guard while the child still runs.
         signal(SIGPIPE, SIG_IGN)
+        // Taking the terminal back from the child's group (MigrationChild.release) is done
+        // from a background group.
+        signal(SIGTTOU, SIG_IGN)
     }
 
-    /// Waits up to `seconds` for one of the signals; nil on timeout.
-    static func wait(seconds: Double) -> Received? {
+    /// Waits up to `span` for one of the signals; nil on timeout.
+    static func wait(_ span: TimeSpan) -> Received? {
         var set = signalSet()
         var info = siginfo_t()
-        let clamped = max(0, seconds)
-        var timeout = timespec(tv_sec: Int(clamped), tv_nsec: Int((clamped - Double(Int(clamped))) * 1e9))
+        var timeout = span.posixTimespec
         let received = sigtimedwait(&set, &info, &timeout)
         guard received > 0 else { return nil }
-        return Received(signal: received, fromTerminal: info.si_code == SI_KERNEL)
+        return Received(signal: received)
     }
 
-    /// Sleeps up to `seconds`; returns the SIGINT or SIGTERM that cut it short.
-    static func sleep(_ seconds: Double) -> Int32? {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
+    /// Sleeps up to `span`; returns the SIGINT or SIGTERM that cut it short.
+    static func sleep(_ span: TimeSpan) -> Int32? {
+        let deadline = ContinuousClock.now + span.duration
         while ContinuousClock.now < deadline {
-            if let received = wait(seconds: secondsUntil(deadline)), received.signal != SIGCHLD {
+            if let received = wait(TimeSpan(clamping: deadline - ContinuousClock.now)), received.signal != SIGCHLD {
                 return received.signal
             }
         }
@@ -50,7 +50,3 @@ enum GuardSignals {
         return set
     }
 }
-
-/// Seconds from now until `deadline` (negative once it has passed): the guard's deadlines are
-/// `ContinuousClock` instants, its waits take seconds.
-func secondsUntil(_ deadline: ContinuousClock.Instant) -> Double { (deadline - ContinuousClock.now).seconds }

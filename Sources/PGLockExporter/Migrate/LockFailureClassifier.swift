@@ -1,25 +1,33 @@
 /// Tells a failed attempt that lost on a lock (retried) from any other failure (not retried).
 ///
-/// An attempt failed on a lock when the watchdog saw one of the migration's sessions waiting on
-/// a lock just before the exit, or cancelled one, or when the child's output carries one of the
-/// texts PostgreSQL and the drivers print for `lock_not_available` (SQLSTATE 55P03).
+/// Only proof counts: the watchdog itself cancelled one of the attempt's lock waits (and the
+/// attempt then failed), or the child's output carries one of the texts of SQLSTATE 55P03
+/// (`lock_not_available`): the code itself, the server's `canceling statement due to lock
+/// timeout`, or its `could not obtain lock` (NOWAIT). A wait the watchdog merely saw is no
+/// proof: a migration that waited, got its lock and then failed on something else (a SQL error
+/// after statements that already committed) is not run again.
 public enum LockFailureClassifier {
     public enum Outcome: Sendable, Equatable {
         case succeeded
-        /// Retried; the reason says which sign was seen.
+        /// Retried; the reason says which proof was seen.
         case lockFailure(String)
         /// Not retried: the guard exits with the child's status.
         case otherFailure
     }
 
-    public static func classify(
-        exitStatus: Int32, cancelledLockWait: Bool, sawLockWaitBeforeExit: Bool, outputMarker: String?
-    ) -> Outcome {
+    public static func classify(exitStatus: Int32, cancelledLockWait: Bool, outputMarker: String?) -> Outcome {
         if exitStatus == 0 { return .succeeded }
         if cancelledLockWait { return .lockFailure("the watchdog cancelled its lock wait") }
         if let outputMarker { return .lockFailure("its output says \"\(outputMarker)\"") }
-        if sawLockWaitBeforeExit { return .lockFailure("it was waiting on a lock just before it exited") }
         return .otherFailure
+    }
+
+    /// The same decision from the child's whole output (stdout and stderr as they came). Pure:
+    /// a fuzz target's entry point.
+    public static func classify(exitStatus: Int32, cancelledLockWait: Bool, output: some Collection<UInt8>) -> Outcome {
+        var scanner = LockFailureScanner()
+        scanner.feed(output)
+        return classify(exitStatus: exitStatus, cancelledLockWait: cancelledLockWait, outputMarker: scanner.marker)
     }
 }
 

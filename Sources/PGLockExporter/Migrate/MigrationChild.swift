@@ -1,3 +1,4 @@
+import CProcessControl
 import Dispatch
 import Synchronization
 
@@ -7,19 +8,38 @@ import Glibc
 import Darwin
 #endif
 
-/// The migration command, started with `posix_spawnp`. Its stdout and stderr come through pipes
-/// that two threads copy, unchanged, to ours while scanning them for lock-failure texts.
-/// Standard input is inherited. The child starts with default signal dispositions and an empty
-/// signal mask whatever the guard blocks or ignores.
+/// The migration command, started with `posix_spawnp` in a process group of its own. Its stdout
+/// and stderr come through pipes that two threads copy, unchanged, to ours while scanning them
+/// for lock-failure texts. Standard input is inherited (when it is the guard's foreground
+/// terminal, the child's group gets the terminal for the attempt). The child starts with
+/// default signal dispositions and an empty signal mask whatever the guard blocks or ignores.
+///
+/// Signals go to the whole group, so a grandchild gets them too. The guard is the subreaper of
+/// everything below it (`becomeSubreaper`), so a process the child leaves behind stays the
+/// guard's to wait for. The child itself is reaped only at `release()`, after its group is gone:
+/// until then its pid (the group's id) cannot be reused, and a signal to the group cannot reach
+/// a stranger.
 public final class MigrationChild: Sendable {
     public struct SpawnError: Error, Sendable, CustomStringConvertible {
         public let description: String
     }
 
+    /// After a SIGTERM to the group, the guard waits this long for it to end, then sends SIGKILL.
+    public static let gracePeriod: Duration = .seconds(10)
+
+    /// The child's pid, and the id of its process group.
     public let pid: pid_t
     private let scanner = Mutex(LockFailureScanner())
     private let copying = DispatchGroup()
+    /// The child's exit status once it has ended (seen without reaping it).
     private let status = Mutex<Int32?>(nil)
+    private let released = Mutex(false)
+    /// The child's group was given the guard's controlling terminal; `release` takes it back.
+    private let gaveTerminal: Bool
+
+    /// Makes the calling process the subreaper of its descendants (Linux `PR_SET_CHILD_SUBREAPER`):
+    /// a process orphaned below it is re-parented to it rather than to init. False elsewhere.
+    public static func becomeSubreaper() -> Bool { pg_lock_exporter_set_child_subreaper() == 0 }
 
     /// Starts `command` (searched in `PATH` as a shell would) with exactly `environment`.
     public init(command: [String], environment: [String: String]) throws(SpawnError) {
@@ -46,9 +66,10 @@ public final class MigrationChild: Sendable {
         posix_spawnattr_setsigmask(&attributes, &empty)
         var defaults = sigset_t()
         sigemptyset(&defaults)
-        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD] { sigaddset(&defaults, signal) }
+        for signal in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGTTIN, SIGTTOU] { sigaddset(&defaults, signal) }
         posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         let argv = command.map { strdup($0) } + [nil]
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -65,6 +86,14 @@ public final class MigrationChild: Sendable {
             throw SpawnError(description: "cannot run \"\(executable)\": \(String(cString: strerror(result)))")
         }
         pid = child
+        // A child reading the terminal from a background group would stop (SIGTTIN): its group
+        // becomes the foreground one, and is woken in case it already stopped.
+        if isatty(0) == 1 && tcgetpgrp(0) == getpgrp() && tcsetpgrp(0, child) == 0 {
+            gaveTerminal = true
+            kill(-child, SIGCONT)
+        } else {
+            gaveTerminal = false
+        }
         copy(from: out[0], to: 1)
         copy(from: err[0], to: 2)
     }
@@ -113,25 +142,54 @@ public final class MigrationChild: Sendable {
     }
 
     /// The exit status once the child has ended (128 + N when signal N ended it); nil while it
-    /// runs. Never blocks.
+    /// runs. Never blocks, and does not reap the child (`release` does).
     public func exitStatus() -> Int32? {
         if let known = status.withLock({ $0 }) { return known }
-        var raw: Int32 = 0
-        let result = waitpid(pid, &raw, WNOHANG)
-        guard result == pid else { return nil }
-        let code = raw & 0x7f == 0 ? (raw >> 8) & 0xff : 128 + (raw & 0x7f)
+        var info = siginfo_t()
+        guard waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0, info._sifields._sigchld.si_pid == pid else { return nil }
+        let value = info._sifields._sigchld.si_status
+        let code = info.si_code == CLD_EXITED ? value & 0xff : 128 + value
         status.withLock { $0 = code }
         return code
     }
 
-    public func send(_ signal: Int32) {
-        if status.withLock({ $0 }) == nil { kill(pid, signal) }
+    /// True while any process of the migration lives: the child, or any other process below
+    /// the guard (the guard starts no other; what is re-parented to it was the child's). Reaps
+    /// those that have ended.
+    public func groupAlive() -> Bool {
+        if exitStatus() == nil { return true }
+        var alive = false
+        for orphan in ProcessTreePorts.children(of: getpid()) where orphan != pid {
+            var raw: Int32 = 0
+            if waitpid(orphan, &raw, WNOHANG) != orphan { alive = true }
+        }
+        return alive
     }
 
-    /// Waits (up to `timeoutSeconds`) until the output is copied: a grandchild that kept the
+    /// Sends `signal` to the child's process group, until `release`.
+    public func signalGroup(_ signal: Int32) {
+        released.withLock { done in
+            if !done { kill(-pid, signal) }
+        }
+    }
+
+    /// Reaps the child once it has ended, and takes the terminal back: after this its pid may
+    /// be reused and no signal is sent any more.
+    public func release() {
+        guard exitStatus() != nil else { return }
+        released.withLock { done in
+            guard !done else { return }
+            var raw: Int32 = 0
+            _ = waitpid(pid, &raw, 0)
+            done = true
+        }
+        if gaveTerminal { _ = tcsetpgrp(0, getpgrp()) }
+    }
+
+    /// Waits (up to `span`) until the output is copied: a grandchild that kept the
     /// pipes open must not hold the guard.
-    public func finishOutput(timeoutSeconds: Double) {
-        _ = copying.wait(timeout: .now() + timeoutSeconds)
+    public func finishOutput(within span: TimeSpan) {
+        _ = copying.wait(timeout: span.fromNow)
     }
 
     /// The first lock-failure text seen in the child's stdout or stderr.

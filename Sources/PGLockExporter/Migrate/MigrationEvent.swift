@@ -91,6 +91,8 @@ public struct MigrationEvent: Sendable, Encodable {
 extension MigrationEvent {
     /// A duration for messages: `DurationText`'s form, with tenths below 10s (`1.5s`, not `2s`),
     /// so a limit such as `--max-lock-wait 1.5s` reads back as given.
+    public static func duration(_ span: TimeSpan) -> String { duration(span.seconds) }
+
     public static func duration(_ seconds: Double) -> String {
         guard seconds >= 1 && seconds < 10 else { return DurationText.format(seconds) }
         let tenths = Int((seconds * 10).rounded())

@@ -21,13 +21,13 @@ public final class MigrationGuard {
     private var interrupted: Int32?
     private var lastReconnect: ContinuousClock.Instant?
     private var warnedWatchError = false
-    private var warnedOtherDatabase = false
     /// The guard reached the server at start; only then is a lost connection reopened.
     private var watching = false
-    /// The child's process tree, remembered between looks.
+    /// The connected sockets of the processes below the guard.
     private var processTree = ProcessTreePorts()
-    /// When the current attempt's child exited (seconds since the start).
-    private var childExitedAt: Double?
+    /// Set when, after a reconnect, another session holds the advisory lock: who holds it. The
+    /// migration is stopped and no attempt follows.
+    private var lostLock: String?
 
     public init(_ settings: MigrationSettings) {
         self.settings = settings
@@ -37,13 +37,16 @@ public final class MigrationGuard {
 
     private static func makeWatchdog(_ settings: MigrationSettings, ownPID: Int32) -> Watchdog {
         Watchdog(
-            maxLockWaitSeconds: settings.effectiveMaxLockWaitSeconds, terminateIdleAfterSeconds: settings.terminateIdleAfterSeconds,
+            maxLockWaitSeconds: settings.effectiveMaxLockWait.seconds, terminateIdleAfterSeconds: settings.terminateIdleAfter?.seconds,
             policy: settings.policy, ownPID: ownPID)
     }
 
     /// Runs to the end; returns the exit status for the process.
     public func run() -> Int32 {
         GuardSignals.block()
+        if !MigrationChild.becomeSubreaper() {
+            warn("cannot become the subreaper of the migration's processes (Linux only): a process it orphans is not waited for")
+        }
         do {
             let db = try GuardDatabase(settings.connection)
             database = db
@@ -69,22 +72,22 @@ public final class MigrationGuard {
     // MARK: attempts
 
     private func attemptLoop() -> Int32 {
-        let tag = "pg_lock_exporter migrate \(getpid())"
+        let tag = ChildEnvironment.randomTag()
         let (environment, ownTag) = ChildEnvironment.make(
-            parent: settings.environment, tag: tag, lockTimeoutMilliseconds: Int((settings.lockTimeoutSeconds * 1000).rounded()),
-            statementTimeoutMilliseconds: settings.statementTimeoutSeconds.map { Int(($0 * 1000).rounded()) },
+            parent: settings.environment, tag: tag, lockTimeoutMilliseconds: settings.lockTimeout.millisecondsRoundedUp,
+            statementTimeoutMilliseconds: settings.statementTimeout?.millisecondsRoundedUp,
             setOptions: settings.setPGOptions)
         while true {
             attempts += 1
-            childExitedAt = nil
             watchdog.startAttempt(attempts)
             var event = MigrationEvent(
                 .attempt, attempt: attempts,
                 message: "attempt \(attempts) of at most \(settings.retry.retries + 1): \(CommandText.shown(settings.command)) ("
                     + childSettings(tag: ownTag).joined(separator: ", ") + ")")
-            event.command = settings.command.map(CommandText.redacted)
+            event.command = CommandText.redactedWords(settings.command)
             output.emit(event)
             let since = serverNow()
+            if let lostLock { return finish(outcome: "stopped: lost the advisory lock \(settings.lockKey) to \(lostLock)", status: MigrationExit.temporaryFailure) }
             let child: MigrationChild
             do {
                 child = try MigrationChild(command: settings.command, environment: environment)
@@ -93,33 +96,34 @@ public final class MigrationGuard {
                 return finish(outcome: "not started", status: MigrationExit.usage)
             }
             let status = watch(child, tag: ownTag, since: since)
-            child.finishOutput(timeoutSeconds: 2)
+            child.finishOutput(within: .seconds(2))
             watchdog.endAttempt()
+            if let lostLock {
+                return finish(outcome: "stopped: lost the advisory lock \(settings.lockKey) to \(lostLock)", status: MigrationExit.temporaryFailure)
+            }
             if let signal = interrupted {
                 return finish(outcome: "interrupted by signal \(signal)", status: status)
             }
             let outcome = LockFailureClassifier.classify(
-                exitStatus: status, cancelledLockWait: watchdog.cancelledThisAttempt,
-                sawLockWaitBeforeExit: sawWaitJustBeforeExit(),
-                outputMarker: child.lockFailureMarker)
+                exitStatus: status, cancelledLockWait: watchdog.cancelledThisAttempt, outputMarker: child.lockFailureMarker)
             switch outcome {
             case .succeeded:
                 return finish(outcome: "succeeded", status: 0)
             case .otherFailure:
                 return finish(outcome: "failed with exit status \(status) (not a lock failure: not retried)", status: status)
             case .lockFailure(let reason):
-                switch settings.retry.next(afterAttempt: attempts, elapsed: elapsed(), unit: Double.random(in: 0..<1)) {
+                switch settings.retry.next(afterAttempt: attempts, elapsed: TimeSpan(clamping: ContinuousClock.now - started), unit: Double.random(in: 0..<1)) {
                 case .failure(.attemptsExhausted):
                     return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --retries \(settings.retry.retries) are used up",
                                   status: MigrationExit.temporaryFailure)
                 case .failure(.durationExhausted):
-                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(MigrationEvent.duration(settings.retry.maxDurationSeconds)) has passed",
+                    return finish(outcome: "gave up: attempt \(attempts) failed on a lock and --max-duration \(MigrationEvent.duration(settings.retry.maxDuration)) has passed",
                                   status: MigrationExit.temporaryFailure)
                 case .success(let delay):
                     var retry = MigrationEvent(
                         .retry, attempt: attempts,
                         message: "attempt \(attempts) failed on a lock (\(reason)); retrying in \(MigrationEvent.duration(delay))")
-                    retry.delaySeconds = delay
+                    retry.delaySeconds = delay.seconds
                     output.emit(retry)
                     if let signal = GuardSignals.sleep(delay) {
                         interrupted = signal
@@ -130,55 +134,74 @@ public final class MigrationGuard {
         }
     }
 
-    private func exited(_ status: Int32) -> Int32 {
-        childExitedAt = elapsed()
-        return status
-    }
-
-    /// The last look before the child exited saw one of its sessions waiting on a lock, and was
-    /// recent: the exit came while or right after it waited. (A wait seen long before a failure
-    /// is not evidence: that failure is not retried.)
-    private func sawWaitJustBeforeExit() -> Bool {
-        guard let look = watchdog.lastLook, look.sawWait else { return false }
-        return (childExitedAt ?? elapsed()) - look.at <= 2 * settings.pollIntervalSeconds + 0.5
-    }
-
     /// What the child was given, for the attempt line.
     private func childSettings(tag: String?) -> [String] {
         var parts: [String] = []
         if settings.setPGOptions {
-            parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeoutSeconds))")
-            if let s = settings.statementTimeoutSeconds { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
+            parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeout))")
+            if let s = settings.statementTimeout { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
         } else {
             parts.append("PGOPTIONS left alone (--no-pgoptions)")
         }
-        parts.append("waits cancelled after \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))")
+        parts.append("waits cancelled after \(MigrationEvent.duration(settings.effectiveMaxLockWait))")
         parts.append(tag.map { "application_name \"\($0)\"" } ?? "application_name from PGAPPNAME")
         return parts
     }
 
-    /// Waits for the child to end, looking at the server every poll interval and forwarding
-    /// SIGINT/SIGTERM. A child that outlives a forwarded signal by 10s is killed.
+    /// Waits for the child and everything it started to end, looking at the server every poll
+    /// interval while the child runs. SIGINT and SIGTERM are passed to the child's process group.
+    /// The group is sent SIGTERM when the child exits leaving processes behind, or when the
+    /// advisory lock is lost; SIGKILL follows `MigrationChild.gracePeriod` after the first
+    /// SIGTERM, and 5s after that the guard stops waiting. Returns the child's exit status.
     private func watch(_ child: MigrationChild, tag: String?, since: String) -> Int32 {
         var nextLook = ContinuousClock.now
         var killAt: ContinuousClock.Instant?
+        var giveUpAt: ContinuousClock.Instant?
+        var status: Int32?
+        var stopping = false
+        func stop(_ why: String) {
+            child.signalGroup(SIGTERM)
+            killAt = killAt ?? ContinuousClock.now + MigrationChild.gracePeriod
+            warn(why + " (SIGTERM to its process group \(child.pid))")
+        }
         while true {
-            if let status = child.exitStatus() { return exited(status) }
-            if let killAt, ContinuousClock.now >= killAt { child.send(SIGKILL) }
-            let wait = max(0, secondsUntil(nextLook))
-            if let received = GuardSignals.wait(seconds: min(wait, 1)), received.signal != SIGCHLD {
-                if !received.fromTerminal { child.send(received.signal) }
+            if status == nil, let exited = child.exitStatus() {
+                status = exited
+                if !stopping && child.groupAlive() {
+                    stopping = true
+                    stop("the migration exited with status \(exited) and left processes running; stopping them")
+                }
+            }
+            if let status, !child.groupAlive() {
+                child.release()
+                return status
+            }
+            if let killAt, giveUpAt == nil, ContinuousClock.now >= killAt {
+                child.signalGroup(SIGKILL)
+                giveUpAt = ContinuousClock.now + .seconds(5)
+            }
+            if let giveUpAt, ContinuousClock.now >= giveUpAt {
+                warn("processes of the migration's process group \(child.pid) outlived SIGKILL by 5s; not waiting for them")
+                child.release()
+                return status ?? 128 + SIGKILL
+            }
+            if let lostLock, !stopping {
+                stopping = true
+                stop("lost the advisory lock \(settings.lockKey): \(lostLock) holds it now; stopping the migration")
+            }
+            let wait = status == nil && !stopping ? TimeSpan(clamping: nextLook - ContinuousClock.now) : .milliseconds(200)
+            if let received = GuardSignals.wait(min(wait, .seconds(1))), received.signal != SIGCHLD {
+                child.signalGroup(received.signal)
                 if interrupted == nil {
-                    warn("received signal \(received.signal); passed it to the migration (pid \(child.pid)); no further attempts")
-                    killAt = ContinuousClock.now + .seconds(10)
+                    warn("received signal \(received.signal); passed it to the migration's process group \(child.pid); no further attempts")
+                    killAt = killAt ?? ContinuousClock.now + MigrationChild.gracePeriod
                 }
                 interrupted = received.signal
                 continue
             }
-            if let status = child.exitStatus() { return exited(status) }
-            if ContinuousClock.now >= nextLook {
+            if status == nil && !stopping && ContinuousClock.now >= nextLook {
                 let lookAgainAfter = look(child, tag: tag, since: since)
-                nextLook = ContinuousClock.now + .milliseconds(Int(min(settings.pollIntervalSeconds, lookAgainAfter ?? .infinity) * 1000))
+                nextLook = ContinuousClock.now + min(settings.pollInterval, lookAgainAfter.map(TimeSpan.seconds) ?? .maximum).duration
             }
         }
     }
@@ -189,18 +212,14 @@ public final class MigrationGuard {
     private func look(_ child: MigrationChild, tag: String?, since: String) -> Double? {
         guard let db = connectedDatabase() else { return nil }
         do {
-            let ports = processTree.clientPorts(of: child.pid)
-            let pids = try db.migrationSessions(tag: tag, ports: ports, since: since)
+            let endpoints = processTree.clientEndpoints(below: getpid())
+            let pids = try db.migrationSessions(tag: tag, endpoints: endpoints, since: since)
             guard !pids.isEmpty else {
-                watchdog.noteNoSessions(now: elapsed())
+                watchdog.noteNoSessions()
                 return nil
             }
             let snapshot = try db.snapshot(queryCharacters: settings.queryCharacters, lockDetails: true)
-            var plan = watchdog.observe(snapshot, migration: pids, now: elapsed())
-            if !warnedOtherDatabase, let other = watchdog.databases.subtracting([db.database]).sorted().first {
-                warnedOtherDatabase = true
-                warn("the migration works in database \(other), but --dsn names \(db.database): the preflight looked there; give --dsn the migration's database")
-            }
+            var plan = watchdog.observe(snapshot, migration: pids)
             plan.events.forEach(output.emit)
             for (session, waited) in plan.cancel {
                 guard let start = session.backendStart, try db.cancelLockWait(pid: session.pid, backendStart: start) else { continue }
@@ -208,8 +227,8 @@ public final class MigrationGuard {
                 var event = MigrationEvent(
                     .cancelled, attempt: attempts,
                     message: "attempt \(attempts): cancelled the lock wait of the migration's session pid \(session.pid) after \(MigrationEvent.duration(waited))"
-                        + " (--max-lock-wait \(MigrationEvent.duration(settings.effectiveMaxLockWaitSeconds))): its lock_timeout"
-                        + " \(MigrationEvent.duration(settings.lockTimeoutSeconds)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
+                        + " (--max-lock-wait \(MigrationEvent.duration(settings.effectiveMaxLockWait))): its lock_timeout"
+                        + " \(MigrationEvent.duration(settings.lockTimeout)) did not reach the server; the driver ignores PGOPTIONS or a pooler dropped it")
                 event.pid = session.pid
                 event.waitSeconds = waited
                 output.emit(event)
@@ -242,7 +261,7 @@ public final class MigrationGuard {
             + "; \(watched) migration session\(watched == 1 ? "" : "s") watched"
         text += blockers.isEmpty ? "; no blocker seen" : "; blockers seen: " + blockers.map(\.text).joined(separator: ", ")
         if database != nil && watched == 0 && attempts > 0 {
-            text += "\nnote: no session of the migration was seen (it connected through a Unix socket with its own application_name, or never connected), so the watchdog could not check its lock waits"
+            text += "\nnote: no session of the migration was seen (it connected through a Unix socket with its own application_name, to another database than --dsn names, or never connected), so the watchdog could not check its lock waits"
         }
         var event = MigrationEvent(.done, attempt: attempts == 0 ? nil : attempts, message: text)
         event.summary = .init(
@@ -270,10 +289,16 @@ public final class MigrationGuard {
         if let last = lastReconnect, ContinuousClock.now - last < .seconds(1) { return nil }
         lastReconnect = ContinuousClock.now
         guard let db = try? GuardDatabase(settings.connection) else { return nil }
-        if (try? db.tryAdvisoryLock(settings.lockKey)) != true {
-            warn("watchdog: reconnected, but the advisory lock \(settings.lockKey) is now held by another session")
-        } else {
-            warn("watchdog: reconnected to PostgreSQL")
+        do {
+            if try db.tryAdvisoryLock(settings.lockKey) {
+                warn("watchdog: reconnected to PostgreSQL; the advisory lock \(settings.lockKey) is the guard's again")
+            } else {
+                let holder = try db.advisoryLockHolder(settings.lockKey)
+                lostLock = holder.map { "pid \($0.pid) (application \"\(TerminalText.safe($0.applicationName))\")" } ?? "another session"
+            }
+        } catch {
+            watchError(error)
+            return nil
         }
         warnedWatchError = false
         database = db
@@ -288,5 +313,5 @@ public final class MigrationGuard {
         }
     }
 
-    private func elapsed() -> Double { -secondsUntil(started) }
+    private func elapsed() -> Double { TimeSpan(clamping: ContinuousClock.now - started).seconds }
 }

@@ -7,28 +7,28 @@ public struct MigrationSettings: Sendable {
     /// The guard's own connection (`--dsn`, the deadline connection).
     public var connection: ConnectionSettings
     /// The child's `lock_timeout` (`--lock-timeout`).
-    public var lockTimeoutSeconds: Double = 1
+    public var lockTimeout: TimeSpan = .seconds(1)
     /// The child's `statement_timeout`, when asked (`--statement-timeout`).
-    public var statementTimeoutSeconds: Double?
+    public var statementTimeout: TimeSpan?
     /// Put the timeouts in the child's PGOPTIONS (not with `--no-pgoptions`).
     public var setPGOptions = true
     /// A wait longer than this is cancelled (`--max-lock-wait`; default lock_timeout + 1s).
-    public var maxLockWaitSeconds: Double?
-    public var pollIntervalSeconds: Double = 0.2
+    public var maxLockWait: TimeSpan?
+    public var pollInterval: TimeSpan = .milliseconds(200)
     public var retry = RetryPolicy()
     /// Refuse to start while the database has blocking trees or idle-in-transaction sessions
-    /// holding locks (`--require-clear`); `waitClearSeconds` waits for them to go first.
+    /// holding locks (`--require-clear`); `waitClear` waits for them to go first.
     public var requireClear = false
-    public var waitClearSeconds: Double?
+    public var waitClear: TimeSpan?
     /// Terminate root blockers idle in transaction this long that the migration waits behind.
-    public var terminateIdleAfterSeconds: Double?
+    public var terminateIdleAfter: TimeSpan?
     /// The exclusions of `remediate` (`--exclude-*`, `--only-database`, `--max-terminations`).
     public var policy = RemediationPolicy()
     public var audit: AuditLog?
     /// The advisory lock that keeps migrations one at a time (`--lock-key`), and how long a
     /// second guard waits for it (`--wait-lock`).
     public var lockKey: Int64 = MigrationSettings.defaultLockKey
-    public var waitLockSeconds: Double = 60
+    public var waitLock: TimeSpan = .seconds(60)
     /// Run the migration even when the guard cannot reach the server (`--unwatched`).
     public var unwatched = false
     /// Characters of query text shown in the blocking trees, as `check --query-chars`.
@@ -44,7 +44,11 @@ public struct MigrationSettings: Sendable {
         self.connection = connection
     }
 
-    var effectiveMaxLockWaitSeconds: Double { maxLockWaitSeconds ?? lockTimeoutSeconds + 1 }
+    var effectiveMaxLockWait: TimeSpan { maxLockWait ?? lockTimeout + .seconds(1) }
+
+    /// The largest `lock_timeout` and `statement_timeout` PostgreSQL accepts (an `int` of
+    /// milliseconds, about 24.8 days): a longer one would make the migration's connection fail.
+    public static let maximumServerTimeout = TimeSpan.milliseconds(Int(Int32.max))
 }
 
 /// The exit statuses of `migrate` besides the child's own.

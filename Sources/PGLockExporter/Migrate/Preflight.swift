@@ -14,7 +14,7 @@ struct Preflight {
     /// `pg_try_advisory_lock`, again every 200ms up to `--wait-lock`; the holder is named.
     func takeAdvisoryLock(_ db: GuardDatabase) -> Result {
         let key = settings.lockKey
-        let deadline = ContinuousClock.now + .milliseconds(Int(settings.waitLockSeconds * 1000))
+        let deadline = ContinuousClock.now + settings.waitLock.duration
         var announced = false
         do {
             while true {
@@ -22,14 +22,14 @@ struct Preflight {
                 let holder = try db.advisoryLockHolder(key)
                 let who = holder.map { "pid \($0.pid), application \"\($0.applicationName)\"" } ?? "a session that just ended"
                 if ContinuousClock.now >= deadline {
-                    warn("another migration holds the advisory lock \(key) (\(who)); not had within --wait-lock \(MigrationEvent.duration(settings.waitLockSeconds))")
+                    warn("another migration holds the advisory lock \(key) (\(who)); not had within --wait-lock \(MigrationEvent.duration(settings.waitLock))")
                     return .stop(outcome: "not started: another migration runs", status: MigrationExit.temporaryFailure)
                 }
                 if !announced {
-                    warn("another migration holds the advisory lock \(key) (\(who)); waiting up to \(MigrationEvent.duration(settings.waitLockSeconds))")
+                    warn("another migration holds the advisory lock \(key) (\(who)); waiting up to \(MigrationEvent.duration(settings.waitLock))")
                     announced = true
                 }
-                if let signal = GuardSignals.sleep(min(0.2, max(0, secondsUntil(deadline)))) {
+                if let signal = GuardSignals.sleep(min(.milliseconds(200), TimeSpan(clamping: deadline - ContinuousClock.now))) {
                     return .stop(outcome: "interrupted by signal \(signal)", status: 128 + signal)
                 }
             }
@@ -43,7 +43,7 @@ struct Preflight {
     /// as `check` does; `--wait-clear` waits for them to go, `--require-clear` refuses to start
     /// while they are there.
     func report(_ db: GuardDatabase) -> Result {
-        let deadline = ContinuousClock.now + .milliseconds(Int((settings.waitClearSeconds ?? 0) * 1000))
+        let deadline = ContinuousClock.now + (settings.waitClear ?? .zero).duration
         var reported = false
         while true {
             let state: (clear: Bool, event: MigrationEvent)
@@ -60,10 +60,10 @@ struct Preflight {
             }
             if !reported {
                 output.emit(state.event)
-                warn("preflight: waiting up to \(MigrationEvent.duration(settings.waitClearSeconds ?? 0)) for them to go (--wait-clear)")
+                warn("preflight: waiting up to \(MigrationEvent.duration(settings.waitClear ?? .zero)) for them to go (--wait-clear)")
                 reported = true
             }
-            if let signal = GuardSignals.sleep(min(0.5, max(0, secondsUntil(deadline)))) {
+            if let signal = GuardSignals.sleep(min(.milliseconds(500), TimeSpan(clamping: deadline - ContinuousClock.now))) {
                 return .stop(outcome: "interrupted by signal \(signal)", status: 128 + signal)
             }
         }

@@ -4,94 +4,173 @@ import Glibc
 import Darwin
 #endif
 
-/// The local TCP ports held by a process and all its descendants, read from `/proc`: each
-/// process's `fd/` links name socket inodes (`socket:[INODE]`), and `/proc/net/tcp{,6}` map
-/// inodes to local addresses. Matched against `pg_stat_activity.client_port`, this finds the
-/// migration's sessions even when its driver ignores `PGAPPNAME` (asyncpg, JDBC).
+/// The local ends of the connected TCP sockets held by the processes below the guard, read from
+/// `/proc`: each process's `fd/` links name socket inodes (`socket:[INODE]`), and
+/// `/proc/net/tcp{,6}` map inodes to their state and local address and port. From the server's
+/// side the local end of a client's socket is `pg_stat_activity`'s `(client_addr, client_port)`:
+/// matched as a pair, this proves a session is the migration's even when its driver ignores
+/// `PGAPPNAME` (asyncpg, JDBC). Listening sockets and sockets not (yet) connected are no proof
+/// and are left out: a port a child merely listens on may be any neighbour's source port.
+///
+/// The guard is the child's subreaper, so every process the migration started, orphaned or
+/// not, stays below it. A process is known by its pid and start time (`/proc/PID/stat`): its
+/// sockets count only when the start time read after them is the one read before, so a pid
+/// reused meanwhile contributes nothing. Nothing about processes is remembered between looks.
 ///
 /// Linux only; elsewhere, and for processes we may not inspect, the set is empty.
-///
-/// The guard looks every 200ms, so the parent of each process is read once and remembered: a
-/// look reads `/proc/PID/stat` only for processes that are new since the last one (a process
-/// that outlives its parent keeps counting as the migration's, which it usually is), and the
-/// TCP tables only when the tree holds a socket it has not seen.
 public struct ProcessTreePorts {
-    private var parents: [pid_t: pid_t] = [:]
-    private var portByInode: [UInt64: Int] = [:]
+    /// A socket's local end as the server sees it: `client_addr` (as text `inet` reads) and
+    /// `client_port`.
+    public struct Endpoint: Hashable, Sendable {
+        public var address: String
+        public var port: Int
+        public init(address: String, port: Int) {
+            self.address = address
+            self.port = port
+        }
+    }
+
+    /// One row of `/proc/net/tcp{,6}`.
+    public struct Socket: Equatable, Sendable {
+        /// The local end; an IPv4-mapped IPv6 address gives both forms (the server reports
+        /// whichever its listening socket's family makes it).
+        public var local: [Endpoint]
+        /// The kernel's TCP state: 1 is ESTABLISHED, 10 (0A) LISTEN.
+        public var state: UInt8
+        public var isConnected: Bool { state == 1 }
+    }
+
+    /// `/proc/PID/stat`'s fields the walk uses.
+    public struct ProcessStat: Equatable, Sendable {
+        public var pid: pid_t
+        public var parent: pid_t
+        /// Clock ticks after boot: with the pid, the process's identity.
+        public var startTime: UInt64
+    }
+
+    /// Sockets whose rows were read: connected ones keep their local end for good, listening
+    /// ones never connect. Others (connecting, closing) are looked up again.
+    private var known: [UInt64: Socket] = [:]
 
     public init() {}
 
-    /// Local ports of the TCP sockets that `root` and its descendants hold open.
-    public mutating func clientPorts(of root: pid_t) -> Set<Int> {
-        refreshParents()
+    /// The local ends of the connected TCP sockets of every process below `ancestor` (not its
+    /// own: the guard's connection is not the migration's).
+    public mutating func clientEndpoints(below ancestor: pid_t) -> Set<Endpoint> {
         var inodes = Set<UInt64>()
-        for pid in Self.descendants(of: root, parents: parents) {
-            inodes.formUnion(Self.socketInodes(of: pid))
+        for pid in Self.descendants(of: ancestor) {
+            guard let before = Self.stat(of: pid) else { continue }
+            let sockets = Self.socketInodes(of: pid)
+            guard let after = Self.stat(of: pid), after.startTime == before.startTime else { continue }
+            inodes.formUnion(sockets)
         }
-        // A connected socket keeps its local port: the tables are read only for sockets not
-        // seen before (reading them is the dear part of a look).
-        portByInode = portByInode.filter { inodes.contains($0.key) }
-        if !inodes.isSubset(of: portByInode.keys) {
+        known = known.filter { inodes.contains($0.key) }
+        let settled = { (s: Socket) in s.isConnected || s.state == 0x0A }
+        if inodes.contains(where: { known[$0].map(settled) != true }) {
             for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
                 guard let text = try? TextFile.read(table, limit: 64 << 20) else { continue }
-                for (inode, port) in Self.localPorts(procNetTCP: text) where inodes.contains(inode) { portByInode[inode] = port }
+                for (inode, socket) in Self.sockets(procNetTCP: text) where inodes.contains(inode) { known[inode] = socket }
             }
         }
-        return Set(portByInode.values)
+        return Set(known.values.filter(\.isConnected).flatMap(\.local))
     }
 
-    /// `/proc/net/tcp` (or tcp6) text → socket inode → local port. Rows look like
+    /// `/proc/net/tcp` (or tcp6) text → socket inode → state and local end. Rows look like
     /// `0: 0100007F:D431 0100007F:1538 01 … 1000 0 123456 1 …`: the second field is the local
-    /// address with the port in hexadecimal, the tenth the inode (0 for sockets in TIME_WAIT).
-    public static func localPorts(procNetTCP text: String) -> [UInt64: Int] {
-        var out: [UInt64: Int] = [:]
+    /// address (32-bit words in host byte order) and port in hexadecimal, the fourth the state,
+    /// the tenth the inode (0 for sockets in TIME_WAIT). Rows that do not parse are skipped.
+    /// Pure: a fuzz target's entry point.
+    public static func sockets(procNetTCP text: String) -> [UInt64: Socket] {
+        var out: [UInt64: Socket] = [:]
         for line in text.split(separator: "\n").dropFirst() {
             let fields = line.split(separator: " ", omittingEmptySubsequences: true)
             guard fields.count >= 10, let colon = fields[1].lastIndex(of: ":"),
-                let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16),
+                let address = address(hex: fields[1][..<colon]),
+                let port = Int(fields[1][fields[1].index(after: colon)...], radix: 16), (0...65535).contains(port),
+                let state = UInt8(fields[3], radix: 16),
                 let inode = UInt64(fields[9]), inode != 0
             else { continue }
-            out[inode] = port
+            out[inode] = Socket(local: address.map { Endpoint(address: $0, port: port) }, state: state)
         }
         return out
     }
 
-    /// The parent pid from the text of `/proc/PID/stat`: `PID (COMM) STATE PPID …`. The command
-    /// name may hold spaces and parentheses, so the fields are read after its last `)`.
-    public static func parentPID(procStat text: String) -> pid_t? {
-        guard let close = text.lastIndex(of: ")") else { return nil }
+    /// The fields of `/proc/PID/stat`'s text: `PID (COMM) STATE PPID … STARTTIME …` (start time
+    /// the 22nd field). The command name may hold spaces and parentheses, so the fields are read
+    /// after its last `)`. Pure: a fuzz target's entry point.
+    public static func processStat(_ text: String) -> ProcessStat? {
+        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close,
+            let pid = pid_t(text[..<open].trimmingPrefix(" ").prefix { $0 != " " })
+        else { return nil }
         let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
-        guard fields.count >= 2 else { return nil }
-        return pid_t(fields[1])
+        guard fields.count >= 20, let parent = pid_t(fields[1]), let start = UInt64(fields[19]) else { return nil }
+        return ProcessStat(pid: pid, parent: parent, startTime: start)
     }
 
-    /// `root` and every process below it.
-    static func descendants(of root: pid_t, parents: [pid_t: pid_t]) -> [pid_t] {
-        var children: [pid_t: [pid_t]] = [:]
-        for (pid, parent) in parents { children[parent, default: []].append(pid) }
+    /// An address column as text: IPv4 `a.b.c.d` from 8 hex digits, IPv6 as eight groups from
+    /// 32; an IPv4-mapped IPv6 address also as IPv4. The kernel prints each 32-bit word as it
+    /// lies in memory, read as a host-order integer.
+    static func address<S: StringProtocol>(hex: S) -> [String]? {
+        guard hex.count == 8 || hex.count == 32, hex.allSatisfy(\.isHexDigit) else { return nil }
+        var bytes: [UInt8] = []
+        var rest = Substring(hex)
+        while !rest.isEmpty {
+            guard let word = UInt32(rest.prefix(8), radix: 16) else { return nil }
+            withUnsafeBytes(of: word) { bytes.append(contentsOf: $0) }
+            rest = rest.dropFirst(8)
+        }
+        let v4 = { (b: ArraySlice<UInt8>) in b.map(String.init).joined(separator: ".") }
+        if bytes.count == 4 { return [v4(bytes[...])] }
+        let groups = stride(from: 0, to: 16, by: 2).map { String(UInt16(bytes[$0]) << 8 | UInt16(bytes[$0 + 1]), radix: 16) }
+        let v6 = groups.joined(separator: ":")
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff { return [v6, v4(bytes[12...])] }
+        return [v6]
+    }
+
+    /// Every process below `ancestor`, found through the kernel's per-thread `children` lists
+    /// (a child listed under a pid counts only when its own `stat` names that parent), or by
+    /// reading every process's `stat` where the kernel has no such lists.
+    static func descendants(of ancestor: pid_t) -> [pid_t] {
+        let byChildrenFiles = access("/proc/\(ancestor)/task/\(ancestor)/children", R_OK) == 0
+        let parents = byChildrenFiles ? [:] : allParents()
         var out: [pid_t] = []
-        var seen: Set<pid_t> = []
-        var stack = [root]
+        var seen: Set<pid_t> = [ancestor]
+        var stack = children(of: ancestor, byChildrenFiles: byChildrenFiles, parents: parents)
         while let next = stack.popLast() {
             guard seen.insert(next).inserted else { continue }
             out.append(next)
-            stack.append(contentsOf: children[next] ?? [])
+            stack.append(contentsOf: children(of: next, byChildrenFiles: byChildrenFiles, parents: parents))
         }
         return out
     }
 
-    /// pid → parent pid for every process in `/proc`; only new pids are read.
-    private mutating func refreshParents() {
-        var now: [pid_t: pid_t] = [:]
-        for name in DirectoryEntries.names(in: "/proc") ?? [] {
-            guard let pid = pid_t(name) else { continue }
-            if let known = parents[pid] {
-                now[pid] = known
-            } else if let stat = try? TextFile.read("/proc/\(name)/stat", limit: 4096), let parent = Self.parentPID(procStat: stat) {
-                now[pid] = parent
-            }
+    /// The live and ended-but-unreaped children of `pid`.
+    static func children(of pid: pid_t) -> [pid_t] {
+        let byChildrenFiles = access("/proc/\(pid)/task/\(pid)/children", R_OK) == 0
+        return children(of: pid, byChildrenFiles: byChildrenFiles, parents: byChildrenFiles ? [:] : allParents())
+    }
+
+    private static func children(of pid: pid_t, byChildrenFiles: Bool, parents: [pid_t: pid_t]) -> [pid_t] {
+        guard byChildrenFiles else { return parents.filter { $0.value == pid }.map(\.key) }
+        var out: [pid_t] = []
+        for task in DirectoryEntries.names(in: "/proc/\(pid)/task") ?? [] {
+            guard let text = try? TextFile.read("/proc/\(pid)/task/\(task)/children", limit: 1 << 20) else { continue }
+            out += text.split(separator: " ").compactMap { pid_t($0.trimmingPrefix(" ")) }
         }
-        parents = now
+        return out.filter { stat(of: $0)?.parent == pid }
+    }
+
+    private static func allParents() -> [pid_t: pid_t] {
+        var out: [pid_t: pid_t] = [:]
+        for name in DirectoryEntries.names(in: "/proc") ?? [] {
+            guard let pid = pid_t(name), let s = stat(of: pid) else { continue }
+            out[pid] = s.parent
+        }
+        return out
+    }
+
+    static func stat(of pid: pid_t) -> ProcessStat? {
+        (try? TextFile.read("/proc/\(pid)/stat", limit: 4096)).flatMap(processStat)
     }
 
     private static func socketInodes(of pid: pid_t) -> Set<UInt64> {

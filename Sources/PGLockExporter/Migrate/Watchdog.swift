@@ -33,11 +33,6 @@ struct Watchdog {
     private(set) var totalLockWaitSeconds = 0.0
     /// Root blockers seen, by pid, in the order first seen.
     private(set) var blockers: [MigrationEvent.Blocker] = []
-    /// The last look (the caller's clock), and whether it saw a migration session waiting on
-    /// a lock: an attempt that exits right after such a look lost on a lock.
-    private(set) var lastLook: (at: Double, sawWait: Bool)?
-    /// Databases the migration's sessions were seen in.
-    private(set) var databases: Set<String> = []
     /// Terminations carried out during the run, against `policy.maxTerminations`.
     private(set) var terminations = 0
     /// The watchdog cancelled a lock wait during this attempt.
@@ -64,7 +59,6 @@ struct Watchdog {
         endAttempt()
         attempt = number
         cancelledThisAttempt = false
-        lastLook = nil
     }
 
     /// Closes the waits still open (their longest look counts).
@@ -75,9 +69,8 @@ struct Watchdog {
     mutating func noteCancelled() { cancelledThisAttempt = true }
 
     /// A look that found none of the migration's sessions.
-    mutating func noteNoSessions(now: Double) {
+    mutating func noteNoSessions() {
         endAttempt()
-        lastLook = (now, false)
     }
 
     mutating func noteTerminated(_ pid: Int32) {
@@ -85,7 +78,7 @@ struct Watchdog {
         if let index = blockers.firstIndex(where: { $0.pid == pid }) { blockers[index].terminated = true }
     }
 
-    mutating func observe(_ snapshot: ActivitySnapshot, migration: Set<Int32>, now: Double) -> Plan {
+    mutating func observe(_ snapshot: ActivitySnapshot, migration: Set<Int32>) -> Plan {
         var plan = Plan()
         watched.formUnion(migration)
         var byPID: [Int32: Session] = [:]
@@ -93,15 +86,12 @@ struct Watchdog {
         let graph = BlockingGraph(sessions: snapshot.sessions)
         var report: BlockingReport?
         var rootsWaitedBehind: Set<Int32> = []
-        lastLook = (now, false)
 
         for pid in migration.sorted() {
-            if let datname = byPID[pid]?.datname { databases.insert(datname) }
             guard let session = byPID[pid], session.isBlocked else {
                 closeWait(pid)
                 continue
             }
-            lastLook = (now, true)
             let waited = session.lockWaitSeconds ?? 0
             if let known = waits[pid], known.backendStart == session.backendStart, waited + 0.05 >= known.longest {
                 waits[pid]!.longest = max(known.longest, waited)
