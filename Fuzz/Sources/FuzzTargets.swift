@@ -27,6 +27,10 @@ enum FuzzTargets {
         HTTPWireTarget.target,
         BlockingGraphTarget.target,
         QueryTextTarget.target,
+        PGOptionsTarget.target,
+        ProcNetTCPTarget.target,
+        LockFailureTarget.target,
+        CommandTextTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

@@ -95,6 +95,12 @@ import Glibc
         #expect(ChildEnvironment.pgOptions(existing: "  -c search_path=app ", lockTimeoutMilliseconds: 500, statementTimeoutMilliseconds: 60000)
             == "-c search_path=app -c lock_timeout=500 -c statement_timeout=60000")
         // The user's own lock_timeout stays, but ours comes later and wins.
+        // Found by the pgoptions fuzz target: a dangling backslash escaped the space before ours,
+        // and PostgreSQL read "-c x=y -c" as one value; lock_timeout was never set.
+        #expect(ChildEnvironment.pgOptions(existing: "-c x=y\\", lockTimeoutMilliseconds: 500, statementTimeoutMilliseconds: nil)
+            == "-c x=y -c lock_timeout=500")
+        #expect(ChildEnvironment.pgOptions(existing: "-c x=y\\\\", lockTimeoutMilliseconds: 500, statementTimeoutMilliseconds: nil)
+            == "-c x=y\\\\ -c lock_timeout=500")
         #expect(ChildEnvironment.pgOptions(existing: "-c lock_timeout=0", lockTimeoutMilliseconds: 2000, statementTimeoutMilliseconds: nil)
             == "-c lock_timeout=0 -c lock_timeout=2000")
     }
@@ -159,6 +165,9 @@ import Glibc
         #expect(ProcessTreePorts.processStat("17 (a) b (c)) R 9 17 17" + tail)?.parent == 9)
         #expect(ProcessTreePorts.processStat("4242 (python3) S 4200 4242 4200 0") == nil)
         #expect(ProcessTreePorts.processStat("garbage") == nil)
+        // Found by the proc-net-tcp fuzz target: a name starting with a combining mark hid "(".
+        #expect(ProcessTreePorts.processStat("4242 (\u{0486}\u{08}) S 1 4242 4242" + tail) == .init(pid: 4242, parent: 1, startTime: 987654))
+        #expect(ProcessTreePorts.processStat("4242 (x)\u{0301}) S 1 4242 4242" + tail)?.parent == 1)
         #expect(ProcessTreePorts.processStat(")(") == nil)
     }
 

@@ -10,8 +10,13 @@ public enum ChildEnvironment {
     public static func pgOptions(existing: String?, lockTimeoutMilliseconds: Int, statementTimeoutMilliseconds: Int?) -> String {
         var parts: [String] = []
         if let existing {
-            let trimmed = existing.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed()
-            if !trimmed.isEmpty { parts.append(String(trimmed)) }
+            var trimmed = String(existing.drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
+            // PostgreSQL reads a backslash as escaping the next character: a dangling one at the
+            // end would escape the space before our `-c` and fold it into the user's last value,
+            // so our timeouts would not be set (found by the pgoptions fuzz target). At the end
+            // of the user's own string it escaped nothing, so dropping it changes nothing of theirs.
+            if trimmed.utf8.reversed().prefix(while: { $0 == UInt8(ascii: "\\") }).count % 2 == 1 { trimmed.removeLast() }
+            if !trimmed.isEmpty { parts.append(trimmed) }
         }
         parts.append("-c lock_timeout=\(lockTimeoutMilliseconds)")
         if let statementTimeoutMilliseconds { parts.append("-c statement_timeout=\(statementTimeoutMilliseconds)") }

@@ -99,10 +99,14 @@ public struct ProcessTreePorts {
     /// the 22nd field). The command name may hold spaces and parentheses, so the fields are read
     /// after its last `)`. Pure: a fuzz target's entry point.
     public static func processStat(_ text: String) -> ProcessStat? {
-        guard let open = text.firstIndex(of: "("), let close = text.lastIndex(of: ")"), open < close,
-            let pid = pid_t(text[..<open].trimmingPrefix(" ").prefix { $0 != " " })
+        // Bytes, not characters: a command name that starts with a combining mark would make
+        // "(" and the mark one character, and the "(" would not be found (found by the
+        // proc-net-tcp fuzz target).
+        let bytes = Array(text.utf8)
+        guard let open = bytes.firstIndex(of: UInt8(ascii: "(")), let close = bytes.lastIndex(of: UInt8(ascii: ")")), open < close,
+            let pid = pid_t(String(decoding: bytes[..<open], as: UTF8.self).trimmingPrefix(" ").prefix { $0 != " " })
         else { return nil }
-        let fields = text[text.index(after: close)...].split(separator: " ", omittingEmptySubsequences: true)
+        let fields = bytes[(close + 1)...].split(separator: UInt8(ascii: " ")).map { String(decoding: $0, as: UTF8.self) }
         guard fields.count >= 20, let parent = pid_t(fields[1]), let start = UInt64(fields[19]) else { return nil }
         return ProcessStat(pid: pid, parent: parent, startTime: start)
     }
