@@ -41,6 +41,11 @@ let package = Package(
             providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
         ),
         .systemLibrary(name: "CPGQuery", providers: [.apt(["libpg-query-dev"])]),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
         .target(
             name: "PGLockExporter",
             dependencies: [
@@ -50,6 +55,7 @@ let package = Package(
                 "CMalloc",
                 "CYAML",
                 "CPGQuery",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
