@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(
             name: "PGLockExporterTests",
             dependencies: [
-                "PGLockExporter", "CLibPQ",
+                "PGLockExporter", "CLibPQ", "CSQLite",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

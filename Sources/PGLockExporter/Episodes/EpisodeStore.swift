@@ -104,10 +104,26 @@ public final class EpisodeStore: Sendable {
         if stat(fileName, &status) == 0 {
             guard status.st_mode & S_IFMT == S_IFREG else { throw refuse("not a regular file") }
             exists = true
-        } else if errno == ENOENT {
-            exists = false
+        } else if errno == ENOENT || errno == ENOTDIR {
+            exists = false  // the directory check below says what is wrong
         } else {
             throw refuse(String(cString: strerror(errno)))
+        }
+        // WAL mode keeps two files beside the store (-wal, -shm), created when it is opened: the
+        // directory must be writable by this process (effective ids; EPERM for an immutable one,
+        // EROFS on a read-only file system), checked here because SQLite's own error for it names
+        // the wrong cause (its read-only retry's ENOENT).
+        let directory = fileName.lastIndex(of: "/").map { String(fileName[..<$0]) }.map { $0.isEmpty ? "/" : $0 } ?? "."
+        let shownDirectory = TerminalText.excerpt(directory, limit: 200)
+        var directoryStatus = stat()
+        guard stat(directory, &directoryStatus) == 0 else {
+            throw refuse("directory \(shownDirectory): \(String(cString: strerror(errno)))")
+        }
+        guard directoryStatus.st_mode & S_IFMT == S_IFDIR else {
+            throw refuse("directory \(shownDirectory): \(String(cString: strerror(ENOTDIR)))")
+        }
+        guard faccessat(AT_FDCWD, directory, W_OK | X_OK, AT_EACCESS) == 0 else {
+            throw refuse("directory \(shownDirectory) is not writable: \(String(cString: strerror(errno)))")
         }
         if exists && status.st_size > 0 {
             try inspect(fileName, busyMilliseconds: milliseconds, refuse: refuse)
