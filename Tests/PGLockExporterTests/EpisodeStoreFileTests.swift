@@ -111,6 +111,28 @@ import Testing
         }
     }
 
+    /// A store with something added to its schema: a trigger that a write would run (here one
+    /// that deletes every episode), a changed table.
+    @Test func storeWithChangedSchemaIsRefused() throws {
+        try Self.withDirectory { directory in
+            let path = directory + "/episodes.db"
+            for change in [
+                "CREATE TRIGGER forget AFTER INSERT ON episodes BEGIN DELETE FROM episodes; END",
+                "ALTER TABLE episodes ADD COLUMN note TEXT",
+                "DROP INDEX episodes_by_start",
+            ] {
+                try? FileManager.default.removeItem(atPath: path)
+                try Self.realStore(path, count: 3)
+                do {
+                    let database = try SQLiteDatabase.open(path: path, flags: SQLITE_OPEN_READWRITE)
+                    try database.execute(change)
+                }
+                #expect(try Self.refusal(path, directory: directory)
+                    == "episode store \(path): not an episode store of schema version 1 (its tables differ)", "\(change)")
+            }
+        }
+    }
+
     /// An empty file, and an SQLite database with nothing in it, become stores.
     @Test func emptyFilesBecomeStores() throws {
         try Self.withDirectory { directory in

@@ -71,10 +71,11 @@ public final class EpisodeStore: Sendable {
     /// A file that exists is first inspected through a read-only connection, which cannot write
     /// it (nor checkpoint a write-ahead log into it): it must be an SQLite database that passes
     /// `PRAGMA quick_check` and is either empty or an episode store (`applicationID`) of a schema
-    /// version this build knows. Anything else is refused with one line and the file is not
-    /// opened for writing. Only then is it opened read-write (never with `SQLITE_OPEN_CREATE`,
-    /// so a file that vanished in between is not recreated) and switched to WAL mode. A missing
-    /// file is created (`SQLITE_OPEN_CREATE`). Either way the store must take a write lock before
+    /// version this build knows, with exactly the tables and indexes of that version (a changed
+    /// column, a trigger or a view is refused too). Anything else is refused with one line and
+    /// the file is not opened for writing. Only then is it opened read-write (never with
+    /// `SQLITE_OPEN_CREATE`, so a file that vanished in between is not recreated) and switched to
+    /// WAL mode. A missing file is created. Either way the store must take a write lock before
     /// `open` returns, so an unwritable file or directory is reported here, not at the first
     /// episode.
     ///
@@ -170,8 +171,11 @@ public final class EpisodeStore: Sendable {
             guard version == Int64(schemaVersion) else {
                 throw refuse("unknown schema version \(version)")
             }
-            let tables = try database.query("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name = 'episodes'")
-            guard tables.first?.first?.integer == 1 else { throw refuse("damaged (the episodes table is missing)") }
+            // Exactly the tables and indexes this version creates, as it wrote them: no changed
+            // column, no trigger or view that writing a row would run.
+            guard try database.query(schemaObjectsQuery) == expectedSchemaObjects else {
+                throw refuse("not an episode store of schema version \(version) (its tables differ)")
+            }
         } catch let failure as SQLiteDatabase.Failure {
             switch failure.code {
             case SQLITE_NOTADB: throw refuse("not an SQLite database")
@@ -184,6 +188,17 @@ public final class EpisodeStore: Sendable {
             throw refuse("\(error)")
         }
     }
+
+    static let schemaObjectsQuery = "SELECT type, name, tbl_name, sql FROM sqlite_schema ORDER BY type, name"
+
+    /// What `sqlite_schema` holds in a store of `schemaVersion`: read from one made in memory, so
+    /// it is SQLite's own record of `schema` (nil, matching no file, if that failed).
+    static let expectedSchemaObjects: [[SQLiteValue]]? = {
+        guard let database = try? SQLiteDatabase.open(path: ":memory:", flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE),
+              (try? initialize(database)) != nil
+        else { return nil }
+        return try? database.query(schemaObjectsQuery)
+    }()
 
     /// Creates the schema in an empty database, in one transaction with the application id and
     /// version, under a write lock (so two processes creating one file at once make it once).
