@@ -27,6 +27,7 @@ enum FuzzTargets {
         HTTPWireTarget.target,
         BlockingGraphTarget.target,
         QueryTextTarget.target,
+        EpisodeStoreFileTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

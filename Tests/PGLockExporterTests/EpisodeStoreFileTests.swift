@@ -73,7 +73,7 @@ import Testing
         }
     }
 
-    /// A page in the middle overwritten: `quick_check` finds it.
+    /// A page in the middle overwritten: `integrity_check` finds it.
     @Test func damagedPageIsRefusedAndLeftAsItWas() throws {
         try Self.withDirectory { directory in
             let path = directory + "/episodes.db"
@@ -83,6 +83,21 @@ import Testing
             try F.write(bytes, to: path)
             let line = try Self.refusal(path, directory: directory)
             #expect(line.hasPrefix("episode store \(path): damaged ("), "\(line)")
+        }
+    }
+
+    /// Found by the episode-store-file fuzz target
+    /// (Fuzz/corpus/episode-store-file/regression-index-missing-rows): a store whose pages are
+    /// each sound but whose indexes miss rows of the table passes `quick_check`, and the first
+    /// write failed with "database disk image is malformed". `integrity_check` finds it.
+    @Test func indexMissingRowsIsRefused() throws {
+        try Self.withDirectory { directory in
+            let seed = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+                .deletingLastPathComponent().appendingPathComponent("Fuzz/corpus/episode-store-file/regression-index-missing-rows")
+            let path = directory + "/episodes.db"
+            try F.write(try F.bytes(seed.path), to: path)
+            #expect(try Self.refusal(path, directory: directory)
+                == "episode store \(path): damaged (integrity_check: row 1 missing from index episodes_by_start)")
         }
     }
 

@@ -166,7 +166,7 @@ import Testing
 
     /// Several threads, two connections to one file (two stores, as two processes would be):
     /// writers each upsert their own episodes again and again while readers list; afterwards every
-    /// episode is there once, in its last version, and the file passes `quick_check`.
+    /// episode is there once, in its last version, and the file passes `integrity_check`.
     @Test func concurrentWritersAndReadersDoNotCorrupt() throws {
         try Self.withStoreFile { _, path in
             let stores = [try EpisodeStore.open(path: path), try EpisodeStore.open(path: path)]
@@ -196,7 +196,7 @@ import Testing
             }
             #expect(failures.withLock { $0 } == [])
             for store in stores { store.close() }
-            let store = try EpisodeStore.open(path: path)  // passes the inspection (quick_check)
+            let store = try EpisodeStore.open(path: path)  // passes the inspection (integrity_check)
             let all = try store.episodes(limit: 1000)
             #expect(all.count == writers * perWriter)
             #expect(all.allSatisfy { $0.samples == versions && !$0.ongoing })

@@ -70,7 +70,7 @@ public final class EpisodeStore: Sendable {
     ///
     /// A file that exists is first inspected through a read-only connection, which cannot write
     /// it (nor checkpoint a write-ahead log into it): it must be an SQLite database that passes
-    /// `PRAGMA quick_check` and is either empty or an episode store (`applicationID`) of a schema
+    /// `PRAGMA integrity_check` and is either empty or an episode store (`applicationID`) of a schema
     /// version this build knows, with exactly the tables and indexes of that version (a changed
     /// column, a trigger or a view is refused too). Anything else is refused with one line and
     /// the file is not opened for writing. Only then is it opened read-write (never with
@@ -156,8 +156,11 @@ public final class EpisodeStore: Sendable {
         do {
             let database = try SQLiteDatabase.open(path: fileName, flags: SQLITE_OPEN_READONLY)
             database.setBusyTimeout(milliseconds: busyMilliseconds)
-            let check = try database.query("PRAGMA quick_check(1)").first?.first?.text ?? "no answer"
-            guard check == "ok" else { throw refuse("damaged (quick_check: \(TerminalText.excerpt(check)))") }
+            // integrity_check, not quick_check: quick_check passes a file whose indexes miss rows
+            // of their table, and the first write to it fails (found by the fuzz target). Measured
+            // with Debian's SQLite 3.40: 0.27 s for 100,000 episodes (386 MB), at open only.
+            let check = try database.query("PRAGMA integrity_check(1)").first?.first?.text ?? "no answer"
+            guard check == "ok" else { throw refuse("damaged (integrity_check: \(TerminalText.excerpt(check)))") }
             let applicationID = try database.query("PRAGMA application_id").first?.first?.integer ?? 0
             let version = try database.query("PRAGMA user_version").first?.first?.integer ?? 0
             let objects = try database.query("SELECT count(*) FROM sqlite_schema").first?.first?.integer ?? 0
