@@ -73,6 +73,10 @@ import Testing
         #expect(Timestamp(rfc3339: "2026-12-04T15:13:39Z")?.microsecondsSinceEpoch == 1_796_397_219_000_000)
         #expect(Timestamp(rfc3339: "2026-12-04 15:13:39") == nil)
         #expect(Timestamp(rfc3339: "yesterday") == nil)
+        #expect(Timestamp(secondsSinceEpoch: 1_796_397_219.123456) == EpisodeStoreFixtures.base)
+        #expect(Timestamp(secondsSinceEpoch: .nan) == nil)
+        #expect(Timestamp(secondsSinceEpoch: .infinity) == nil)
+        #expect(Timestamp(secondsSinceEpoch: 1e300) == nil)
         // Every microsecond of a day survives text and back.
         for micros in stride(from: Int64(0), to: 86_400_000_000, by: 86_400_000_000 / 9973) {
             let time = Timestamp(microsecondsSinceEpoch: EpisodeStoreFixtures.base.microsecondsSinceEpoch + micros)

@@ -21,9 +21,11 @@ extension EpisodeRecord {
             self.microsecondsSinceEpoch = microsecondsSinceEpoch
         }
 
-        /// Seconds since the Unix epoch, rounded to the microsecond.
-        public init(secondsSinceEpoch: Double) {
-            microsecondsSinceEpoch = Int64((secondsSinceEpoch * 1_000_000).rounded())
+        /// Seconds since the Unix epoch, rounded to the microsecond; nil when that is not a
+        /// number or beyond ±292,000 years (what 64 bits of microseconds hold).
+        public init?(secondsSinceEpoch: Double) {
+            guard let micros = Int64(exactly: (secondsSinceEpoch * 1_000_000).rounded()) else { return nil }
+            microsecondsSinceEpoch = micros
         }
 
         /// The RFC 3339 time `text` names; nil when it is not one.
