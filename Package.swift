@@ -42,6 +42,11 @@ let package = Package(
             providers: [.apt(["libyaml-dev"]), .brew(["libyaml"])]
         ),
         .systemLibrary(name: "CPGQuery", providers: [.apt(["libpg-query-dev"])]),
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
+        ),
         .target(
             name: "PGLockExporter",
             dependencies: [
@@ -52,6 +57,7 @@ let package = Package(
                 "CProcessControl",
                 "CYAML",
                 "CPGQuery",
+                "CSQLite",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -72,7 +78,7 @@ let package = Package(
         .testTarget(
             name: "PGLockExporterTests",
             dependencies: [
-                "PGLockExporter", "CLibPQ",
+                "PGLockExporter", "CLibPQ", "CSQLite",
                 .product(name: "PropertyBased", package: "swift-property-based"),
             ]
         ),

@@ -31,6 +31,7 @@ enum FuzzTargets {
         ProcNetTCPTarget.target,
         LockFailureTarget.target,
         CommandTextTarget.target,
+        EpisodeStoreFileTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.
