@@ -88,14 +88,7 @@ extension IntegrationTests {
 
         /// Opens a raw connection to the exporter and sends `bytes`.
         func rawSend(_ port: Int, _ bytes: [UInt8], closeAfter: Bool = true) -> Int32 {
-            let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = UInt16(port).bigEndian
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
-            _ = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
+            let fd = connectedLoopbackSocket(port: port)
             _ = bytes.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if closeAfter { close(fd) }
             return fd

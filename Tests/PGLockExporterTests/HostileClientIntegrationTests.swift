@@ -74,14 +74,7 @@ extension IntegrationTests {
                 done.enter()
                 Thread.detachNewThread {
                     defer { done.leave() }
-                    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-                    var address = sockaddr_in()
-                    address.sin_family = sa_family_t(AF_INET)
-                    address.sin_port = UInt16(port).bigEndian
-                    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-                    _ = withUnsafePointer(to: &address) {
-                        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-                    }
+                    let fd = connectedLoopbackSocket(port: port)
                     var timeout = timeval(tv_sec: 2, tv_usec: 0)
                     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
                     _ = Array(head.utf8).withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }

@@ -21,25 +21,24 @@ struct GraphCondensation {
         var component = [Int](repeating: -1, count: n)
         var members: [[Int]] = []
         var counter = 0
-        for start in 0..<n where index[start] < 0 {
-            index[start] = counter
-            low[start] = counter
+        /// Numbers a node on first sight and puts it on both stacks (Tarjan's "visit").
+        func discover(_ node: Int) {
+            index[node] = counter
+            low[node] = counter
             counter += 1
-            stack.append(start)
-            onStack[start] = true
-            calls.append((start, 0))
+            stack.append(node)
+            onStack[node] = true
+            calls.append((node, 0))
+        }
+        for start in 0..<n where index[start] < 0 {
+            discover(start)
             while let (v, next) = calls.last {
                 steps += 1
                 if next < edges[v].count {
                     calls[calls.count - 1].next = next + 1
                     let w = edges[v][next]
                     if index[w] < 0 {
-                        index[w] = counter
-                        low[w] = counter
-                        counter += 1
-                        stack.append(w)
-                        onStack[w] = true
-                        calls.append((w, 0))
+                        discover(w)
                     } else if onStack[w] {
                         low[v] = min(low[v], index[w])
                     }
