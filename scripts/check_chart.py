@@ -88,6 +88,19 @@ def render(helm, values):
     return out.stdout, [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
+def render_values(helm, tmp, name, values, where):
+    """Renders `values` written as JSON (YAML that every parser reads alike: PyYAML would leave
+    1e3 unquoted) to tmp/NAME-values.yaml; the documents, or None after reporting the failure."""
+    path = os.path.join(tmp, f"{name}-values.yaml")
+    with open(path, "w") as f:
+        json.dump(values, f)
+    text, docs = render(helm, path)
+    if text is None:
+        problem(where, "did not render (see above)")
+        return None
+    return docs
+
+
 def kubernetes_validate(docs, where, tmp):
     core = [d for d in docs if d.get("apiVersion") in CORE_API_GROUPS]
     path = os.path.join(tmp, "core.yaml")
@@ -446,13 +459,9 @@ def check_odd_strings(helm, tmp):
               "remediator": {"enabled": True, "webhookToken": {"value": "t"}, "config": {"datasource": {"host": "db"}},
                              "extraArgs": ODD_STRINGS, **{key: ODD_STRINGS for key in lists},
                              **{key: n for key, (_, n) in BIG_REMEDIATOR_COUNTS.items()}}}
-    path = os.path.join(tmp, "odd-strings-values.yaml")
-    with open(path, "w") as f:
-        json.dump(values, f)  # JSON is YAML that every parser reads alike (PyYAML leaves 1e3 unquoted)
     where = "odd strings and big counts in arguments"
-    text, docs = render(helm, path)
-    if text is None:
-        problem(where, "did not render (see above)")
+    docs = render_values(helm, tmp, "odd-strings", values, where)
+    if docs is None:
         return
     remediator = next((d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-remediator")), None)
     args = remediator["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -487,13 +496,9 @@ def check_odd_monitoring_strings(helm, tmp):
     for key, text in ODD_MONITORING.items():
         section, field = key.split(".")
         values.setdefault(section, {"enabled": True})[field] = text
-    path = os.path.join(tmp, "odd-monitoring-values.yaml")
-    with open(path, "w") as f:
-        json.dump(values, f)
     where = "odd strings in the monitoring objects"
-    text, docs = render(helm, path)
-    if text is None:
-        problem(where, "did not render (see above)")
+    docs = render_values(helm, tmp, "odd-monitoring", values, where)
+    if docs is None:
         return
     kinds = {d["kind"]: d["spec"] for d in docs if "spec" in d}
     endpoint = (kinds.get("ServiceMonitor") or {}).get("endpoints", [{}])[0]
@@ -514,13 +519,9 @@ def check_odd_secret_values(helm, tmp):
     values = {"config": {"targets": [{"name": f"t{i}", "dsn": "host=db", "password": text} for i, text in enumerate(ODD_SECRETS)]},
               "remediator": {"enabled": True, "webhookToken": {"value": ODD_SECRETS[0]},
                              "config": {"datasource": {"host": "db", "password": ODD_SECRETS[-5]}}}}
-    path = os.path.join(tmp, "odd-secrets-values.yaml")
-    with open(path, "w") as f:
-        json.dump(values, f)
     where = "odd strings in the Secrets"
-    text, docs = render(helm, path)
-    if text is None:
-        problem(where, "did not render (see above)")
+    docs = render_values(helm, tmp, "odd-secrets", values, where)
+    if docs is None:
         return
     data = {d["metadata"]["name"]: d.get("stringData") or {} for d in docs if d["kind"] == "Secret"}
     own, remediator = data.get(f"{RELEASE}-pg-lock-exporter", {}), data.get(f"{RELEASE}-pg-lock-exporter-remediator", {})
