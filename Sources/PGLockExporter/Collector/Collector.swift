@@ -34,15 +34,22 @@ public final class Collector: Sendable {
     static let settingsMaxAge = Duration.seconds(60)
     /// Counters kept by the background sampler (`--sample.interval`); nil when it is off.
     let sampler: SamplerCounters.Box?
+    /// Blocking episodes, kept from the background samples; nil when sampling is off.
+    public let episodes: EpisodeRecorder?
 
-    /// `sampleInterval` turns on the counters kept by `sample()`.
-    public init(settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: TimeSpan? = nil, logger: Logger) {
+    /// `sampleInterval` turns on the counters kept by `sample()`; `episodes` (with a sample
+    /// interval) turns on episode recording.
+    public init(
+        settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: TimeSpan? = nil,
+        episodes: EpisodeSettings? = nil, logger: Logger
+    ) {
         var settings = settings
         settings.cancelGate = settings.cancelGate ?? CancelGate()
         self.settings = settings
         self.options = options
         self.logger = logger
         self.sampler = sampleInterval.map { SamplerCounters.Box(interval: $0.seconds) }
+        self.episodes = sampleInterval == nil ? nil : episodes.map { EpisodeRecorder(settings: $0, logger: logger) }
     }
 
     /// A full scrape body, within `budget`: session metrics (or `pg_up 0`), then the
@@ -61,6 +68,7 @@ public final class Collector: Sendable {
         if let collection { w.append(contentsOf: collection.exposition) }
         let known = collection?.snapshot?.databases.map(\.datname) ?? []
         sampler?.counters.withLock { $0.write(into: &w, known: known) }
+        episodes?.write(into: &w, known: known)
         writeScrapeMetrics(into: &w, scrapeSeconds: (ContinuousClock.now - started).seconds)
         // Every body about a target names the exporter, so the alerting rules can tell its pg_up
         // from other exporters' in both modes; process_* describe the process, not the target.
