@@ -31,9 +31,38 @@ struct Serve: ParsableCommand {
     @Option(
         name: .customLong("sample.interval"),
         help: ArgumentHelp(
-            "Sample blocking and idle-in-transaction counts this often between scrapes, into counters (off by default).",
+            "Sample blocking between scrapes this often: counters, and blocking episodes (0 turns both off; at least 50ms).",
             valueName: "duration"))
-    var sampleInterval: String?
+    var sampleInterval: String = "1s"
+
+    @Option(
+        name: .customLong("episodes.path"),
+        help: ArgumentHelp(
+            "Where blocking episodes are kept: an SQLite file, kept across restarts and never overwritten when damaged, or :memory:.",
+            valueName: "path"))
+    var episodesPath: String = ":memory:"
+
+    @Option(
+        name: .customLong("episodes.retention"),
+        help: ArgumentHelp("Episodes that started longer ago than this are pruned (at start and every 5 minutes).", valueName: "duration"))
+    var episodesRetention: String = "30d"
+
+    @Option(name: .customLong("episodes.retention.count"), help: "At most this many episodes are kept, the newest (1 or more).")
+    var episodesRetentionCount: Int = 100_000
+
+    @Option(
+        name: .customLong("episodes.query-text"),
+        help: ArgumentHelp(
+            "How episodes keep statements: normalized (constants replaced by $n, comments removed), full (as written) or none.",
+            valueName: "policy"))
+    var episodesQueryText: String = QueryText.Policy.normalized.rawValue
+
+    @Option(
+        name: .customLong("episodes.log-after"),
+        help: ArgumentHelp(
+            "Log an episode's start once it has lasted this long, and its end (shorter episodes are stored, not logged).",
+            valueName: "duration"))
+    var episodesLogAfter: String = "1s"
 
     @Option(
         name: .customLong("web.scrape-timeout"),
@@ -68,9 +97,20 @@ struct Serve: ParsableCommand {
         guard maxPairs >= 1 else { throw ValidationError("--collector.max-user-app-pairs: must be 1 or more") }
         guard topRelations >= 0 else { throw ValidationError("--collector.top-relations: must be 0 or more") }
         do { _ = try ListenAddress(parsing: listenAddress) } catch { throw ValidationError("--web.listen-address: \(error)") }
-        if let sampleInterval, try parseDuration(sampleInterval, "--sample.interval") < 0.05 {
-            throw ValidationError("--sample.interval: must be at least 50ms")
+        if try samplingInterval().map({ $0.seconds < 0.05 }) == true {
+            throw ValidationError("--sample.interval: must be 0 (off) or at least 50ms")
         }
+        guard episodesPath.utf8.count <= 4096, !episodesPath.utf8.contains(0) else {
+            throw ValidationError("--episodes.path: at most 4096 bytes, no NUL")
+        }
+        guard try parseDuration(episodesRetention, "--episodes.retention") > 0 else {
+            throw ValidationError("--episodes.retention: must be more than 0")
+        }
+        guard episodesRetentionCount >= 1 else { throw ValidationError("--episodes.retention.count: must be 1 or more") }
+        guard QueryText.Policy(rawValue: episodesQueryText) != nil else {
+            throw ValidationError("--episodes.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(episodesQueryText, limit: 64))\"")
+        }
+        _ = try parseDuration(episodesLogAfter, "--episodes.log-after")
         guard try parseDuration(scrapeTimeout, "--web.scrape-timeout") >= 1 else {
             throw ValidationError("--web.scrape-timeout: must be at least 1s")
         }
@@ -90,9 +130,15 @@ struct Serve: ParsableCommand {
         let logger = logging.makeLogger("pg_lock_exporter")
         let webConfig = try web.load()
         let options = MetricOptions(topRoots: topRoots, maxUserApplicationPairs: maxPairs, topRelations: topRelations)
-        let sampling = try sampleInterval.map { try parseTimeSpan($0, "--sample.interval") }
+        let sampling = try samplingInterval()
         let base = try connection.settings()
         let scrapeCeiling = try parseTimeSpan(scrapeTimeout, "--web.scrape-timeout")
+        let writer = try sampling.map { _ in try openEpisodeStore(logger: logger) }
+        let queryText = QueryText.Policy(rawValue: episodesQueryText)!
+        let logAfter = try parseTimeSpan(episodesLogAfter, "--episodes.log-after")
+        func episodes(_ target: String) -> EpisodeSettings? {
+            writer.map { EpisodeSettings(target: target, queryText: queryText, logAfter: logAfter, writer: $0) }
+        }
 
         let routes: ExporterRoutes
         let collectors: [Collector]
@@ -107,12 +153,14 @@ struct Serve: ParsableCommand {
                 settings.dsn = target.dsn
                 settings.password = target.password
                 targets[name] = Collector(
-                    settings: settings, options: options, sampleInterval: sampling, logger: logger.with(metadata: "target", name))
+                    settings: settings, options: options, sampleInterval: sampling, episodes: episodes(name),
+                    logger: logger.with(metadata: "target", name))
             }
             routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
-            let collector = Collector(settings: base, options: options, sampleInterval: sampling, logger: logger)
+            let collector = Collector(
+                settings: base, options: options, sampleInterval: sampling, episodes: episodes(EpisodeSettings.singleTarget), logger: logger)
             routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling)
             collectors = [collector]
         }
@@ -134,7 +182,39 @@ struct Serve: ParsableCommand {
             sampler?.stop()
             collectors.forEach { $0.cancelRunningQuery() }
             server.stop()
+            // Ongoing episodes end as unobserved; what is queued reaches the store before exit.
+            let now = EpisodeRecord.Timestamp.now()
+            collectors.forEach { $0.episodes?.stop(at: now) }
+            if let writer, !writer.close(waitingAtMost: .seconds(5)) {
+                logger.error("episode store: queued episodes not written within 5s at shutdown")
+            }
+            writer?.store.close()
             collectors.forEach { $0.close() }
+        }
+    }
+
+    /// `--sample.interval`: nil when sampling is off (`0`, `0s`).
+    private func samplingInterval() throws -> TimeSpan? {
+        if sampleInterval == "0" { return nil }
+        let interval = try parseTimeSpan(sampleInterval, "--sample.interval")
+        return interval == .zero ? nil : interval
+    }
+
+    /// Opens `--episodes.path`, ends what a previous process left ongoing, and starts the writer
+    /// (which prunes at once). A store that cannot be opened or written stops `serve` with one
+    /// line (exit 2); a damaged file is left as it is (`EpisodeStore.open` only reads it).
+    private func openEpisodeStore(logger: Logger) throws -> EpisodeStoreWriter {
+        do {
+            let store = try EpisodeStore.open(path: episodesPath)
+            let ended = try EpisodeStoreWriter.endLeftOngoing(in: store)
+            if ended > 0 {
+                logger.warning("episodes left ongoing by a previous run ended as unobserved", metadata: ["count": "\(ended)"])
+            }
+            let retention = EpisodeStoreWriter.Retention(
+                maximumAge: try parseTimeSpan(episodesRetention, "--episodes.retention"), maximumCount: episodesRetentionCount)
+            return EpisodeStoreWriter(store: store, retention: retention, logger: logger)
+        } catch let error as EpisodeStore.Error {
+            throw ConfigFileError(description: "--episodes.path: \(error.description)")
         }
     }
 }

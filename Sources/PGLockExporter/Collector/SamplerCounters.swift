@@ -1,11 +1,12 @@
 import Synchronization
 
-/// Cumulative counters from the background sampler, so that a blocking episode that starts and
-/// ends between two scrapes still shows: `increase(pg_blocking_episodes_total[1h])`.
+/// Cumulative counters from the background sampler, so that blocking that starts and ends
+/// between two scrapes still shows: `increase(pg_blocked_session_seconds_total[1h])`.
 ///
 /// Each sample reads, per connectable database, how many client sessions are blocked and how
-/// many are idle in transaction; the counters add count × time since the previous sample, and an
-/// episode starts whenever a database goes from no blocked session to some.
+/// many are idle in transaction; the counters add count × time since the previous sample.
+/// (`pg_blocking_episodes_total` counts episodes as `EpisodeRecorder` tracks them: one per root
+/// blocker with waiters, no longer a database going from no blocked session to some.)
 struct SamplerCounters {
     /// The counters of one target, shared by the sampler thread and the scrapes.
     final class Box: Sendable {
@@ -20,7 +21,6 @@ struct SamplerCounters {
     struct PerDatabase {
         var blockedSeconds = 0.0
         var idleInTransactionSeconds = 0.0
-        var episodes = 0
         var blocked = 0
         var idleInTransaction = 0
     }
@@ -34,8 +34,8 @@ struct SamplerCounters {
     init(interval: Double) { self.interval = interval }
 
     mutating func record(_ rows: [SamplerStatement.Row], at now: ContinuousClock.Instant) {
-        // Right after a gap (no previous sample) nothing is attributed and no episode starts:
-        // the sessions blocked now may have been blocked all along.
+        // Right after a gap (no previous sample) nothing is attributed: the sessions blocked now
+        // may have been blocked all along.
         let previous = last.map { (now - $0).seconds }
         let elapsed = min(previous ?? 0, 2 * interval)
         for row in rows {
@@ -43,7 +43,6 @@ struct SamplerCounters {
             // The previous sample's counts held (as far as we know) until now.
             entry.blockedSeconds += Double(entry.blocked) * elapsed
             entry.idleInTransactionSeconds += Double(entry.idleInTransaction) * elapsed
-            if previous != nil && entry.blocked == 0 && row.blocked > 0 { entry.episodes += 1 }
             entry.blocked = row.blocked
             entry.idleInTransaction = row.idleInTransaction
             databases[row.datname] = entry
@@ -73,8 +72,6 @@ struct SamplerCounters {
             "pg_idle_in_transaction_session_seconds_total", .counter,
             help: "Sum over samples of client sessions idle in transaction × seconds (--sample.interval).")
         for d in names { w.sample("pg_idle_in_transaction_session_seconds_total", ["datname": d], databases[d]!.idleInTransactionSeconds) }
-        w.family("pg_blocking_episodes_total", .counter, help: "Times a database went from no blocked session to some, as sampled.")
-        for d in names { w.sample("pg_blocking_episodes_total", ["datname": d], databases[d]!.episodes) }
         w.family("pg_lock_exporter_samples_total", .counter, help: "Background samples taken.")
         w.sample("pg_lock_exporter_samples_total", samples)
     }

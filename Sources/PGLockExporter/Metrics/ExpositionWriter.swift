@@ -5,7 +5,7 @@
 /// user names) and are escaped: backslash, double quote and newline.
 public struct ExpositionWriter {
     public enum MetricType: String, Sendable {
-        case gauge, counter, untyped
+        case gauge, counter, histogram, untyped
     }
 
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"
