@@ -80,6 +80,9 @@ public final class EpisodeStoreWriter: Sendable {
     /// Store writes (and queued records) that failed since start.
     public var errorCount: Int { errors.load(ordering: .relaxed) }
 
+    /// Episodes queued and not yet taken by the writer thread.
+    var pendingCount: Int { queue.withLock { $0.pending.count } }
+
     /// Records written since start.
     public var writtenCount: Int { written.load(ordering: .relaxed) }
 
