@@ -331,6 +331,35 @@ extension IntegrationTests {
             print("chain: first started_at - waitstart \(firstError) s, second started_at - reader's waitstart \(secondError) s")
         }
 
+        /// The server restarts under an ongoing episode: it ends `unobserved` at the last sample
+        /// that saw it (the sampler lost sight), and an episode after the restart is recorded
+        /// though nothing scrapes: the sampler reconnects by itself.
+        @Test func serverRestartEndsTheEpisodeUnobservedAndSamplingReconnects() throws {
+            let (directory, path) = try storePath()
+            defer { EpisodeStoreFixtures.remove(directory) }
+            let database = try cluster.createDatabase("restarted")
+            let exporter = try exporter(database, path: path, ["--sample.interval", "250ms"])
+            let first = try Incident(cluster: cluster, readers: 0, database: database)
+            Thread.sleep(forTimeInterval: 1)
+            let stopping = Timestamp.now().secondsSinceEpoch
+            try cluster.stop()
+            first.end()
+            Thread.sleep(forTimeInterval: 1)
+            try cluster.start()
+            let second = try Incident(cluster: cluster, readers: 0, database: database)
+            defer { second.end() }
+            Thread.sleep(forTimeInterval: 1)
+            second.holder.send("COMMIT;")
+            try waitUntilNothingWaits(database)
+            Thread.sleep(forTimeInterval: 0.75)
+            let episodes = try stopAndRead(exporter, path: path, database: database)
+            #expect(episodes.map(\.root.pid) == [first.holderPID, second.holderPID])
+            #expect(episodes.map(\.end) == [.unobserved, .released])
+            let lastSeen = Self.seconds(episodes.first?.endedAt) - stopping
+            #expect(lastSeen <= 0 && lastSeen >= -0.3, "ended_at of the unobserved episode - server stop: \(lastSeen)")
+            print("restart: unobserved episode ended_at - server stop \(lastSeen) s")
+        }
+
         /// A restart with a file store keeps the history; what a previous process left ongoing is
         /// ended `unobserved`; retention (age and count) prunes at start.
         @Test func fileStoreKeepsHistoryAndRetentionPrunes() throws {
