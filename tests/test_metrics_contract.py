@@ -43,7 +43,7 @@ def documented():
         assert name not in rows, f"docs/metrics.md lists {name} twice"
         where_set = frozenset(w.strip() for w in where.split(",") if w.strip())
         assert where_set and where_set <= set(ENDPOINTS), f"{name}: unknown 'where' {where!r}"
-        assert kind in ("gauge", "counter"), f"{name}: type {kind!r}"
+        assert kind in ("gauge", "counter", "histogram"), f"{name}: type {kind!r}"
         rows[name] = (kind, frozenset(re.findall(r"`([a-z_]+)`", labels)), where_set, needs)
     assert len(rows) > 30, "the metric table of docs/metrics.md was not found"
     return rows
@@ -54,8 +54,16 @@ def exported(body):
     text = body.decode()
     families = {name: (kind, set()) for name, kind in _TYPE.findall(text)}
     for (name, labels), _ in livestack.parse_metrics(text).items():
+        keys = frozenset(k for k, _ in labels)
+        # A histogram's samples are NAME_bucket (with `le`), NAME_sum and NAME_count.
+        for suffix in ("_bucket", "_sum", "_count"):
+            base = name[:-len(suffix)]
+            if name.endswith(suffix) and families.get(base, ("",))[0] == "histogram":
+                assert (suffix == "_bucket") == ("le" in keys), f"histogram sample {name} with labels {sorted(keys)}"
+                name, keys = base, keys - {"le"}
+                break
         assert name in families, f"sample {name} has no # TYPE line"
-        families[name][1].add(frozenset(k for k, _ in labels))
+        families[name][1].add(keys)
     return families
 
 
