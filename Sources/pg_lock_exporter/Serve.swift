@@ -47,7 +47,9 @@ struct Serve: ParsableCommand {
         help: ArgumentHelp("Episodes that started longer ago than this are pruned (at start and every 5 minutes).", valueName: "duration"))
     var episodesRetention: String = "30d"
 
-    @Option(name: .customLong("episodes.retention.count"), help: "At most this many episodes are kept, the newest (1 or more).")
+    @Option(
+        name: .customLong("episodes.retention.count"),
+        help: ArgumentHelp("At most this many episodes are kept, the newest (1 or more).", valueName: "count"))
     var episodesRetentionCount: Int = 100_000
 
     @Option(
