@@ -169,3 +169,30 @@ final class RecordingLog: Sendable {
         recorder.settings.writer.close(waitingAtMost: .seconds(5))
     }
 }
+
+extension EpisodeRecorderTests {
+    /// A sample that fails ends the episode `unobserved`; seen again with the same root and the
+    /// same first waiter it is resumed: the same id, ongoing again, counted as started once.
+    @Test func episodeSeenAgainAfterALossOfSightIsResumed() throws {
+        let log = RecordingLog()
+        let store = try EpisodeStore.open(path: ":memory:")
+        let recorder = recorder(logAfter: .seconds(1), log: log, store: store)
+        recorder.observe(Self.snapshot(waited: 3), sentAt: Self.t0)
+        recorder.lostSight(at: Self.at(1))
+        #expect(!recorder.needsDetail)
+        recorder.observe(Self.snapshot(waited: 5), sentAt: Self.at(2))
+        let exposition = try metrics(recorder)
+        #expect(exposition.value("pg_blocking_episodes_total", ["datname": "app"]) == 1)
+        #expect(exposition.value("pg_blocking_episodes_ended_total", ["datname": "app", "end": "unobserved"]) == 1)
+        #expect(exposition.value("pg_blocking_episodes_ongoing", ["datname": "app"]) == 1)
+        let ids = Set(log.all.compactMap { $0.metadata["id"] })
+        #expect(ids.count == 1)
+        #expect(log.all.map { $0.metadata["event"] ?? "" }
+                == ["blocking_episode_started", "blocking_episode_ended", "blocking_episode_started"])
+        #expect(settingsWriterDrains(recorder))
+        let stored = try store.episodes()
+        #expect(stored.count == 1)
+        #expect(stored.first?.ongoing == true)
+        #expect(stored.first?.startedAt == Self.at(-3))
+    }
+}

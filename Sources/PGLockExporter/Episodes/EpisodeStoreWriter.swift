@@ -109,10 +109,15 @@ public final class EpisodeStoreWriter: Sendable {
 
     /// Ends as `unobserved` the episodes a previous process left ongoing (it stopped without
     /// ending them: a crash, SIGKILL, a power loss). Their end is the last sample that saw them
-    /// (`started_at + duration_seconds`, as that process last wrote them). Not resumed: the
-    /// exporter cannot know what happened while nobody watched, and a root seen again after a
-    /// restart starts a new episode (another id: its `started_at` is the earliest `waitstart` of
-    /// its waiters *now*). Synchronous, at start, before sampling begins. Returns how many.
+    /// (`started_at + duration_seconds`, as that process last wrote them). Synchronous, at start,
+    /// before sampling begins. Returns how many.
+    ///
+    /// Ended rather than left ongoing, because nobody may ever see that root again (the exporter
+    /// stays down, the target is removed), and an ongoing record would then claim so forever.
+    /// When the new process does see the same root with the same earliest waiter, the episode
+    /// gets the same id (`EpisodeRecord.id`) and its record replaces the unobserved one: it is
+    /// resumed, ongoing again, `started_at` unchanged, its counts from the new process's samples.
+    /// A root seen with a later first waiter (the earliest one left meanwhile) is a new episode.
     @discardableResult
     public static func endLeftOngoing(in store: EpisodeStore) throws(EpisodeStore.Error) -> Int {
         var ended = 0
