@@ -16,6 +16,19 @@ import Testing
         #expect(Self.normalized("SELECT * FROM features LIMIT 5")?.reduced == false)
     }
 
+    /// psql sends the statement with its terminating semicolon, and `pg_stat_activity` shows it:
+    /// the normalized text leaves it out, parsed or reduced, so one code path reads the same
+    /// whichever client sent it (the seed incident's `SELECT * FROM features LIMIT $1`).
+    @Test func theTerminatingSemicolonIsLeftOut() {
+        #expect(Self.normalized("SELECT * FROM features LIMIT 1;")?.text == "SELECT * FROM features LIMIT $1")
+        #expect(Self.normalized("SELECT * FROM features LIMIT 1 ; \n")?.text == "SELECT * FROM features LIMIT $1")
+        #expect(Self.normalized("SELECT 1; SELECT 'x';")?.text == "SELECT $1; SELECT $2")
+        #expect(Self.normalized("SELEC * FROM features WHERE email = 'a@b.c';")
+            == QueryText.Result(text: "SELEC * FROM features WHERE email = $1", fingerprint: nil, reduced: true))
+        #expect(Self.normalized("SELECT * FROM features LIMIT 1;")?.fingerprint == Self.normalized("SELECT * FROM features LIMIT 2")?.fingerprint)
+        #expect(QueryText.render("SELECT 1;", policy: .full)?.text == "SELECT 1;")
+    }
+
     @Test func fingerprintGroupsStatementsThatDifferOnlyInConstants() throws {
         let a = try #require(Self.normalized("SELECT * FROM features WHERE email = 'a@b.c' LIMIT 5"))
         let b = try #require(Self.normalized("SELECT * FROM features WHERE email = 'x@y.z' LIMIT 500 /* other */"))

@@ -106,7 +106,8 @@ public enum QueryText {
     }
 
     /// The text with each constant replaced by the next free `$n`, each comment by at most one
-    /// space, and an unterminated constant, comment or quoted identifier cut off with all after it.
+    /// space, and an unterminated constant, comment or quoted identifier cut off with all after it;
+    /// without blanks around it, nor a terminating semicolon.
     private static func removingConstantsAndComments(
         _ text: [UInt8], scans: (SQLLiteralScanner.Scan, SQLLiteralScanner.Scan)
     ) -> String {
@@ -138,8 +139,15 @@ public enum QueryText {
         }
         out.append(contentsOf: text[position...])
         let start = out.firstIndex { !isSpace($0) } ?? out.endIndex
-        let end = out.lastIndex { !isSpace($0) }.map { $0 + 1 } ?? start
-        return String(decoding: out[start..<max(start, end)], as: UTF8.self)
+        var end = max(start, out.lastIndex { !isSpace($0) }.map { $0 + 1 } ?? start)
+        // The terminating semicolon (psql sends it, drivers do not) and the blanks before it:
+        // one code path reads the same whichever client sent it. Never part of a constant,
+        // comment or quoted name here: those were replaced, removed or cut off above.
+        while end > start, out[end - 1] == UInt8(ascii: ";") {
+            end -= 1
+            while end > start, isSpace(out[end - 1]) { end -= 1 }
+        }
+        return String(decoding: out[start..<end], as: UTF8.self)
     }
 
     private static func isBlank(_ c: UInt8) -> Bool { c == UInt8(ascii: " ") || c == UInt8(ascii: "\t") }
