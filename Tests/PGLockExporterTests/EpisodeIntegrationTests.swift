@@ -360,6 +360,51 @@ extension IntegrationTests {
             print("restart: unobserved episode ended_at - server stop \(lastSeen) s")
         }
 
+        /// With `--config.file`, every target's episodes go to the one store, named by target, and
+        /// each target's `/probe` counts its own. A target sees the whole server (as its gauges
+        /// do), so two targets naming two databases of one server both record the episode: two
+        /// records, two ids, one per target.
+        @Test func multiTargetEpisodesNameTheirTarget() throws {
+            let (directory, path) = try storePath()
+            defer { EpisodeStoreFixtures.remove(directory) }
+            let database = try cluster.createDatabase("targets")
+            let quiet = try cluster.createDatabase("quiet")
+            let config = directory + "/targets.yml"
+            try """
+                targets:
+                  busy:
+                    dsn: "\(cluster.dsn(database: database))"
+                  calm:
+                    dsn: "\(cluster.dsn(database: quiet))"
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            let exporter = try ExporterProcess([
+                "--config.file", config, "--episodes.path", path, "--log.format", "json", "--sample.interval", "250ms"])
+            let incident = try Incident(cluster: cluster, readers: 0, database: database)
+            defer { incident.end() }
+            Thread.sleep(forTimeInterval: 1.5)
+            incident.holder.send("COMMIT;")
+            try waitUntilNothingWaits(database)
+            Thread.sleep(forTimeInterval: 0.75)
+            let busy = try Exposition(parsing: try exporter.get("/probe?target=busy").body)
+            let calm = try Exposition(parsing: try exporter.get("/probe?target=calm").body)
+            #expect(busy.value("pg_blocking_episodes_total", ["datname": database]) == 1)
+            #expect(busy.value("pg_blocking_episodes_ended_total", ["datname": database, "end": "released"]) == 1)
+            #expect(calm.value("pg_blocking_episodes_total", ["datname": database]) == 1)
+            #expect(calm.value("pg_blocking_episodes_total", ["datname": quiet]) == 0)
+            let episodes = try stopAndRead(exporter, path: path, database: database)
+            #expect(episodes.map(\.target).sorted() == ["busy", "calm"])
+            #expect(episodes.map(\.root.pid) == [incident.holderPID, incident.holderPID])
+            #expect(Set(episodes.map(\.id)).count == 2)
+            #expect(episodes.map(\.end) == [.released, .released])
+            // Each target derives started_at from its own samples (sent at - the wait's age).
+            let apart = abs(Self.seconds(episodes[0].startedAt) - Self.seconds(episodes[1].startedAt))
+            #expect(apart <= 0.05, "started_at of the two targets' records \(apart) s apart")
+            print("multi-target: the two records' started_at \(apart) s apart")
+            let logged = events(exporter.log)
+            #expect(logged.filter { $0["target"] == "busy" }.map { $0["event"] } == ["blocking_episode_started", "blocking_episode_ended"])
+            #expect(logged.filter { $0["target"] == "calm" }.map { $0["event"] } == ["blocking_episode_started", "blocking_episode_ended"])
+        }
+
         /// A restart with a file store keeps the history; what a previous process left ongoing is
         /// ended `unobserved`; retention (age and count) prunes at start.
         @Test func fileStoreKeepsHistoryAndRetentionPrunes() throws {
