@@ -34,6 +34,7 @@ QUIET = {
     "PostgresExporterDown": "the exporter is scraped and reaches PostgreSQL",
     "PostgresExporterScrapeErrors": "every collection succeeds",
     "PostgresDeadlocks": "the incident is a lock queue, not a deadlock",
+    "PostgresBlockingEpisodesRepeatedlyLong": "the incident is one blocking episode, still going on: none has ended",
     "PostgresConnectionsNearLimit": "a handful of sessions against max_connections=200",
     "PostgresRemediationFailed": "no remediator runs",
     "PostgresRemediationExecuted": "no remediator runs",
