@@ -58,8 +58,9 @@ RUN apt-get update \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged uid/gid (65532, "nonroot" by convention) so volume ownership and
-# Kubernetes runAsNonRoot checks are predictable. /var/lib/pg_lock_exporter is where the
-# remediator's --audit-log goes; a named volume mounted there inherits this ownership.
+# Kubernetes runAsNonRoot checks are predictable. /var/lib/pg_lock_exporter is where the files
+# the binary writes go (serve's --episodes.path, the remediator's --audit-log) with the root
+# filesystem read-only; a named volume mounted there inherits this ownership.
 RUN groupadd --system --gid 65532 pg_lock_exporter \
  && useradd --system --uid 65532 --gid 65532 --no-create-home --home-dir /nonexistent \
       --shell /usr/sbin/nologin pg_lock_exporter \

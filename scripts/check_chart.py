@@ -9,7 +9,8 @@
     `promtool check rules --lint-fatal` and the rule tests of alerts/tests; the dashboard
     ConfigMap holds dashboards/*.json byte for byte; the chart's promises hold (no secret in
     args or env values, the securityContext defaults, --execute only when asked, the job the
-    alerts select, ...); and every rendered container starts: the real binary
+    alerts select, the episode store on a writable volume and one pod per claim, ...); and every
+    rendered container starts (and creates its episode store): the real binary
     (.build/debug/pg_lock_exporter, or $PG_LOCK_EXPORTER_BIN) with its rendered arguments and
     mounted files (the targets file and web config as Helm's toYaml wrote them, the TLS Secrets
     as certificates made with openssl), its rendered liveness and readiness probes succeed as
@@ -215,12 +216,88 @@ def check_promises(docs, values, where):
             continue
         if not jobs or not all(j and any(re.fullmatch(s, j) for s in selectors) for j in jobs):
             problem(where, f"{d['kind']} {d['metadata']['name']}: job {jobs} is not selected by the alerts' job=~ {sorted(selectors)}")
+    check_episodes(docs, values, where)
     secret = next((d for d in docs if d["kind"] == "Secret" and d["metadata"]["name"] == f"{RELEASE}-pg-lock-exporter"), None)
     if targets and secret:
         # The targets file must be what the binary reads: every target, with its password file.
         parsed = yaml.safe_load(secret["stringData"]["targets.yml"])["targets"]
         if sorted(parsed) != sorted(t["name"] for t in targets):
             problem(where, "targets.yml does not list config.targets")
+
+
+def chart_values(values):
+    """The values Helm renders with: the chart's values.yaml under the case's (maps merged)."""
+    def merge(base, over):
+        out = dict(base)
+        for key, value in (over or {}).items():
+            out[key] = merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+        return out
+    return merge(yaml.safe_load(open(os.path.join(CHART, "values.yaml"))), values)
+
+
+def check_episodes(docs, values, where):
+    """The episode store: --sample.interval always rendered (the chart's default, not the
+    binary's); while it is not 0, --episodes.path names a file directly on a writable volume
+    mounted for it (never the read-only root filesystem), the pod's fsGroup lets the non-root
+    user write it, the --episodes.* flags carry the values exactly, and with persistence one pod
+    owns each claim (a Deployment recreates, a StatefulSet gives each pod its own). When it is 0:
+    no episode flags and no episodes volume."""
+    merged = chart_values(values)
+    episodes = merged["episodes"]
+    persistence = episodes["persistence"]
+    claims = {d["metadata"]["name"]: d for d in docs if d["kind"] == "PersistentVolumeClaim"}
+    for workload in (d for d in docs if d["kind"] in ("Deployment", "StatefulSet") and not d["metadata"]["name"].endswith("-remediator")):
+        name = f"{workload['kind']}/{workload['metadata']['name']}"
+        spec = workload["spec"]["template"]["spec"]
+        container = next(c for c in spec["containers"] if c["name"] == "exporter")
+        flags = {}
+        for a in container["args"]:
+            if a.startswith(("--sample.interval=", "--episodes.")):
+                flag, _, value = a.partition("=")
+                if flag in flags:
+                    problem(where, f"{name}: {flag} given twice")
+                flags[flag] = value
+        interval = flags.pop("--sample.interval", None)
+        if interval != str(merged["config"]["sampleInterval"]):
+            problem(where, f"{name}: --sample.interval={interval}, config.sampleInterval is {merged['config']['sampleInterval']!r}")
+        volumes = {v["name"]: v for v in spec.get("volumes") or []}
+        templates = {t["metadata"]["name"]: t for t in workload["spec"].get("volumeClaimTemplates") or []}
+        if interval in ("0", "0s"):
+            if flags or "episodes" in volumes or templates or claims:
+                problem(where, f"{name}: sampling is off, yet episode flags {sorted(flags)} or an episodes volume or claim rendered")
+            continue
+        want = {"--episodes.path": "/var/lib/pg_lock_exporter/episodes.db", "--episodes.query-text": episodes["queryText"],
+                "--episodes.retention": episodes["retention"], "--episodes.retention.count": str(episodes["retentionCount"]),
+                "--episodes.log-after": episodes["logAfter"]}
+        if flags != want:
+            problem(where, f"{name}: episode flags {flags}, expected {want}")
+        directory = os.path.dirname(flags.get("--episodes.path") or "/")
+        mount = next((m for m in container.get("volumeMounts") or [] if m["mountPath"] == directory), None)
+        if mount is None or mount.get("readOnly"):
+            problem(where, f"{name}: --episodes.path is not on a writable volume mounted at {directory}")
+            continue
+        if not (spec.get("securityContext") or {}).get("fsGroup"):
+            problem(where, f"{name}: no pod fsGroup: the non-root user may not write the episodes volume")
+        volume, template = volumes.get(mount["name"]), templates.get(mount["name"])
+        if not persistence["enabled"]:
+            if not (volume and "emptyDir" in volume and volume["emptyDir"].get("sizeLimit") == episodes["emptyDir"]["sizeLimit"]):
+                problem(where, f"{name}: the episodes volume should be an emptyDir of {episodes['emptyDir']['sizeLimit']}, is {volume}")
+        elif workload["kind"] == "StatefulSet":
+            if volume is not None or template is None or template["spec"]["resources"]["requests"]["storage"] != persistence["size"]:
+                problem(where, f"{name}: each shard needs its own claim (volumeClaimTemplates {mount['name']}, {persistence['size']})")
+        else:
+            claim = ((volume or {}).get("persistentVolumeClaim") or {}).get("claimName")
+            if (workload["spec"].get("strategy") or {}).get("type") != "Recreate":
+                problem(where, f"{name}: episodes on a claim need strategy Recreate (two pods must not open one SQLite file)")
+            if persistence["existingClaim"]:
+                if claim != persistence["existingClaim"] or claims:
+                    problem(where, f"{name}: the episodes volume should be the existing claim {persistence['existingClaim']!r}, is {claim!r}")
+            elif claim not in claims or claims[claim]["spec"]["resources"]["requests"]["storage"] != persistence["size"]:
+                problem(where, f"{name}: the episodes volume's claim {claim!r} is not the chart's claim of {persistence['size']}")
+            elif (claims[claim]["spec"].get("storageClassName"), persistence["storageClass"]) not in \
+                    ((None, ""), ("", "-"), (persistence["storageClass"], persistence["storageClass"])):
+                problem(where, f"{name}: claim {claim} storageClassName {claims[claim]['spec'].get('storageClassName')!r} "
+                               f"for storageClass {persistence['storageClass']!r}")
 
 
 MOUNT_ROOTS = ("/etc/pg-lock-exporter/", "/etc/pg-lock-remediator/", "/var/lib/pg_lock_exporter/")
@@ -272,7 +349,7 @@ def check_containers_start(docs, where, tmp, binary, fixture):
             for mount in c.get("volumeMounts") or []:
                 base = os.path.join(root, mount["mountPath"].lstrip("/"))
                 os.makedirs(base, exist_ok=True)
-                for source in (volumes[mount["name"]].get("projected") or {}).get("sources") or []:
+                for source in (volumes.get(mount["name"], {}).get("projected") or {}).get("sources") or []:
                     secret = source.get("secret") or {}
                     for item in secret.get("items") or []:
                         path = os.path.join(base, item["path"])
@@ -301,6 +378,9 @@ def check_containers_start(docs, where, tmp, binary, fixture):
                 if port is None:
                     problem(where, f"{name}: pg_lock_exporter {' '.join(args[:1])} did not start with the rendered arguments: {output}")
                     continue
+                store = next((a.split("=", 1)[1] for a in args if a.startswith("--episodes.path=")), None)
+                if store and not os.path.isfile(store):
+                    problem(where, f"{name}: listening, but the episode store {store} was not created")
                 for kind in ("livenessProbe", "readinessProbe"):
                     result = kubelet_probe(c.get(kind) or {}, port)
                     if result is not None:

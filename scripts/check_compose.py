@@ -11,7 +11,10 @@ One line per problem on stdout, exit status 1 if there is any:
   roles        the exporter and the remediator build this repo's image, not as root, read-only;
                DATA_SOURCE_NAME connects as lock_monitor (exporter) and lock_remediator
                (remediator) with the password from a mounted secret; every subcommand and
-               --flag they are given exists in Sources/pg_lock_exporter/*.swift
+               --flag they are given exists in Sources/pg_lock_exporter/*.swift; the files
+               they write (serve's --episodes.path, given, and remediate's --audit-log) are
+               directly on a named volume, not the image's read-only layer, a tmpfs or a bind
+               mount, in a directory the Dockerfile makes the image user's
   secrets      no password literal in any environment value or command (libpq `password=`,
                `user:pass@` in URLs, secret-named variables holding more than a file path);
                every /run/secrets/NAME used is mounted; postgres and the remediator's webhook
@@ -142,6 +145,7 @@ class Mounts:
 
     def __init__(self, name, service, compose_dir, declared_volumes):
         self.binds = []  # (container path, host path)
+        self.volumes = {}  # container path -> (named volume, read-only)
         where = f"docker-compose.yml: service {name}"
         for item in service.get("volumes") or []:
             if isinstance(item, str):
@@ -158,6 +162,8 @@ class Mounts:
             if kind == "volume":
                 if source and source not in declared_volumes:
                     problem(where, f"named volume {source!r} is not declared under top-level volumes:")
+                if source:
+                    self.volumes[PurePosixPath(target)] = (source, read_only)
                 continue
             if kind != "bind":
                 continue
@@ -251,6 +257,48 @@ def check_dockerfile(path, package_apt, linked_libraries):
                            "install it in the runtime stage and add it to RUNTIME_PACKAGES in scripts/check_compose.py")
         elif pkg not in stages[-1]:
             problem(where, f"runtime stage does not install {pkg} (the binary links lib{lib})")
+
+
+# Flags naming a file the service writes, which must be on a named volume.
+WRITTEN_FILES = {"exporter": ("--episodes.path",), "remediator": ("--audit-log",)}
+
+
+def dockerfile_user_dirs(path):
+    """Directories the runtime stage creates owned by the uid it runs as (USER), from its
+    `install -d -o UID` commands: where a named volume mounted on them is writable."""
+    stage_runs, user = [], None
+    for word, text in dockerfile_instructions(path):
+        if word == "FROM":
+            stage_runs, user = [], None
+        elif word == "RUN":
+            stage_runs.append(text)
+        elif word == "USER":
+            user = text.split(":")[0]
+    dirs = set()
+    for text in stage_runs:
+        for m in re.finditer(r"install\s+-d\s+((?:-[^\s]+(?:\s+[^-/\s][^\s]*)?\s+)*)((?:/[^\s&;|]+\s*)+)", text):
+            owner = re.search(r"-o\s+(\S+)", m.group(1))
+            if owner and owner.group(1) == user:
+                dirs.update(PurePosixPath(d) for d in m.group(2).split())
+    return dirs
+
+
+def check_written_file(sw, flag, path, mounts, image_dirs):
+    """`path` (a file the binary writes and keeps) sits directly in the target directory of a
+    writable named volume, a directory the image makes its user's (a fresh named volume copies
+    that ownership); not on the read-only root filesystem, a tmpfs, or a bind mount."""
+    directory = PurePosixPath(path).parent
+    if not PurePosixPath(path).is_absolute():
+        problem(sw, f"{flag}={path}: not an absolute path")
+        return
+    volume = mounts.volumes.get(directory)
+    if volume is None:
+        problem(sw, f"{flag}={path}: {directory} is not a named volume's mount point (the root filesystem is read-only, a tmpfs is lost)")
+    elif volume[1]:
+        problem(sw, f"{flag}={path}: volume {volume[0]} is mounted read-only")
+    if directory not in image_dirs:
+        problem(sw, f"{flag}={path}: the Dockerfile does not create {directory} owned by the user it runs as "
+                    f"(a named volume mounted there would be root's); it makes {sorted(map(str, image_dirs))}")
 
 
 # --------------------------------------------------------------------------- sources
@@ -360,6 +408,7 @@ def check_compose(compose_path):
                     problem(sw, f"uses {m.group(0)} but does not mount that secret")
 
     # exporter and remediator
+    image_dirs = dockerfile_user_dirs(REPO / "Dockerfile")
     listen_ports = {}
     for name, dsn_user in OUR_SERVICES.items():
         service = services.get(name)
@@ -374,7 +423,7 @@ def check_compose(compose_path):
         if str(service.get("user", "")).split(":")[0] in ("0", "root"):
             problem(sw, "runs as root")
         if service.get("read_only") is not True:
-            problem(sw, "read_only: true missing (the binary writes nothing but its audit log)")
+            problem(sw, "read_only: true missing (the binary writes nothing but its episode store and audit log)")
         command = as_list(service.get("command"))
         env = env_dict(service)
         dsn = parse_dsn(env.get("DATA_SOURCE_NAME", ""))
@@ -390,6 +439,12 @@ def check_compose(compose_path):
         for arg in command[1:]:
             if arg.startswith("--") and arg[2:].split("=", 1)[0] not in known_flags:
                 problem(sw, f"flag {arg.split('=', 1)[0]} does not exist in Sources/pg_lock_exporter")
+        for flag in WRITTEN_FILES[name]:
+            path = flag_value(command, flag)
+            if path is None and flag == "--episodes.path":
+                problem(sw, "--episodes.path missing: the episodes would be in :memory:, lost at every restart")
+            elif path is not None:
+                check_written_file(sw, flag, path, mounts[name], image_dirs)
         if name == "exporter":
             if command[:1] != ["serve"]:
                 problem(sw, "must run `serve`")

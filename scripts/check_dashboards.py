@@ -11,7 +11,9 @@ Conventions enforced on every dashboard (one line per problem, exit status 1):
     (fieldConfig.defaults.unit), and at least one query;
   * every metric selector names a metric family the binary really exposes (read from a live
     scrape of `serve` during the seed incident on a scripts/pg-sandbox server, and of
-    `remediate --listen`; a family's datname label is read off its series) and filters on
+    `remediate --listen`; a family's datname label is read off its series; a histogram's
+    NAME_bucket, NAME_sum and NAME_count are its samples), is a row of the metric table of
+    docs/metrics.md (the page tests/test_metrics_contract.py holds the binary to), and filters on
     the template variables: job=~"$job" and instance=~"$instance" (the remediator's
     metrics: job=~"$remediator_job"), plus datname=~"$datname" where the metric
     has a datname label;
@@ -56,18 +58,24 @@ class Contract:
     """Metric families the binary exposes. exporter: name -> carries a datname label (None when
     the scrape had no series of it to tell); remediator: the remediator's family names."""
 
-    def __init__(self, exporter, remediator):
+    def __init__(self, exporter, remediator, documented=None):
         self.exporter = exporter
         self.remediator = remediator
+        # docs/metrics.md's table: {metric: type}.
+        self.documented = documented_metrics() if documented is None else documented
 
 
 def families(body):
-    """Prometheus text exposition -> {family: None without samples, else the label names seen}."""
+    """Prometheus text exposition -> {family: None without samples, else the label names seen}.
+    A histogram NAME is listed as the series PromQL selects: NAME_bucket (with `le`), NAME_sum
+    and NAME_count."""
     out = {}
     for line in body.splitlines():
-        m = re.match(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) ", line)
+        m = re.match(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) (\w+)", line)
         if m:
-            out.setdefault(m.group(1), None)
+            names = [m.group(1) + suffix for suffix in HISTOGRAM_SUFFIXES] if m.group(2) == "histogram" else [m.group(1)]
+            for name in names:
+                out.setdefault(name, None)
             continue
         m = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? ", line)
         if m and m.group(1) in out:
@@ -117,6 +125,36 @@ def live_contract(binary):
         remediator=set(remediator_families) - set(exporter_families))
 
 
+HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+METRICS_DOC = os.path.join(REPO, "docs", "metrics.md")
+
+
+def documented_metrics(path=METRICS_DOC):
+    """{metric: type} of the table under "## Metrics" in docs/metrics.md, read as
+    tests/test_metrics_contract.py reads it (first column the name in backticks, then the type)."""
+    rows, in_metrics = {}, False
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("## "):
+                in_metrics = line.strip() == "## Metrics"
+                continue
+            m = re.match(r"^\|\s*`([a-z_:][a-z0-9_:]*)`\s*\|([^|]*)\|", line) if in_metrics else None
+            if m:
+                rows[m.group(1)] = m.group(2).strip()
+    return rows
+
+
+def documented_family(metric, documented):
+    """The docs/metrics.md row a selected metric belongs to (a histogram's NAME_bucket -> NAME), or None."""
+    if metric in documented:
+        return metric
+    for suffix in HISTOGRAM_SUFFIXES:
+        base = metric[:-len(suffix)]
+        if metric.endswith(suffix) and documented.get(base) == "histogram":
+            return base
+    return None
+
+
 # Prometheus' own series the dashboards may use; they carry the alert's labels.
 PROMETHEUS_METRICS = {"ALERTS": True}
 
@@ -148,6 +186,7 @@ MAY_BE_EMPTY_REASONS = {
     "no-remediation-activity": "the remediator has not decided, acted or received a webhook yet",
     "no-alerts": "no blocking alert is firing (or no rules are loaded)",
     "before-pg14": "the server is older than PostgreSQL 14 (pg_stat_database has no session statistics)",
+    "no-ended-episode": "no blocking episode ended in the interval (a quantile of no observations is NaN)",
 }
 MAY_BE_EMPTY = {
     ("pg-lock-overview", "Connections used", "A"): ["no-sessions"],
@@ -174,6 +213,9 @@ MAY_BE_EMPTY = {
     ("pg-lock-overview", "Terminations and failures", "B"): ["no-remediator"],
     ("pg-lock-overview", "Webhook requests by result", "A"): ["no-remediator", "no-remediation-activity"],
     ("pg-lock-overview", "Last remediation action", "A"): ["no-remediator", "no-remediation-activity"],
+    ("pg-lock-overview", "Episode duration quantiles", "A"): ["no-ended-episode"],
+    ("pg-lock-overview", "Episode duration quantiles", "B"): ["no-ended-episode"],
+    ("pg-lock-overview", "Episode duration quantiles", "C"): ["no-ended-episode"],
     ("pg-lock-overview", "annotation:Blocking alerts", "expr"): ["no-alerts"],
     ("pg-lock-overview", "variable:remediator_job", "query"): ["no-remediator"],
 }
@@ -402,6 +444,8 @@ def check_selectors(expr, where, problems, multi_vars, contract, is_variable_que
         else:
             problems.add(where, f"unknown metric {metric} (the binary's serve and remediate --listen do not expose it)")
             continue
+        if metric not in PROMETHEUS_METRICS and documented_family(metric, contract.documented) is None:
+            problems.add(where, f"{metric} is not in the metric table of docs/metrics.md")
         if not is_variable_query:
             for label, var in required.items():
                 op, value = matchers.get(label, (None, None))

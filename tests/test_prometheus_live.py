@@ -34,6 +34,7 @@ QUIET = {
     "PostgresExporterDown": "the exporter is scraped and reaches PostgreSQL",
     "PostgresExporterScrapeErrors": "every collection succeeds",
     "PostgresDeadlocks": "the incident is a lock queue, not a deadlock",
+    "PostgresBlockingEpisodesRepeatedlyLong": "the incident is one blocking episode, still going on: none has ended",
     "PostgresConnectionsNearLimit": "a handful of sessions against max_connections=200",
     "PostgresRemediationFailed": "no remediator runs",
     "PostgresRemediationExecuted": "no remediator runs",
@@ -331,7 +332,8 @@ def _checker():
 REASONS = _checker().MAY_BE_EMPTY_REASONS
 
 # Queries that return nothing in this scenario, each with the checker's reason that applies:
-# no remediator is scraped here. Any other query, including the ones the checker marks
+# no remediator is scraped here, and the incident is one blocking episode still going on (no
+# episode has ended, so a duration quantile has no observations). Any other query, including the ones the checker marks
 # may_be_empty for reasons the incident does not meet (sessions, locks, blocking, firing
 # alerts), must return data, so a panel that goes empty fails this test.
 EMPTY_HERE = {
@@ -342,6 +344,9 @@ EMPTY_HERE = {
     ("pg-lock-overview", "Webhook requests by result", "A"): "no-remediator",
     ("pg-lock-overview", "Last remediation action", "A"): "no-remediator",
     ("pg-lock-overview", "variable:remediator_job", "query"): "no-remediator",
+    ("pg-lock-overview", "Episode duration quantiles", "A"): "no-ended-episode",
+    ("pg-lock-overview", "Episode duration quantiles", "B"): "no-ended-episode",
+    ("pg-lock-overview", "Episode duration quantiles", "C"): "no-ended-episode",
 }
 # Only on servers older than 14 (pg_stat_database lacks the session statistics).
 EMPTY_BEFORE_PG14 = {

@@ -160,3 +160,26 @@ Args: (dict "root" $ "field" "serviceMonitor.scheme" "scheme" $sm.scheme)
 {{- fail (printf "%s: https, but the exporter serves plain HTTP; enable config.tls (or config.webConfig.tls_server_config)" .field) -}}
 {{- end -}}
 {{- end }}
+
+{{/* "true" while sampling is on (config.sampleInterval not 0): blocking episodes are recorded
+then, into the file on the episodes volume. */}}
+{{- define "pgle.episodesOn" -}}
+{{- if not (has (toString .Values.config.sampleInterval) (list "0" "0s")) }}true{{ end }}
+{{- end }}
+
+{{/* The episodes volume's claim: a Deployment's one claim (existingClaim or the chart's own). */}}
+{{- define "pgle.episodesClaim" -}}
+{{- default (printf "%s-episodes" (include "pgle.fullname" .)) .Values.episodes.persistence.existingClaim }}
+{{- end }}
+
+{{/* The chart's PersistentVolumeClaim spec for episodes (its own claim or each shard's). */}}
+{{- define "pgle.episodesClaimSpec" -}}
+accessModes:
+  {{- toYaml .Values.episodes.persistence.accessModes | nindent 2 }}
+{{- with .Values.episodes.persistence.storageClass }}
+storageClassName: {{ if eq . "-" }}""{{ else }}{{ . | quote }}{{ end }}
+{{- end }}
+resources:
+  requests:
+    storage: {{ .Values.episodes.persistence.size | quote }}
+{{- end }}
