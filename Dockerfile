@@ -26,7 +26,7 @@ FROM swift:6.1.2-bookworm AS build
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libpq-dev libmicrohttpd-dev libgnutls28-dev libcrypt-dev libyaml-dev libpg-query-dev libsqlite3-dev pkg-config \
+      libpq-dev libmicrohttpd-dev libgnutls28-dev libcrypt-dev libyaml-dev libpg-query-dev libsqlite3-dev libcurl4-openssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 
 WORKDIR /src
@@ -48,13 +48,13 @@ RUN --mount=type=cache,target=/src/.build \
 FROM debian:bookworm-slim
 
 # The shared libraries the binary links (the Swift runtime and stdlib are static): libpq5,
-# libmicrohttpd12, libyaml-0-2, libpg-query1504.0, libsqlite3-0, and libgnutls30 and libcrypt1
+# libmicrohttpd12, libyaml-0-2, libpg-query1504.0, libsqlite3-0, libcurl4, and libgnutls30 and libcrypt1
 # (both already in the base or pulled in by libmicrohttpd12; named so that stays true).
 # ca-certificates for sslmode=verify-full. Unpinned for the reason given in the build stage.
 # hadolint ignore=DL3008
 RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
-      libpq5 libmicrohttpd12 libyaml-0-2 libpg-query1504.0 libsqlite3-0 libgnutls30 libcrypt1 ca-certificates \
+      libpq5 libmicrohttpd12 libyaml-0-2 libpg-query1504.0 libsqlite3-0 libcurl4 libgnutls30 libcrypt1 ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 
 # A fixed, unprivileged uid/gid (65532, "nonroot" by convention) so volume ownership and

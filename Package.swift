@@ -47,6 +47,11 @@ let package = Package(
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"]), .brew(["sqlite"])]
         ),
+        .systemLibrary(
+            name: "CCurl",
+            pkgConfig: "libcurl",
+            providers: [.apt(["libcurl4-openssl-dev"]), .brew(["curl"])]
+        ),
         .target(
             name: "PGLockExporter",
             dependencies: [
@@ -58,6 +63,7 @@ let package = Package(
                 "CYAML",
                 "CPGQuery",
                 "CSQLite",
+                "CCurl",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

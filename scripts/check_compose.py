@@ -61,7 +61,7 @@ DEFAULT_PORTS = {"prometheus": 9090, "alertmanager": 9093, "grafana": 3000, "pos
 # Library named by `link "..."` in Sources/*/module.modulemap -> Debian 12 runtime package.
 RUNTIME_PACKAGES = {"pq": "libpq5", "microhttpd": "libmicrohttpd12", "gnutls": "libgnutls30", "crypt": "libcrypt1",
                     "yaml": "libyaml-0-2", "pg_query": "libpg-query1504.0",
-                    "sqlite3": "libsqlite3-0"}
+                    "sqlite3": "libsqlite3-0", "curl": "libcurl4"}
 SECRET_NAME_RE = re.compile(r"(?i)pass|secret|token|credential|private|api_?key")
 DSN_PASSWORD_RE = re.compile(r"(?i)(^|\s)password\s*=")
 URL_PASSWORD_RE = re.compile(r"://[^/@\s:]*:[^/@\s]*@")

@@ -14,7 +14,7 @@ struct PGLockExporterCommand: ParsableCommand {
         commandName: "pg_lock_exporter",
         abstract: "Prometheus exporter that names the session blocking your PostgreSQL database.",
         version: BuildInfo.version,
-        subcommands: [Serve.self, Check.self, Remediate.self, Migrate.self],
+        subcommands: [Serve.self, Check.self, Remediate.self, Migrate.self, Episodes.self],
         defaultSubcommand: Serve.self
     )
 

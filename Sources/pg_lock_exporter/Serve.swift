@@ -92,8 +92,10 @@ struct Serve: ParsableCommand {
     var printSQLVersion: Int?
 
     func validate() throws {
-        guard telemetryPath.hasPrefix("/"), telemetryPath != "/", telemetryPath != ExporterRoutes.probePath else {
-            throw ValidationError("--web.telemetry-path: must start with /, and not be / or /probe")
+        guard telemetryPath.hasPrefix("/"), telemetryPath != "/", telemetryPath != ExporterRoutes.probePath,
+            !telemetryPath.hasPrefix("/api/")
+        else {
+            throw ValidationError("--web.telemetry-path: must start with /, and not be / or /probe or under /api/")
         }
         guard topRoots >= 0 else { throw ValidationError("--collector.top-roots: must be 0 or more") }
         guard maxPairs >= 1 else { throw ValidationError("--collector.max-user-app-pairs: must be 1 or more") }
@@ -158,12 +160,14 @@ struct Serve: ParsableCommand {
                     settings: settings, options: options, sampleInterval: sampling, episodes: episodes(name),
                     logger: logger.with(metadata: "target", name))
             }
-            routes = ExporterRoutes(telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling)
+            routes = ExporterRoutes(
+                telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
             let collector = Collector(
                 settings: base, options: options, sampleInterval: sampling, episodes: episodes(EpisodeSettings.singleTarget), logger: logger)
-            routes = ExporterRoutes(telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling)
+            routes = ExporterRoutes(
+                telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
             collectors = [collector]
         }
 

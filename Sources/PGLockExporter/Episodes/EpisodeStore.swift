@@ -150,6 +150,38 @@ public final class EpisodeStore: Sendable {
         }
     }
 
+    /// Opens an existing store file only to read it (`pg_lock_exporter episodes --path`), while an
+    /// exporter may be writing it: through a read-only connection, which never creates the file,
+    /// writes it or checkpoints its write-ahead log into it. The file is inspected as `open`
+    /// does and refused with one line unless it is an episode store this build reads.
+    public static func openReadOnly(path: String, busyTimeout: Duration = defaultBusyTimeout) throws(Error) -> EpisodeStore {
+        let milliseconds = Int32(clamping: busyTimeout.components.seconds * 1000
+            + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let shown = TerminalText.excerpt(path, limit: 200)
+        func refuse(_ reason: String) -> Error { Error(description: "episode store \(shown): \(reason)") }
+        guard !path.isEmpty, path != ":memory:" else { throw Error(description: "episode store: name a file (:memory: is inside the exporter; use --url)") }
+        let fileName = path.hasPrefix("file:") ? "./" + path : path
+        var status = stat()
+        guard stat(fileName, &status) == 0 else { throw refuse(String(cString: strerror(errno))) }
+        guard status.st_mode & S_IFMT == S_IFREG else { throw refuse("not a regular file") }
+        guard status.st_size > 0 else { throw refuse("empty: not an episode store") }
+        try inspect(fileName, busyMilliseconds: milliseconds, refuse: refuse)
+        do {
+            let database = try SQLiteDatabase.open(path: fileName, flags: SQLITE_OPEN_READONLY)
+            database.setBusyTimeout(milliseconds: milliseconds)
+            guard try database.query("PRAGMA application_id").first?.first?.integer == Int64(Self.applicationID) else {
+                throw refuse("not an episode store (an empty SQLite database)")
+            }
+            return EpisodeStore(path: path, database: database)
+        } catch let failure as SQLiteDatabase.Failure {
+            throw refuse(failure.message)
+        } catch let error as Error {
+            throw error
+        } catch {
+            throw refuse("\(error)")
+        }
+    }
+
     /// Decides, through a read-only connection, whether the non-empty file at `fileName` may be
     /// opened for writing; throws the refusal otherwise.
     private static func inspect(_ fileName: String, busyMilliseconds: Int32, refuse: (String) -> Error) throws(Error) {

@@ -1,5 +1,6 @@
-/// The exporter's HTTP surface: a landing page at `/`, the metrics at the telemetry path,
-/// 404 elsewhere, 405 for anything but GET and HEAD.
+/// The exporter's HTTP surface: a landing page at `/`, the metrics at the telemetry path, the
+/// blocking episodes at `/api/v1/episodes` (`EpisodeAPI`), 404 elsewhere, 405 for anything but
+/// GET and HEAD.
 ///
 /// With one target, the telemetry path serves it. With named targets (`--config.file`),
 /// `/probe?target=NAME` serves one of them (the multi-target exporter pattern) and the telemetry
@@ -12,19 +13,27 @@ public struct ExporterRoutes: Sendable {
     /// `--web.scrape-timeout`: a scrape's timeout when the request does not say, and the most a
     /// request may ask for (`ScrapeBudget`). Prometheus's own default scrape timeout, 10 s.
     public let scrapeTimeout: TimeSpan
+    /// `--episodes.path`, read by the API; nil when sampling (and so episodes) is off.
+    public let episodes: EpisodeAPI
 
-    public init(telemetryPath: String, collector: Collector, scrapeTimeout: TimeSpan = .seconds(10)) {
+    public init(
+        telemetryPath: String, collector: Collector, scrapeTimeout: TimeSpan = .seconds(10), episodeStore: EpisodeStore? = nil
+    ) {
         self.telemetryPath = telemetryPath
         self.collector = collector
         self.targets = [:]
         self.scrapeTimeout = scrapeTimeout
+        self.episodes = EpisodeAPI(store: episodeStore)
     }
 
-    public init(telemetryPath: String, targets: [String: Collector], scrapeTimeout: TimeSpan = .seconds(10)) {
+    public init(
+        telemetryPath: String, targets: [String: Collector], scrapeTimeout: TimeSpan = .seconds(10), episodeStore: EpisodeStore? = nil
+    ) {
         self.telemetryPath = telemetryPath
         self.collector = nil
         self.targets = targets
         self.scrapeTimeout = scrapeTimeout
+        self.episodes = EpisodeAPI(store: episodeStore)
     }
 
     public static let probePath = "/probe"
@@ -44,11 +53,17 @@ public struct ExporterRoutes: Sendable {
         case missingTarget
         /// The name as sent (the answer quotes at most 100 characters of it).
         case unknownTarget(String)
+        /// `/api/v1/episodes` and `/api/v1/episodes/{id}`.
+        case episodes(EpisodeAPI.Request)
     }
 
     /// The route of a request, without touching a target: pure, so a fuzz target can feed it any
     /// method, path, query and headers with no database behind the collectors.
     public func route(_ request: HTTPRequest) -> Route {
+        if let api = EpisodeAPI.request(request) {
+            guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed }
+            return .episodes(api)
+        }
         let probe = collector == nil && request.path == Self.probePath
         guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" || probe else {
             return .notFound
@@ -84,7 +99,7 @@ public struct ExporterRoutes: Sendable {
             var w = ExpositionWriter()
             Collector.writeProcessMetrics(into: &w)
             return metrics(w.bytes)
-        case .metrics, .probe:
+        case .metrics, .probe, .episodes:
             return nil
         }
     }
@@ -96,7 +111,7 @@ public struct ExporterRoutes: Sendable {
         let route = route(request)
         switch route {
         case .notFound, .methodNotAllowed, .missingTarget, .unknownTarget: return immediateResponse(route)
-        case .landingPage, .healthy, .metrics, .processMetrics, .probe: return nil
+        case .landingPage, .healthy, .metrics, .processMetrics, .probe, .episodes: return nil
         }
     }
 
@@ -107,6 +122,9 @@ public struct ExporterRoutes: Sendable {
         }
         if case .metrics(let budget) = route, let collector {
             return metrics(collector.scrape(budget: budget))
+        }
+        if case .episodes(let api) = route {
+            return episodes.respond(to: api, now: .now())
         }
         return immediateResponse(route) ?? .notFound()
     }
@@ -134,7 +152,7 @@ public struct ExporterRoutes: Sendable {
         <h1>pg_lock_exporter \(BuildInfo.version)</h1>
         <p>Prometheus exporter for PostgreSQL sessions, locks and blocking chains.</p>
         \(targetsHTML)
-        <ul><li><a href="\(Self.html(telemetryPath))">Metrics</a></li></ul>
+        <ul><li><a href="\(Self.html(telemetryPath))">Metrics</a></li>\(episodes.store == nil ? "" : "<li><a href=\"\(EpisodeAPI.path)\">Blocking episodes</a> (JSON)</li>")</ul>
         </body></html>
 
         """

@@ -3,8 +3,21 @@ public struct HTTPRequest: Sendable {
     public var method: String
     /// The path without the query string, e.g. `/metrics`.
     public var path: String
-    /// Query-string arguments (`/probe?target=a`).
+    /// Query-string arguments (`/probe?target=a`), decoded by libmicrohttpd; a repeated name
+    /// keeps one value.
     public var query: [String: String]
+    /// The same arguments in the order sent, repeats included; the value is nil for a name
+    /// without `=`. For parsers that must refuse what `query` folds away (`EpisodeQuery`).
+    public var queryArguments: [QueryArgument]
+
+    public struct QueryArgument: Sendable, Equatable {
+        public var name: String
+        public var value: String?
+        public init(name: String, value: String?) {
+            self.name = name
+            self.value = value
+        }
+    }
     /// Header names are lower-cased.
     public var headers: [String: String]
     public var body: [UInt8]
@@ -18,9 +31,10 @@ public struct HTTPRequest: Sendable {
     }
 
     public init(
-        method: String, path: String, query: [String: String] = [:], headers: [String: String] = [:],
-        body: [UInt8] = [], bodyTooLarge: Bool = false, clientCertificate: ClientCertificate = .notTLS
+        method: String, path: String, query: [String: String] = [:], queryArguments: [QueryArgument]? = nil,
+        headers: [String: String] = [:], body: [UInt8] = [], bodyTooLarge: Bool = false, clientCertificate: ClientCertificate = .notTLS
     ) {
+        self.queryArguments = queryArguments ?? query.sorted { $0.key < $1.key }.map { QueryArgument(name: $0.key, value: $0.value) }
         self.clientCertificate = clientCertificate
         self.method = method
         self.path = path

@@ -212,6 +212,8 @@ final class RequestBody {
 /// Collects key/value pairs from `MHD_get_connection_values`.
 final class KeyValueCollector {
     var values: [String: String] = [:]
+    /// Every pair in the order libmicrohttpd gives them, repeats included.
+    var pairs: [HTTPRequest.QueryArgument] = []
     let lowercaseKeys: Bool
     init(lowercaseKeys: Bool) { self.lowercaseKeys = lowercaseKeys }
 }
@@ -290,10 +292,11 @@ private func makeRequest(
 ) -> HTTPRequest {
     let fullURL = url.map { String(cString: $0) } ?? "/"
     let path = fullURL.split(separator: "?", maxSplits: 1).first.map(String.init) ?? "/"
+    let arguments = collectPairs(connection, .GET_ARGUMENT_KIND, lowercaseKeys: false)
     return HTTPRequest(
         method: method.map { String(cString: $0) } ?? "",
         path: path,
-        query: collectValues(connection, .GET_ARGUMENT_KIND, lowercaseKeys: false),
+        query: arguments.values, queryArguments: arguments.pairs,
         headers: collectValues(connection, .HEADER_KIND, lowercaseKeys: true),
         body: body, bodyTooLarge: tooLarge,
         clientCertificate: [-1: .invalid, 0: .none, 1: .verified][cmhd_client_certificate_status(connection)] ?? .notTLS)
@@ -315,16 +318,22 @@ nonisolated func httpCollectValue(
     let collector = Unmanaged<KeyValueCollector>.fromOpaque(cls).takeUnretainedValue()
     var name = String(cString: key)
     if collector.lowercaseKeys { name = name.lowercased() }
-    collector.values[name] = value.map { String(cString: $0) } ?? ""
+    let text = value.map { String(cString: $0) }
+    collector.values[name] = text ?? ""
+    collector.pairs.append(HTTPRequest.QueryArgument(name: name, value: text))
     return .YES
 }
 
 private func collectValues(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercaseKeys: Bool) -> [String: String] {
+    collectPairs(connection, kind, lowercaseKeys: lowercaseKeys).values
+}
+
+private func collectPairs(_ connection: OpaquePointer, _ kind: MHD_ValueKind, lowercaseKeys: Bool) -> KeyValueCollector {
     let collector = KeyValueCollector(lowercaseKeys: lowercaseKeys)
     withExtendedLifetime(collector) {
         _ = MHD_get_connection_values(connection, kind, httpCollectValue, Unmanaged.passUnretained(collector).toOpaque())
     }
-    return collector.values
+    return collector
 }
 
 private func queue(_ response: HTTPResponse, on connection: OpaquePointer) -> MHD_Result {
