@@ -41,6 +41,8 @@ final class RecordingLog: Sendable {
     /// Root 10 idle in transaction, and (when `waited` is given) 11 waiting behind it for that long.
     static func snapshot(waited: Double?, rootStateChange: String = "2026-12-04 08:00:01+00") -> ActivitySnapshot {
         var sessions = [Session.fixture(pid: 10, state: "idle in transaction", transactionSeconds: 5, stateChange: rootStateChange)]
+        // A root whose state changed committed: its transaction ended (the tracker compares xact_start).
+        sessions[0].transactionStart = rootStateChange == "2026-12-04 08:00:01+00" ? "2026-12-04 08:00:00+00" : nil
         if let waited {
             sessions.append(.fixture(
                 pid: 11, state: "active", waitingOnLock: true, blockedBy: [10], lockWaitSeconds: waited,

@@ -62,6 +62,9 @@ public struct Session: Sendable, Equatable {
     /// termination re-checks so a reused pid or a session that moved on is never killed.
     public var backendStart: String?
     public var stateChange: String?
+    /// `xact_start` as the server printed it, read with the identity: an episode tells the
+    /// root's transaction ending from its waiters giving up by it (an age would jitter).
+    public var transactionStart: String?
     /// The query text, truncated; only read for `check`.
     public var query: String?
     /// For a parallel worker, its leader's pid (`leader_pid`). Workers are folded into their
@@ -79,8 +82,10 @@ public struct Session: Sendable, Equatable {
         pid: Int32, datname: String?, usename: String?, applicationName: String, clientAddr: String,
         backendType: String?, state: String?, stateSeconds: Double?, transactionSeconds: Double?,
         waitingOnLock: Bool, blockedBy: [Int32], lockWaitSeconds: Double?, backendStart: String?,
-        stateChange: String?, query: String?, leaderPID: Int32? = nil, waitRelation: String? = nil, gid: String? = nil
+        stateChange: String?, query: String?, leaderPID: Int32? = nil, waitRelation: String? = nil, gid: String? = nil,
+        transactionStart: String? = nil
     ) {
+        self.transactionStart = transactionStart
         self.pid = pid
         self.datname = datname
         self.usename = usename
@@ -174,11 +179,14 @@ public struct DatabaseStats: Sendable, Equatable {
     public var idleInTransactionSeconds: Double?
     public var sessionsKilled: Double?
     public var sessionsAbandoned: Double?
+    /// Sessions ended by a FATAL error (a timeout among them), 14+: read for episodes only.
+    public var sessionsFatal: Double?
 
     public init(
         datname: String, deadlocks: Double? = nil, idleInTransactionSeconds: Double? = nil,
-        sessionsKilled: Double? = nil, sessionsAbandoned: Double? = nil
+        sessionsKilled: Double? = nil, sessionsAbandoned: Double? = nil, sessionsFatal: Double? = nil
     ) {
+        self.sessionsFatal = sessionsFatal
         self.datname = datname
         self.deadlocks = deadlocks
         self.idleInTransactionSeconds = idleInTransactionSeconds

@@ -35,11 +35,13 @@ public enum EpisodeReportMarkdown {
         return out
     }
 
-    /// Prose: Markdown's punctuation backslash-escaped, control characters shown, lines joined.
+    /// Prose, never at the start of a line: the punctuation that means something there
+    /// (emphasis, code, links, HTML, entities, table cells, strikethrough) backslash-escaped,
+    /// control characters (newlines among them) shown as escapes.
     static func escape(_ text: String) -> String {
         var out = ""
         for character in TerminalText.safe(text) {
-            if "\\`*_{}[]()<>#+-.!|~&".contains(character) { out.append("\\") }
+            if "\\`*_[]<>|~&".contains(character) { out.append("\\") }
             out.append(character)
         }
         return out

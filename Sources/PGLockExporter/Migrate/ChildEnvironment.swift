@@ -23,6 +23,9 @@ public enum ChildEnvironment {
         return parts.joined(separator: " ")
     }
 
+    /// What every run's tag starts with (episodes mark a waiter carrying it as a migration).
+    public static let tagPrefix = "pg_lock_exporter migrate "
+
     /// A tag no other run has: `pg_lock_exporter migrate ` and 128 random bits in hexadecimal
     /// (57 characters, under `application_name`'s 63). A pid would not do: every guard that runs
     /// as PID 1 in a container would carry the same one. Other roles can read it in
@@ -33,7 +36,7 @@ public enum ChildEnvironment {
             let digits = String(word, radix: 16)
             return String(repeating: "0", count: 16 - digits.count) + digits
         }
-        return "pg_lock_exporter migrate " + hex.joined()
+        return tagPrefix + hex.joined()
     }
 
     /// The child's environment, and the `application_name` tag when it is ours (nil when the

@@ -12,7 +12,7 @@ struct SessionsStatement: SnapshotStatement {
 
     enum Column: Int, ResultColumn {
         case pid, datname, usename, applicationName, clientAddr, backendType, state
-        case stateSeconds, transactionSeconds, waitingOnLock, blockedBy, backendStart, stateChange, query, leaderPID
+        case stateSeconds, transactionSeconds, waitingOnLock, blockedBy, backendStart, stateChange, query, leaderPID, transactionStart
     }
 
     /// Ages are computed on the server against one `now()` (the transaction's start, the same
@@ -24,6 +24,7 @@ struct SessionsStatement: SnapshotStatement {
     var sql: String {
         let query = queryCharacters > 0 ? "left(a.query, \(queryCharacters))" : "NULL::text"
         let identityColumns = identity ? "a.backend_start::text, a.state_change::text" : "NULL::text, NULL::text"
+        let transactionStart = identity ? "a.xact_start::text" : "NULL::text"
         return """
             SELECT a.pid, a.datname, a.usename, a.application_name,
                    coalesce(host(a.client_addr), CASE WHEN a.client_port = -1 THEN 'local' END, ''),
@@ -32,7 +33,7 @@ struct SessionsStatement: SnapshotStatement {
                    date_part('epoch', now() - a.xact_start),
                    \(SessionRules.waitsOnLock("a")),
                    CASE WHEN \(SessionRules.waitsOnLock("a")) THEN pg_blocking_pids(a.pid) END,
-                   \(identityColumns), \(query), a.leader_pid
+                   \(identityColumns), \(query), a.leader_pid, \(transactionStart)
             FROM pg_stat_activity a
             WHERE a.pid <> pg_backend_pid()
             """
@@ -73,6 +74,7 @@ struct SessionsStatement: SnapshotStatement {
             backendStart: r.string(row, Column.backendStart),
             stateChange: r.string(row, Column.stateChange),
             query: r.string(row, Column.query),
-            leaderPID: r.int(row, Column.leaderPID).map { Int32($0) })
+            leaderPID: r.int(row, Column.leaderPID).map { Int32($0) },
+            transactionStart: r.string(row, Column.transactionStart))
     }
 }
