@@ -24,7 +24,7 @@ public enum EpisodeReportMarkdown {
                 let wanted = [waiter.mode, waiter.relation.map { "on " + $0 }].compactMap { $0 }.joined(separator: " ")
                 let application = (waiter.applicationName ?? "") + (waiter.isMigrate ? " (migrate)" : "")
                 out += "| \(waiter.pid) | \(escape(waiter.usename ?? "")) | \(escape(application)) | \(escape(wanted)) | "
-                out += "\(DurationText.format(waiter.waitedSeconds)) | \(waiter.query.map { cell(code($0)) } ?? "") |\n"
+                out += "\(EpisodeWording.span(waiter.waitedSeconds)) | \(waiter.query.map { cell(code($0)) } ?? "") |\n"
             }
             if record.blockedTotal > record.waiters.count { out += "\n… and \(record.blockedTotal - record.waiters.count) more.\n" }
         }

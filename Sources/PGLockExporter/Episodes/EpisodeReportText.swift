@@ -47,8 +47,16 @@ public enum EpisodeReportText {
 
 /// The phrases the text and Markdown forms share, with outside text made terminal-safe.
 enum EpisodeWording {
+    /// Under a minute to a tenth of a second (`4.3s`), as people compare lock waits; longer
+    /// as `DurationText` writes it (`2m30s`).
+    static func span(_ seconds: Double) -> String {
+        guard seconds < 59.95 else { return DurationText.format(seconds) }
+        let tenths = Int((max(0, seconds) * 10).rounded())
+        return tenths % 10 == 0 ? "\(tenths / 10)s" : "\(tenths / 10).\(tenths % 10)s"
+    }
+
     static func when(_ record: EpisodeRecord) -> String {
-        let lasted = DurationText.format(record.durationSeconds)
+        let lasted = span(record.durationSeconds)
         if record.ongoing {
             return "ongoing since \(time(record.startedAt)) (\(lasted) so far, \(record.samples) samples)"
         }
@@ -91,7 +99,7 @@ enum EpisodeWording {
     static func waiting(_ record: EpisodeRecord) -> String {
         let most = record.peakBlocked == 1 ? "1 session" : "\(record.peakBlocked) sessions"
         return "\(most) at most at once, \(record.blockedTotal) in all, chains up to \(record.maxDepth) deep; "
-            + "the longest waited \(DurationText.format(record.maxWaitSeconds)), \(DurationText.format(record.waiterSeconds)) of waiting in all"
+            + "the longest waited \(span(record.maxWaitSeconds)), \(span(record.waiterSeconds)) of waiting in all"
     }
 
     /// `pid 77970 (user app, "psql", migrate) wanted AccessExclusiveLock on features, waited 4.1s`.
@@ -103,7 +111,7 @@ enum EpisodeWording {
         var text = "pid \(waiter.pid)" + (details.isEmpty ? "" : " (\(details.joined(separator: ", ")))")
         if let mode = waiter.mode { text += " wanted \(TerminalText.safe(mode))" + (waiter.relation.map { " on \(TerminalText.safe($0))" } ?? "") }
         else if let relation = waiter.relation { text += " queued on \(TerminalText.safe(relation))" }
-        return text + ", waited \(DurationText.format(waiter.waitedSeconds))"
+        return text + ", waited \(span(waiter.waitedSeconds))"
     }
 
     static func ending(_ record: EpisodeRecord) -> String {
