@@ -79,6 +79,9 @@ struct Episodes: ParsableCommand {
         }
         _ = try query()
         _ = try parseTimeSpan(timeout, "--http.timeout")
+        if let url {
+            do { try HTTPFetch.validate(url) } catch { throw ValidationError("--url: \(error.description)") }
+        }
     }
 
     /// The filters, checked by the same parser as the API's.

@@ -153,7 +153,9 @@ public final class EpisodeStore: Sendable {
     /// Opens an existing store file only to read it (`pg_lock_exporter episodes --path`), while an
     /// exporter may be writing it: through a read-only connection, which never creates the file,
     /// writes it or checkpoints its write-ahead log into it. The file is inspected as `open`
-    /// does and refused with one line unless it is an episode store this build reads.
+    /// does and refused with one line unless it is an episode store this build reads. Like any
+    /// SQLite reader of a WAL database, it may create the empty `-wal` and `-shm` files beside a
+    /// store no exporter has open; the store file itself is never changed.
     public static func openReadOnly(path: String, busyTimeout: Duration = defaultBusyTimeout) throws(Error) -> EpisodeStore {
         let milliseconds = Int32(clamping: busyTimeout.components.seconds * 1000
             + busyTimeout.components.attoseconds / 1_000_000_000_000_000)

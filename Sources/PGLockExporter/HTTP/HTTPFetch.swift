@@ -29,16 +29,21 @@ public struct HTTPFetch: Sendable {
         public let description: String
     }
 
-    /// `url` must be `http://` or `https://` and name no user or password.
-    public func get(_ url: String) throws(Failure) -> Response {
-        let shown = TerminalText.excerpt(url, limit: 200)
+    /// Refuses a URL that is not `http://` or `https://`, or that names a user or password.
+    public static func validate(_ url: String) throws(Failure) {
         guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-            throw Failure(description: "\(shown): only http:// and https:// URLs")
+            throw Failure(description: "\(TerminalText.excerpt(url, limit: 200)): only http:// and https:// URLs")
         }
         let authority = url.split(separator: "/", maxSplits: 3, omittingEmptySubsequences: false).dropFirst(2).first ?? ""
         guard !authority.contains("@") else {
             throw Failure(description: "the URL carries credentials: give the user with --http.username and the password in a file or the environment")
         }
+    }
+
+    /// `url` must pass `validate`.
+    public func get(_ url: String) throws(Failure) -> Response {
+        let shown = TerminalText.excerpt(url, limit: 200)
+        try Self.validate(url)
         guard let handle = curl_easy_init() else { throw Failure(description: "libcurl could not start") }
         defer { curl_easy_cleanup(handle) }
         let body = ResponseBody(limit: maximumBodyBytes)
