@@ -24,6 +24,8 @@ enum FuzzTargets {
         AccessGuardTarget.target,
         ScrapeRouteTarget.target,
         GuardSettingTarget.target,
+        EpisodeQueryTarget.target,
+        EpisodeAPIAnswerTarget.target,
         HTTPWireTarget.target,
         BlockingGraphTarget.target,
         QueryTextTarget.target,

@@ -58,8 +58,20 @@ import Testing
     /// What the CLI sends is what the API reads back.
     @Test func queryStringRoundTrips() throws {
         let query = EpisodeQuery(since: .ago(.seconds(3600)), datname: "a&b=c ü", target: "t/1", ongoing: true, limit: 3)
-        #expect(query.queryString == "since=1h&datname=a%26b%3Dc%20%C3%BC&target=t%2F1&ongoing=true&limit=3")
+        #expect(query.queryString == "since=3600000ms&datname=a%26b%3Dc%20%C3%BC&target=t%2F1&ongoing=true&limit=3")
         #expect(try EpisodeQuery.parse(query.queryString) == query)
+    }
+
+    /// Found by the `episode-query` fuzz target (Fuzz/corpus/episode-query/regression-*): a year
+    /// before 1970 printed and parsed back as another time, and a span with more than
+    /// millisecond precision did not survive `queryString`.
+    @Test func queryFuzzRegressions() throws {
+        #expect(throws: EpisodeQuery.Error(description: "since: must be between 1970 and 9999, not \"20-12-05T03:00:59Z\"")) {
+            try EpisodeQuery.parse("since=20-12-05T03%3A00%3A59Z")
+        }
+        let span = try EpisodeQuery.parse("since=1.0000001s")
+        #expect(span.since == .ago(.milliseconds(1000)))
+        #expect(try EpisodeQuery.parse(span.queryString) == span)
     }
 
     // MARK: EpisodeAPIAnswer

@@ -109,10 +109,16 @@ public struct EpisodeQuery: Equatable, Sendable {
             guard let time = EpisodeRecord.Timestamp(rfc3339: value) else {
                 throw Error(description: "since: not an RFC 3339 time: \"\(TerminalText.excerpt(value, limit: 40))\"")
             }
+            // No episode is older than 1970; years before it print and parse differently in
+            // calendars (found by the fuzz target), so they are refused rather than guessed.
+            guard time.microsecondsSinceEpoch >= 0, time.microsecondsSinceEpoch < 253_402_300_800_000_000 else {
+                throw Error(description: "since: must be between 1970 and 9999, not \"\(TerminalText.excerpt(value, limit: 40))\"")
+            }
             return .time(time)
         }
         do {
-            return .ago(try DurationText.timeSpan(value))
+            // To the millisecond, so the query string `queryString` writes names it exactly.
+            return .ago(TimeSpan(clampingMilliseconds: try DurationText.timeSpan(value).milliseconds))
         } catch {
             throw Error(
                 description: "since: must be an RFC 3339 time (2026-12-05T03:00:00Z) or a duration ago (1h), not \"\(TerminalText.excerpt(value, limit: 40))\"")
@@ -135,7 +141,7 @@ public struct EpisodeQuery: Equatable, Sendable {
         var parts: [String] = []
         switch since {
         case .time(let time)?: parts.append("since=" + FormDecoding.encode(time.description))
-        case .ago(let span)?: parts.append("since=" + FormDecoding.encode(DurationText.format(span)))
+        case .ago(let span)?: parts.append("since=\(span.milliseconds)ms")
         case nil: break
         }
         if let datname { parts.append("datname=" + FormDecoding.encode(datname)) }
