@@ -57,11 +57,12 @@ enum EpisodeWording {
 
     static func when(_ record: EpisodeRecord) -> String {
         let lasted = span(record.durationSeconds)
+        let samples = record.samples == 1 ? "1 sample" : "\(record.samples) samples"
         if record.ongoing {
-            return "ongoing since \(time(record.startedAt)) (\(lasted) so far, \(record.samples) samples)"
+            return "ongoing since \(time(record.startedAt)) (\(lasted) so far, \(samples))"
         }
         let end = record.endedAt.map(time) ?? "?"
-        return "from \(time(record.startedAt)) to \(end) (\(lasted), \(record.samples) samples)"
+        return "from \(time(record.startedAt)) to \(end) (\(lasted), \(samples))"
     }
 
     /// `pid 65365 (user app, application "worker", client 10.0.0.5:51234)`.
