@@ -254,14 +254,52 @@ public final class PostgresConnection {
     /// with a NULL from `PQgetResult`, the sync with `PGRES_PIPELINE_SYNC`). After an error the
     /// server skips the rest (`PGRES_PIPELINE_ABORTED`); they are read and dropped, and the first
     /// error is thrown once the pipeline is drained, so the connection stays usable.
+    ///
+    /// The waiting form of `sendPipeline` + `advancePipeline`, which the sampler's event loop
+    /// drives for many connections at once: one way to send statements, two ways to wait.
     private func pipeline(
         _ count: Int, deadline: Deadline, send: (Int) -> Int32, _ body: (Int, borrowing PostgresResult) throws -> Void
     ) throws {
+        try sendPipeline(count, send: send)
+        while try !advancePipeline(body) {
+            try wait(read: true, write: pipelineWantsWrite, until: deadline)
+        }
+    }
+
+    // MARK: Pipelines driven by an event loop
+
+    /// The pipeline in flight: how many requests it has, which one is being read, and the first
+    /// error met (thrown once the sync point is read).
+    private struct PendingPipeline {
+        var count: Int
+        var index = 0
+        var firstError: Error?
+        var wantsWrite = false
+    }
+
+    private var pending: PendingPipeline?
+
+    /// The socket to `poll()` while a pipeline is in flight.
+    public var socket: Int32 { PQsocket(raw) }
+
+    /// True while libpq still has bytes of the pipeline to send: poll for writing as well.
+    public var pipelineWantsWrite: Bool { pending?.wantsWrite ?? false }
+
+    /// Sends a pipeline of text statements without waiting for anything (libpq buffers what the
+    /// socket does not take yet); `advancePipeline` reads the results as they come.
+    public func sendPipeline(_ statements: [(sql: String, parameters: [String?])]) throws {
+        try sendPipeline(statements.count) { index in
+            withCStrings(statements[index].parameters) { params in
+                PQsendQueryParams(raw, statements[index].sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
+            }
+        }
+    }
+
+    private func sendPipeline(_ count: Int, send: (Int) -> Int32) throws(PostgresError) {
         try usable()
-        guard PQenterPipelineMode(raw) == 1 else { throw lost() }
+        guard pending == nil, PQenterPipelineMode(raw) == 1 else { throw lost() }
         // A connection left in pipeline mode (a send that failed halfway, commands still queued)
-        // would answer nothing more: give it up rather than reuse it.
-        defer { if !broken && PQexitPipelineMode(raw) != 1 { broken = true } }
+        // would answer nothing more: it is given up rather than reused.
         for index in 0..<count where send(index) != 1 {
             broken = true
             throw lost()
@@ -270,15 +308,66 @@ public final class PostgresConnection {
             broken = true
             throw lost()
         }
-        try flush(until: deadline)
-        var firstError: Error?
-        for index in 0..<count {
-            try drainRequest(until: deadline, &firstError) { result in try body(index, result) }
-            if !isHealthy { throw firstError ?? lost() }
+        pending = PendingPipeline(count: count)
+        try flushWithoutWaiting()
+    }
+
+    /// Reads what has arrived, without waiting, and hands each successful result to `body` with
+    /// its request's index. Returns true once the sync point is read: the pipeline is over, the
+    /// connection out of pipeline mode, and the first error of any request thrown. False: poll
+    /// the socket (for writing too while `pipelineWantsWrite`) and call again.
+    public func advancePipeline(_ body: (Int, borrowing PostgresResult) throws -> Void) throws -> Bool {
+        guard var state = pending else { throw PostgresError(kind: .connection, message: "no pipeline in flight") }
+        defer { if pending != nil { pending = state } }
+        try flushWithoutWaiting()
+        state.wantsWrite = pending?.wantsWrite ?? false
+        guard PQconsumeInput(raw) == 1 else {
+            pending = nil
+            throw lost()
         }
-        // The sync point.
-        _ = try nextResult(until: deadline)
-        if let firstError { throw firstError }
+        while PQisBusy(raw) == 0 {
+            guard let result = PQgetResult(raw).map(PostgresResult.init(taking:)) else {
+                state.index += 1  // a request's results end with NULL
+                continue
+            }
+            if result.status == PGRES_PIPELINE_SYNC {
+                pending = nil
+                if PQexitPipelineMode(raw) != 1 { broken = true }
+                if let error = state.firstError { throw error }
+                return true
+            }
+            if result.status == PGRES_PIPELINE_ABORTED { continue }
+            do {
+                let checked = try check(result)
+                if state.firstError == nil, state.index < state.count { try body(state.index, checked) }
+            } catch {
+                if state.firstError == nil { state.firstError = error }
+                if !isHealthy {
+                    pending = nil
+                    throw error
+                }
+            }
+        }
+        return false
+    }
+
+    /// Gives up a pipeline in flight (its deadline passed): asks the server to cancel the
+    /// statement without waiting for the request, and marks the connection broken.
+    public func abandonPipeline() {
+        pending = nil
+        broken = true
+        canceller?.cancel(waitingAtMost: .zero)
+    }
+
+    /// `PQflush` once: notes whether bytes are left to send (poll for writing then).
+    private func flushWithoutWaiting() throws(PostgresError) {
+        switch PQflush(raw) {
+        case 0: pending?.wantsWrite = false
+        case 1: pending?.wantsWrite = true
+        default:
+            pending = nil
+            throw lost()
+        }
     }
 
     /// Reads one request's results up to libpq's NULL. Each successful result goes to `handle`
