@@ -182,7 +182,7 @@ struct Serve: ParsableCommand {
             // a signal that arrives meanwhile is handled at once (stopOnSignal, below).
             collectors[0].scrapeInBackground(budget: .seconds(base.connectTimeoutSeconds + 1))
         }
-        let sampler = sampling.map { Sampler(collectors: collectors, interval: $0) }
+        let sampler = sampling.map { SamplingLoop(collectors: collectors, interval: $0) }
 
         stopOnSignal(logger) {
             sampler?.stop()

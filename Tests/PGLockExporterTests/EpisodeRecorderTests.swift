@@ -173,28 +173,56 @@ final class RecordingLog: Sendable {
 }
 
 extension EpisodeRecorderTests {
-    /// A sample that fails ends the episode `unobserved`; seen again with the same root and the
-    /// same first waiter it is resumed: the same id, ongoing again, counted as started once.
-    @Test func episodeSeenAgainAfterALossOfSightIsResumed() throws {
+    /// A sample that fails leaves the episode going on, blind: seen again within
+    /// `EpisodeTracker.blindGrace` it simply goes on (one id, counted and logged once).
+    @Test func episodeSeenAgainAfterALossOfSightGoesOn() throws {
         let log = RecordingLog()
         let store = try EpisodeStore.open(path: ":memory:")
         let recorder = recorder(logAfter: .seconds(1), log: log, store: store)
         recorder.observe(Self.snapshot(waited: 3), sentAt: Self.t0)
         recorder.lostSight(at: Self.at(1))
-        #expect(!recorder.needsDetail)
+        #expect(recorder.needsDetail)
         recorder.observe(Self.snapshot(waited: 5), sentAt: Self.at(2))
         let exposition = try metrics(recorder)
         #expect(exposition.value("pg_blocking_episodes_total", ["datname": "app"]) == 1)
-        #expect(exposition.value("pg_blocking_episodes_ended_total", ["datname": "app", "end": "unobserved"]) == 1)
+        #expect(exposition.value("pg_blocking_episodes_ended_total", ["datname": "app", "end": "unobserved"]) == 0)
         #expect(exposition.value("pg_blocking_episodes_ongoing", ["datname": "app"]) == 1)
-        let ids = Set(log.all.compactMap { $0.metadata["id"] })
-        #expect(ids.count == 1)
-        #expect(log.all.map { $0.metadata["event"] ?? "" }
-                == ["blocking_episode_started", "blocking_episode_ended", "blocking_episode_started"])
+        #expect(log.all.map { $0.metadata["event"] ?? "" } == ["blocking_episode_started"])
         #expect(settingsWriterDrains(recorder))
         let stored = try store.episodes()
         #expect(stored.count == 1)
         #expect(stored.first?.ongoing == true)
         #expect(stored.first?.startedAt == Self.at(-3))
+        #expect(stored.first?.samples == 2)
+    }
+
+    /// Blind for longer than the grace, or found over after a gap, it ends `unobserved` at the
+    /// last sample that saw it.
+    @Test func episodeBlindPastTheGraceEndsUnobserved() throws {
+        let log = RecordingLog()
+        let store = try EpisodeStore.open(path: ":memory:")
+        let recorder = recorder(logAfter: .seconds(1), log: log, store: store)
+        recorder.observe(Self.snapshot(waited: 3), sentAt: Self.t0)
+        recorder.lostSight(at: Self.at(5))
+        #expect(recorder.needsDetail)
+        recorder.lostSight(at: Self.at(10))
+        #expect(!recorder.needsDetail)
+        let exposition = try metrics(recorder)
+        #expect(exposition.value("pg_blocking_episodes_ended_total", ["datname": "app", "end": "unobserved"]) == 1)
+        #expect(log.all.map { $0.metadata["event"] ?? "" } == ["blocking_episode_started", "blocking_episode_ended"])
+        #expect(settingsWriterDrains(recorder))
+        let stored = try store.episodes()
+        #expect(stored.first?.end == .unobserved)
+        #expect(stored.first?.endedAt == Self.t0)
+
+        let second = EpisodeRecorder(
+            settings: EpisodeSettings(target: "prod", queryText: .normalized, logAfter: .seconds(1), store: store, logger: log.logger),
+            logger: log.logger)
+        second.observe(Self.snapshot(waited: 3), sentAt: Self.at(20))
+        second.lostSight(at: Self.at(21))
+        second.observe(Self.snapshot(waited: nil), sentAt: Self.at(22))
+        #expect(try metrics(second).value("pg_blocking_episodes_ended_total", ["datname": "app", "end": "unobserved"]) == 1)
+        #expect(second.settings.writer.close(waitingAtMost: .seconds(5)))
+        #expect(try store.episodes(limit: 1).first?.endedAt == Self.at(20))
     }
 }

@@ -19,8 +19,8 @@ public final class Collector: Sendable {
 
     public let settings: ConnectionSettings
     public let options: MetricOptions
-    private let logger: Logger
-    private let target = TargetConnection()
+    let logger: Logger
+    let target = TargetConnection()
     private let flight = SingleFlight<Collection>()
     private let scrapeErrors = Atomic<Int>(0)
     private let collections = Atomic<Int>(0)
@@ -127,7 +127,7 @@ public final class Collector: Sendable {
     }
 
     /// Opens (and prepares) a new connection in place of whatever `state` held.
-    private func connect(_ state: inout TargetConnection.State?, deadline: Deadline) throws {
+    func connect(_ state: inout TargetConnection.State?, deadline: Deadline) throws {
         forget(&state)
         let opened = try PostgresConnection(settings, deadline: deadline)
         try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true, roleSettings: true)
@@ -137,71 +137,9 @@ public final class Collector: Sendable {
     }
 
     /// Drops the connection and everything learnt on it; the next collection reconnects.
-    private func forget(_ state: inout TargetConnection.State?) {
+    func forget(_ state: inout TargetConnection.State?) {
         state = nil
         canceller.withLock { $0 = nil }
-    }
-
-    /// One background sample (`--sample.interval`), on the target's connection:
-    /// 1. the cheap aggregate (`SamplerStatement`) into the counters;
-    /// 2. when some database has a blocked session, or an episode is ongoing
-    ///    (`EpisodeRecorder.needsDetail`), the detailed sample (`SnapshotBatch.episodeSample`, as
-    ///    text) into the episodes; else the episodes hear that all is quiet;
-    /// 3. a sample that fails, or a target that cannot be connected to, is a gap in the counters
-    ///    and a loss of sight for the episodes.
-    /// It never waits for the connection: while a scrape holds it the sample is skipped (not a
-    /// loss of sight) and the next covers the interval. A dropped connection is reopened here,
-    /// within `--pg.connect-timeout`, so episodes are followed between scrapes. Each target has
-    /// its own sampler thread (`Sampler`), so a target that hangs stops only its own samples.
-    public func sample() {
-        guard let sampler else { return }
-        enum Outcome {
-            case rows([SamplerStatement.Row], detail: (ActivitySnapshot, EpisodeRecord.Timestamp)?), failed(Error)
-        }
-        // A sample that hangs keeps the connection from the next scrape, so it gets at most two
-        // intervals (and never more than a statement gets), after the connect if one is needed.
-        let budget: TimeSpan = min(.milliseconds(settings.statementTimeoutMilliseconds) + .seconds(1), max(.seconds(1), .seconds(2 * sampler.interval)))
-        let outcome: Outcome? = target.withStateIfAvailable { state in
-            do {
-                if state?.connection.isHealthy != true {
-                    try connect(&state, deadline: Deadline.after(.seconds(settings.connectTimeoutSeconds)))
-                }
-                let connection = state!.connection
-                let deadline = Deadline.after(budget)
-                do {
-                    let statement = SamplerStatement()
-                    let rows = try connection.execute(statement.sql, deadline: deadline) { statement.decode($0) }
-                    guard let episodes, episodes.needsDetail || rows.contains(where: { $0.blocked > 0 }) else {
-                        return .rows(rows, detail: nil)
-                    }
-                    let sentAt = EpisodeRecord.Timestamp.now()
-                    let timeout = min(settings.statementTimeoutMilliseconds, deadline.remaining.milliseconds)
-                    let snapshot = try SnapshotBatch.episodeSample(serverVersion: connection.serverVersion)
-                        .read(on: connection, statementTimeoutMilliseconds: timeout, deadline: deadline)
-                    return .rows(rows, detail: (snapshot, sentAt))
-                } catch {
-                    if !connection.isHealthy { forget(&state) }
-                    throw error
-                }
-            } catch {
-                return .failed(error)
-            }
-        }
-        switch outcome {
-        case .rows(let rows, let detail)?:
-            sampler.counters.withLock { $0.record(rows, at: ContinuousClock.now) }
-            if let (snapshot, sentAt) = detail {
-                episodes?.observe(snapshot, sentAt: sentAt)
-            } else {
-                episodes?.observeQuiet(at: .now())
-            }
-        case .failed(let error)?:
-            sampler.counters.withLock { $0.gap() }  // the outage is nobody's blocked time
-            episodes?.lostSight(at: .now())
-            logger.debug("sample failed", metadata: ["error": "\(error)"])
-        case nil:
-            break  // a scrape holds the connection: the next sample covers this interval
-        }
     }
 
     /// Cancels a statement in flight (at shutdown), waiting at most half a second for the

@@ -93,13 +93,29 @@ public struct SnapshotBatch: Sendable {
         on connection: PostgresConnection, statementTimeoutMilliseconds: Int, deadline: Deadline? = nil
     ) throws -> ActivitySnapshot {
         try Self.requireSupported(connection.serverVersion)
-        var decoded = Decoded()
-        let statements = ([(Self.timeoutSQL, [String(max(1, statementTimeoutMilliseconds))])] + parts.map { (sql($0), []) })
-            .map { (sql: $0.0, parameters: $0.1 as [String?]) }
-        try connection.executePipelined(statements, deadline: deadline) { index, result in
-            decode(index, result, into: &decoded)
+        var decoder = Decoder(batch: self)
+        try connection.executePipelined(textStatements(statementTimeoutMilliseconds: statementTimeoutMilliseconds), deadline: deadline) {
+            index, result in decoder.take(index, result)
         }
-        return snapshot(&decoded)
+        return decoder.snapshot()
+    }
+
+    /// The batch as text statements, the statement timeout first: what `read` sends, and what
+    /// the sampler's event loop sends with `PostgresConnection.sendPipeline`.
+    func textStatements(statementTimeoutMilliseconds: Int) -> [(sql: String, parameters: [String?])] {
+        [(sql: Self.timeoutSQL, parameters: [String(max(1, statementTimeoutMilliseconds))])] + parts.map { (sql: sql($0), parameters: []) }
+    }
+
+    /// Builds the snapshot from the batch's results as they arrive, in any number of steps.
+    struct Decoder {
+        let batch: SnapshotBatch
+        private var decoded = Decoded()
+
+        init(batch: SnapshotBatch) { self.batch = batch }
+
+        mutating func take(_ index: Int, _ result: borrowing PostgresResult) { batch.decode(index, result, into: &decoded) }
+
+        mutating func snapshot() -> ActivitySnapshot { batch.snapshot(&decoded) }
     }
 
     /// Prepares every statement of this batch on a new connection, in one round trip.
@@ -121,7 +137,7 @@ public struct SnapshotBatch: Sendable {
         return snapshot(&decoded)
     }
 
-    private struct Decoded {
+    fileprivate struct Decoded {
         var sessions: [Session] = []
         var locks = LocksStatement.Rows()
         var prepared: [PreparedTransaction] = []
@@ -131,7 +147,7 @@ public struct SnapshotBatch: Sendable {
         var roleSettings: [RoleSetting] = []
     }
 
-    private func decode(_ index: Int, _ result: borrowing PostgresResult, into decoded: inout Decoded) {
+    fileprivate func decode(_ index: Int, _ result: borrowing PostgresResult, into decoded: inout Decoded) {
         guard index >= 1, index <= parts.count else { return }  // 0 is the statement timeout
         switch parts[index - 1] {
         case .sessions: decoded.sessions = sessions.decode(result)
@@ -144,7 +160,7 @@ public struct SnapshotBatch: Sendable {
         }
     }
 
-    private func snapshot(_ decoded: inout Decoded) -> ActivitySnapshot {
+    fileprivate func snapshot(_ decoded: inout Decoded) -> ActivitySnapshot {
         // In place: `decoded` holds the only reference to the rows, so nothing is copied.
         SessionAssembly.assemble(&decoded.sessions, locks: decoded.locks, prepared: decoded.prepared)
         var snapshot = ActivitySnapshot(

@@ -29,6 +29,35 @@ final class TargetConnection: @unchecked Sendable {
         return try body(&state)
     }
 
+    /// The slot, taken without waiting and held until `release()`: the sampler's event loop keeps
+    /// it across many iterations (while its statements are in flight), and may hand it to a
+    /// connector thread and back. nil when someone holds the slot.
+    func tryLease() -> Lease? {
+        slot.wait(timeout: .now()) == .success ? Lease(self) : nil
+    }
+
+    /// One holder's access to the state while it holds the slot.
+    final class Lease: @unchecked Sendable {
+        // Invariant: used by one thread at a time (the loop, or a connector it hands the lease
+        // to, never both), and not after `release()`, which runs exactly once.
+        private let owner: TargetConnection
+        private var released = false
+        fileprivate init(_ owner: TargetConnection) { self.owner = owner }
+
+        var state: State? {
+            get { owner.state }
+            set { owner.state = newValue }
+        }
+
+        func release() {
+            guard !released else { return }
+            released = true
+            owner.slot.signal()
+        }
+
+        deinit { release() }
+    }
+
     /// Runs `body` only if nobody else holds the slot right now.
     func withStateIfAvailable<T>(_ body: (inout State?) -> T) -> T? {
         guard slot.wait(timeout: .now()) == .success else { return nil }

@@ -27,8 +27,9 @@ public enum EpisodeChange: Sendable, Equatable {
 ///     the same transaction and no longer waits (it got the lock: the root let it go);
 ///   - `waiters_gone` when the root still holds the same transaction and the sessions behind it
 ///     gave up (a `lock_timeout`, a cancel, a disconnect);
-///   - `unobserved` by `lostSight` or `stop` (ended at the last sample that saw it). The recorder
-///     resumes an episode seen again with the same id.
+///   - `unobserved` when the exporter stopped, or lost sight of the target and then found the
+///     episode over, or stayed blind for `blindGrace` (ended at the last sample that saw it);
+///     seen again blocking within the grace, it simply goes on.
 /// - A chain whose root commits ends that episode `released`; its next session, if it now blocks
 ///   others, is a root of its own: a second episode, starting at its own waiters' earliest wait.
 /// - A cycle behind a root (a deadlock not yet detected, among its waiters) counts under that
@@ -51,7 +52,13 @@ public struct EpisodeTracker: Sendable {
         /// The waiters of the last sample that saw the episode: identity → `xact_start`.
         var lastWaiters: [String: String?] = [:]
         var lastSeen: EpisodeRecord.Timestamp
+        /// Set when a sample failed after the last one that saw the episode.
+        var blind = false
     }
+
+    /// How long an episode outlives a loss of sight: a root seen again blocking within this
+    /// goes on as the same episode (same id); past it, the episode ends `unobserved`.
+    public static let blindGrace: Double = 10
 
     private let target: String
     private let policy: QueryText.Policy
@@ -103,19 +110,38 @@ public struct EpisodeTracker: Sendable {
         }
         for key in episodes.keys.sorted() where !present.contains(key) {
             guard var entry = episodes.removeValue(forKey: key) else { continue }
-            classifyEnd(&entry, snapshot: snapshot, guards: guards)
-            finish(&entry.record, at: sentAt)
+            if entry.blind {
+                // It ended while the target could not be read: how and when is unknown.
+                entry.record.end = .unobserved
+                finish(&entry.record, at: entry.lastSeen)
+            } else {
+                classifyEnd(&entry, snapshot: snapshot, guards: guards)
+                finish(&entry.record, at: sentAt)
+            }
             changes.append(.ended(entry.record))
         }
         previousCounters = Dictionary(snapshot.databases.map { ($0.datname, $0) }, uniquingKeysWith: { first, _ in first })
         return changes
     }
 
-    /// The target could not be read: every ongoing episode ends `unobserved` at the last sample
-    /// that saw it, and the counters start over (a delta across the gap would blame the wrong end).
+    /// The target could not be read. Ongoing episodes go on, blind, for `blindGrace` after the
+    /// last sample that saw them: seen again, they continue; found over, or blind for longer,
+    /// they end `unobserved` at that last sample. The counters start over (a delta across the
+    /// gap would name the wrong cause).
     public mutating func lostSight(at time: EpisodeRecord.Timestamp) -> [EpisodeChange] {
         previousCounters = [:]
-        return endAllUnobserved()
+        var changes: [EpisodeChange] = []
+        for key in episodes.keys.sorted() {
+            episodes[key]!.blind = true
+            let entry = episodes[key]!
+            guard Self.seconds(from: entry.lastSeen, to: time) >= Self.blindGrace else { continue }
+            var record = entry.record
+            record.end = .unobserved
+            finish(&record, at: entry.lastSeen)
+            episodes[key] = nil
+            changes.append(.ended(record))
+        }
+        return changes
     }
 
     /// The exporter stops: every ongoing episode ends `unobserved` at the last sample that saw it.
@@ -209,6 +235,7 @@ public struct EpisodeTracker: Sendable {
         entry.record.waiterSeconds = entry.waits.values.reduce(0, +)
         entry.record.durationSeconds = Self.seconds(from: entry.record.startedAt, to: sentAt)
         entry.lastSeen = sentAt
+        entry.blind = false
     }
 
     private func classifyEnd(_ entry: inout Ongoing, snapshot: ActivitySnapshot, guards: GuardSettings) {
