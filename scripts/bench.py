@@ -582,9 +582,15 @@ def machine_busy_seconds() -> float:
 
 
 def sampler_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: str) -> float:
-    """Server CPU per second (ms/s) of the background sampler: an exporter with
-    `--sample.interval 1s`, scraped once (the sampler uses the connection a scrape opens) and
-    then left alone for `window` seconds while its backend's CPU is read."""
+    """Server CPU per second (ms/s) of the background sampler (`sampling_cost`)."""
+    return sampling_cost(pg, workdir, binary, window, tag)[0]
+
+
+def sampling_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: str) -> tuple[float, float]:
+    """Server CPU and the exporter's own CPU per second (ms/s) of the background sampler: an
+    exporter with `--sample.interval 1s`, scraped once and then left alone for `window` seconds
+    while its backend's CPU and its own are read. While something is blocked each sample also
+    reads the episode's detail (sessions with their statements, locks, lock details)."""
     port = free_port()
     exporter = Exporter(
         "pg_lock_exporter (sampler)",
@@ -598,10 +604,12 @@ def sampler_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: str
         wait_for_backend(pg, SAMPLER_ROLE)
         time.sleep(1.5)  # the first samples
         backends = Backends(pg, SAMPLER_ROLE)
+        own_before = proc_cpu_seconds(exporter.pid)
         started = time.monotonic()
         time.sleep(window)
         seconds, _ = backends.seconds()
-        return seconds * 1000 / (time.monotonic() - started)
+        wall = time.monotonic() - started
+        return seconds * 1000 / wall, (proc_cpu_seconds(exporter.pid) - own_before) * 1000 / wall
     finally:
         exporter.stop()
 
@@ -723,24 +731,66 @@ def run_case(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
         load.close()
 
 
+def run_sampling(pg: Sandbox, workdir: str, binary: str, size: int, window: float) -> dict:
+    """Sampling's cost at `size` client sessions: on a quiet server (every session idle: each
+    sample is the cheap aggregate alone) and during blocking (the long shape's chains: each
+    sample also reads what the episodes need)."""
+    row: dict = dict(size=size)
+    quiet = dict(shape="quiet", size=size, chains=0, blocked=0, readers=0, idle_tx=0, active=0, idle=size)
+    for label, plan in (("quiet", quiet), ("blocking", workload.plan("long", size))):
+        load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
+                             os.path.join(workdir, f"load-sampling-{label}-{size}.log"))
+        try:
+            pg.restart()
+            log(f"sampling {label} {size}: opening {size} client sessions")
+            workload.open_load(load, plan)
+            verified = pg.psql(VERIFY_SQL)[0]
+            server, own = sampling_cost(pg, workdir, binary, window, f"{label}-{size}")
+            row[label] = dict(server=server, own=own, blocked=int(verified[4]))
+            log(f"sampling {label} {size}: server CPU {server:.2f} ms/s, exporter CPU {own:.2f} ms/s ({verified[4]} blocked)")
+        finally:
+            load.close()
+    return row
+
+
+def sampling_report(rows: list[dict], window: float) -> str:
+    if not rows:
+        return ""
+    out = ["", "## Sampling's cost (`--sample.interval 1s`, the default)", "",
+           f"One exporter sampling the server every second and never scraped, for {window:g} s: the CPU of its backend on "
+           "the server and its own, per second. Quiet: every session idle, so each sample is the cheap aggregate alone. "
+           "Blocking: the long shape (a third of the sessions blocked in chains), so each sample also reads the episode "
+           "detail (every session with its statement, the locks, the lock details, the settings).", "",
+           "| sessions | quiet: server ms/s | quiet: exporter ms/s | blocking: server ms/s | blocking: exporter ms/s | blocked |",
+           "|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        q, b = r["quiet"], r["blocking"]
+        out.append(f"| {r['size']} | {q['server']:.2f} | {q['own']:.2f} | {b['server']:.2f} | {b['own']:.2f} | {b['blocked']} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def run_scale(pg: Sandbox, workdir: str, binary: str, targets: int, window: float, interval: float) -> list[dict]:
     """One exporter serving `targets` databases through /probe (--config.file), each probed every
     `interval` seconds as Prometheus would, for `window` seconds: without and with the background
     sampler (--sample.interval 1s). Reports CPU, memory and the connections it holds."""
-    names = [f"scale_{i:03d}" for i in range(targets)]
-    log(f"scale: creating {targets} databases")
+    # At most 200 databases (creating a thousand takes minutes); more targets name them again,
+    # each target still with a connection of its own.
+    databases = [f"scale_{i:03d}" for i in range(min(targets, 200))]
+    names = [f"t{i:04d}" for i in range(targets)]
+    log(f"scale: {targets} targets on {len(databases)} databases")
     existing = {row[0] for row in pg.psql("SELECT datname FROM pg_database", db="postgres")}
-    missing = [n for n in names if n not in existing]
+    missing = [n for n in databases if n not in existing]
     for start in range(0, len(missing), 50):
         # psql sends each statement on its own: CREATE DATABASE cannot run in a transaction block.
         pg.psql("".join(f"CREATE DATABASE {n};\n" for n in missing[start:start + 50]), db="postgres", timeout=600)
     config = os.path.join(workdir, "targets.yml")
     with open(config, "w") as f:
         f.write("targets:\n")
-        for n in names:
-            f.write(f"  {n}:\n    dsn: \"{pg.conninfo(n, 'monitor')}\"\n")
+        for i, n in enumerate(names):
+            f.write(f"  {n}:\n    dsn: \"{pg.conninfo(databases[i % len(databases)], 'monitor')}\"\n")
     results = []
-    for label, extra in (("probes only", []), ("probes + sampler 1s", ["--sample.interval", "1s"])):
+    for label, extra in (("probes only", ["--sample.interval", "0"]), ("probes + sampler 1s", ["--sample.interval", "1s"])):
         port = free_port()
         exporter = Exporter(
             "pg_lock_exporter (scale)",
@@ -839,7 +889,7 @@ def scale_report(scale: list[dict]) -> str:
         return ""
     first = scale[0]
     out = ["", f"## Scale: one exporter, {first['targets']} targets", "",
-           f"`--config.file` with {first['targets']} databases on the sandbox server, each probed at `/probe?target=NAME` "
+           f"`--config.file` with {first['targets']} targets (on {min(first['targets'], 200)} databases) on the sandbox server, each probed at `/probe?target=NAME` "
            f"every {first['interval']:g} s (Prometheus's schedule, spread evenly), for {first['window']:.0f} s; then the same "
            "with the background sampler on (`--sample.interval 1s`, one aggregate per target per second).", "",
            "| mode | probes | CPU % of one core | CPU ms/probe | probe p50 / p99 ms | connections held | RSS MiB | anon MiB | threads |",
@@ -1089,17 +1139,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="the pg_lock_exporter binary to measure (default: the release build)")
     p.add_argument("--output", help="where to write the report (default bench/results.md; --quick: bench/results-quick.md)")
     p.add_argument("--keep", action="store_true", help="keep the work directory (logs, the stopped cluster)")
-    p.add_argument("--targets", type=int, help="databases served by one exporter in the scale check "
-                   "(default 200; --quick: 20; 0 skips it)")
+    p.add_argument("--targets", help="targets served by one exporter in the scale check, comma-separated "
+                   "(default 200,1000; --quick: 20; 0 skips it)")
+    p.add_argument("--only", help="sections to run, comma-separated: cases (side by side with postgres_exporter), "
+                   "sampling (sampling's cost, quiet and blocking), fleet (the scale check); default all")
     p.add_argument("--targets-window", type=float, help="seconds each scale measurement lasts (default 45; --quick: 6)")
     p.add_argument("--targets-interval", type=float, help="seconds between two probes of one target (default 15; --quick: 2)")
     args = p.parse_args(argv)
     if args.quick:
         defaults = dict(shapes=",".join(SHAPES), sizes="60,240", scrapes=30, sql_reps=10, soak=500, cost_window=3.0,
-                        output="bench/results-quick.md", targets=20, targets_window=6.0, targets_interval=2.0)
+                        output="bench/results-quick.md", targets="20", targets_window=6.0, targets_interval=2.0)
     else:
         defaults = dict(shapes=",".join(SHAPES), sizes="100,750,2000", scrapes=200, sql_reps=50, soak=10000,
-                        cost_window=10.0, output="bench/results.md", targets=200, targets_window=45.0,
+                        cost_window=10.0, output="bench/results.md", targets="200,1000", targets_window=45.0,
                         targets_interval=15.0)
     for key, value in defaults.items():
         if getattr(args, key) is None:
@@ -1108,6 +1160,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     except ValueError:
         p.error("--sizes: comma-separated integers")
+    try:
+        args.targets = [int(t) for t in args.targets.split(",") if t.strip() and int(t) > 0]
+    except ValueError:
+        p.error("--targets: comma-separated integers")
+    args.only = {s.strip() for s in (args.only or "cases,sampling,fleet").split(",") if s.strip()}
+    if not args.only or not args.only <= {"cases", "sampling", "fleet"}:
+        p.error("--only: a comma-separated list of cases, sampling, fleet")
     args.shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     if not args.shapes or any(s not in SHAPES for s in args.shapes):
         p.error(f"--shapes: a comma-separated list of {', '.join(SHAPES)}")
@@ -1174,22 +1233,26 @@ def main(argv: list[str]) -> int:
         soak_case = (SHAPES[-1] if SHAPES[-1] in args.shapes else args.shapes[0],
                      min(args.sizes, key=lambda s: abs(s - 750))) if args.soak else None
         rows = []
-        for shape in args.shapes:
-            for size in args.sizes:
-                rows.append(run_case(args, pg, workdir, ours_binary, workload.plan(shape, size),
-                                     args.soak if (shape, size) == soak_case else 0))
-
-        scale = run_scale(pg, workdir, ours_binary, args.targets, args.targets_window, args.targets_interval) if args.targets else []
+        if "cases" in args.only:
+            for shape in args.shapes:
+                for size in args.sizes:
+                    rows.append(run_case(args, pg, workdir, ours_binary, workload.plan(shape, size),
+                                         args.soak if (shape, size) == soak_case else 0))
+        sampling = [run_sampling(pg, workdir, ours_binary, size, args.cost_window)
+                    for size in args.sizes] if "sampling" in args.only else []
+        scales = [run_scale(pg, workdir, ours_binary, count, args.targets_window, args.targets_interval)
+                  for count in args.targets] if "fleet" in args.only else []
 
         mirror_ok = None
-        if pg.has_statements:
+        if pg.has_statements and rows:
             statements = [words(st) for st in exporter_statements(pg.version_num)]
             ran = {w for w, _, _ in rows[-1]["ours"]["statements"]}
             # Every scrape runs all but the settings statement, which goes on connect and then
             # once a minute, so it may or may not fall inside the measured rounds.
             per_scrape = {words(st) for st in exporter_statements(pg.version_num) if not is_settings(st)}
             mirror_ok = per_scrape <= ran <= set(statements)
-        text = report(args, pg, rows, info, their_version, mirror_ok) + scale_report(scale)
+        text = (report(args, pg, rows, info, their_version, mirror_ok) if rows else f"# pg_lock_exporter benchmark ({', '.join(sorted(args.only))})\n") \
+            + sampling_report(sampling, args.cost_window) + "".join(scale_report(scale) for scale in scales)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)
