@@ -83,7 +83,9 @@ public struct EpisodeTracker: Sendable {
         let guards = GuardSettings(settings: snapshot.settings, roleSettings: snapshot.roleSettings)
         let waitingLocks = Dictionary(
             snapshot.lockDetails.lazy.filter { !$0.granted }.map { ($0.pid, $0) }, uniquingKeysWith: { first, _ in first })
-        for root in graph.roots {
+        // A root with no row of its own (a backend that ended between `pg_blocking_pids()` and
+        // the read of the activity) names nobody: no episode until a sample sees who it is.
+        for root in graph.roots where root.session != nil {
             let waiterPIDs = graph.allWaiters(of: root.pid)
             let waiters = waiterPIDs.compactMap { graph.blocked[$0] }
             guard !waiters.isEmpty else { continue }
