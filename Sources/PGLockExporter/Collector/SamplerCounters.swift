@@ -8,7 +8,7 @@ import Synchronization
 /// (`pg_blocking_episodes_total` counts episodes as `EpisodeRecorder` tracks them: one per root
 /// blocker with waiters, no longer a database going from no blocked session to some.)
 struct SamplerCounters {
-    /// The counters of one target, shared by the sampler thread and the scrapes.
+    /// The counters of one target, shared by the sampling loop and the scrapes.
     final class Box: Sendable {
         let counters: Mutex<SamplerCounters>
         let interval: Double
