@@ -73,6 +73,10 @@ public struct Session: Sendable, Equatable {
     /// The relation a lock waiter queues on: a name where our connection can resolve it (its own
     /// database), else `oid:<n>`; nil for waits on no relation (advisory locks, virtual xids).
     public var waitRelation: String?
+    /// A lock waiter's requested mode (`AccessExclusiveLock`) and the kind of object it waits on
+    /// (`relation`, `transactionid`, …), from its ungranted `pg_locks` row.
+    public var waitMode: String?
+    public var waitLocktype: String?
     /// Set on the row that stands for a prepared transaction: its `gid`. Such a row has a
     /// negative pid of its own (no backend runs it) and shows as pid 0, as
     /// `pg_blocking_pids()` reports it.

@@ -15,6 +15,8 @@ enum SessionAssembly {
             let wait = locks.waits[sessions[index].pid]
             sessions[index].lockWaitSeconds = wait?.seconds
             sessions[index].waitRelation = wait?.relation
+            sessions[index].waitMode = wait?.mode
+            sessions[index].waitLocktype = wait?.locktype
             // A background process without a database (the startup process) counts in the
             // database of the relation it waits for.
             if sessions[index].datname == nil { sessions[index].datname = wait?.datname }
@@ -60,6 +62,8 @@ enum SessionAssembly {
             folded[index].waitingOnLock = true
             folded[index].lockWaitSeconds = max(folded[index].lockWaitSeconds ?? 0, worker.lockWaitSeconds ?? 0)
             folded[index].waitRelation = folded[index].waitRelation ?? worker.waitRelation
+            folded[index].waitMode = folded[index].waitMode ?? worker.waitMode
+            folded[index].waitLocktype = folded[index].waitLocktype ?? worker.waitLocktype
         }
         // pg_blocking_pids() already names leaders, not workers; map any worker pid regardless.
         for index in folded.indices where folded[index].blockedBy.contains(where: { leaderOf[$0] != nil }) {

@@ -177,8 +177,8 @@ public struct EpisodeTracker: Sendable {
         let lock = first.map { waiter -> EpisodeRecord.Lock in
             let detail = locks[waiter.pid]
             return EpisodeRecord.Lock(
-                locktype: detail?.target.locktype ?? "relation", mode: detail?.mode ?? "",
-                relation: detail?.target.relationName ?? waiter.waitRelation)
+                locktype: waiter.waitLocktype ?? detail?.target.locktype ?? "relation", mode: waiter.waitMode ?? detail?.mode ?? "",
+                relation: waiter.waitRelation ?? detail?.target.relationName)
         }
         var guardTimeouts: EpisodeRecord.GuardTimeouts?
         if let usename = session?.usename, session?.gid == nil {
@@ -225,8 +225,8 @@ public struct EpisodeTracker: Sendable {
                 let detail = locks[waiter.pid]
                 entry.record.waiters.append(
                     EpisodeRecord.Waiter(
-                        pid: waiter.pid, usename: waiter.usename, applicationName: waiter.applicationName, mode: detail?.mode,
-                        relation: detail?.target.relationName ?? waiter.waitRelation,
+                        pid: waiter.pid, usename: waiter.usename, applicationName: waiter.applicationName,
+                        mode: waiter.waitMode ?? detail?.mode, relation: waiter.waitRelation ?? detail?.target.relationName,
                         query: waiter.query.flatMap { QueryText.render($0, policy: policy)?.text }, waitedSeconds: waited,
                         isMigrate: waiter.applicationName.hasPrefix(ChildEnvironment.tagPrefix)))
             }

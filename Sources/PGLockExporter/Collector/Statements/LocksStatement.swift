@@ -2,7 +2,8 @@
 ///
 /// - `count`: locks by database, mode and grant (locks without a database, such as transaction
 ///   ids, or on shared catalogs get datname '');
-/// - `wait`: per waiter, the longest wait from `waitstart` and the relation it queues on: the one
+/// - `wait`: per waiter, the longest wait from `waitstart`, the mode and kind of lock it asked for,
+///   and the relation it queues on: the one
 ///   its ungranted lock names, or for a row lock (a wait on a transaction id) the relation of
 ///   the tuple lock it holds. Named by `::regclass` (schema-qualified unless on the search
 ///   path) where our connection can (its own database: an OID means nothing in another), else
@@ -48,10 +49,13 @@ struct LocksStatement: SnapshotStatement {
         var seconds: Double?
         var relation: String?
         var datname: String?
+        /// The mode it asked for and the kind of object (`relation`, `transactionid`, `tuple`, …).
+        var mode: String? = nil
+        var locktype: String? = nil
     }
 
     enum Column: Int, ResultColumn {
-        case kind, datname, mode, granted, count, pid, waitSeconds, relation, holderPID, gid
+        case kind, datname, mode, granted, count, pid, waitSeconds, relation, holderPID, gid, locktype
     }
 
     let sql = """
@@ -61,22 +65,23 @@ struct LocksStatement: SnapshotStatement {
             FROM pg_locks WHERE pid IS DISTINCT FROM pg_backend_pid()),
         waiting AS (SELECT * FROM l WHERE NOT granted AND pid IS NOT NULL),
         waits AS (
-            SELECT w.pid, w.waitstart, coalesce(w.relation, t.relation) AS relation,
+            SELECT w.pid, w.waitstart, w.mode, w.locktype, coalesce(w.relation, t.relation) AS relation,
                    CASE WHEN w.relation IS NOT NULL THEN w.database ELSE t.database END AS database
             FROM waiting w
             LEFT JOIN l t ON w.relation IS NULL AND t.pid = w.pid AND t.locktype = 'tuple' AND t.granted)
-        SELECT 'count', coalesce(d.datname, ''), c.mode, c.granted, sum(c.n)::int8, NULL::int, NULL::float8, NULL::text, NULL::int, NULL::text
+        SELECT 'count', coalesce(d.datname, ''), c.mode, c.granted, sum(c.n)::int8, NULL::int, NULL::float8, NULL::text, NULL::int, NULL::text,
+               NULL::text
         FROM (SELECT database, mode, granted, count(*) AS n FROM l GROUP BY 1, 2, 3) c LEFT JOIN pg_database d ON d.oid = c.database
         GROUP BY 2, 3, 4
         UNION ALL
-        SELECT 'wait', d.datname, NULL, NULL, NULL, w.pid, date_part('epoch', now() - w.waitstart),
+        SELECT 'wait', d.datname, w.mode, NULL, NULL, w.pid, date_part('epoch', now() - w.waitstart),
                CASE WHEN w.relation IS NULL THEN NULL
                     WHEN d.datname = current_database() THEN w.relation::regclass::text
                     ELSE 'oid:' || w.relation END,
-               NULL, NULL
+               NULL, NULL, w.locktype
         FROM waits w LEFT JOIN pg_database d ON d.oid = w.database
         UNION ALL
-        SELECT 'prepared', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, NULL, p.gid
+        SELECT 'prepared', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, NULL, p.gid, NULL
         FROM waiting w
         JOIN l h ON h.pid IS NULL AND h.granted
              AND (h.locktype, h.database, h.relation, h.page, h.tuple, h.virtualxid, h.transactionid, h.classid, h.objid, h.objsubid)
@@ -87,7 +92,7 @@ struct LocksStatement: SnapshotStatement {
         WHERE EXISTS (SELECT FROM l WHERE l.pid IS NULL)
         GROUP BY w.pid, p.gid
         UNION ALL
-        SELECT 'holder', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, h.pid, NULL
+        SELECT 'holder', NULL, NULL, NULL, NULL, w.pid, NULL, NULL, h.pid, NULL, NULL
         FROM waiting w
         JOIN l h ON h.granted AND h.pid IS NOT NULL AND h.pid <> w.pid AND h.locktype = 'relation'
              AND h.database IS NOT DISTINCT FROM w.database AND h.relation = w.relation
@@ -110,7 +115,8 @@ struct LocksStatement: SnapshotStatement {
                 guard let pid else { continue }
                 rows.waits[pid] = Wait(
                     seconds: r.double(row, Column.waitSeconds), relation: r.string(row, Column.relation),
-                    datname: r.string(row, Column.datname))
+                    datname: r.string(row, Column.datname), mode: r.string(row, Column.mode),
+                    locktype: r.string(row, Column.locktype))
             case "prepared":
                 guard let pid, let gid = r.string(row, Column.gid) else { continue }
                 rows.preparedHolders[pid, default: []].append(gid)
