@@ -98,16 +98,7 @@ extension IntegrationTests {
             defer { F.remove(directory) }
             let path = directory + "/episodes.db"
             let records = try Self.fill(path)
-            let config = try tls.webConfig(
-                """
-                tls_server_config:
-                  cert_file: \(tls.path("server.crt"))
-                  key_file: \(tls.path("server.key"))
-                  client_ca_file: \(tls.path("ca.crt"))
-                  client_auth_type: RequireAndVerifyClientCert
-                basic_auth_users:
-                  prometheus: '\(TLSFixture.bcryptHash)'
-                """)
+            let config = try tls.webConfig(tls.mutualTLSAndBasicAuth)
             let exporter = try ExporterProcess([
                 "--dsn", cluster.dsn(), "--episodes.path", path, "--web.config.file", config,
             ])

@@ -13,17 +13,7 @@ extension IntegrationTests {
             tls = try TLSFixture.get()
         }
 
-        var fullConfig: String {
-            """
-            tls_server_config:
-              cert_file: \(tls.path("server.crt"))
-              key_file: \(tls.path("server.key"))
-              client_ca_file: \(tls.path("ca.crt"))
-              client_auth_type: RequireAndVerifyClientCert
-            basic_auth_users:
-              prometheus: '\(TLSFixture.bcryptHash)'
-            """
-        }
+        var fullConfig: String { tls.mutualTLSAndBasicAuth }
 
         @Test func mutualTLSAndBasicAuthOnTheExporter() throws {
             let exporter = try ExporterProcess(["--dsn", cluster.dsn(), "--web.config.file", try tls.webConfig(fullConfig)])

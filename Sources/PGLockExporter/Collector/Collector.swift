@@ -86,8 +86,14 @@ public final class Collector: Sendable {
     /// Collects now, before `deadline` (the single-flight leader runs this).
     func collect(until deadline: Deadline) -> Collection {
         collections.add(1, ordering: .relaxed)
+        // Connecting is bounded by the connect timeout from when the scrape asked for the
+        // connection: a scrape that waited while the sampler tried to connect has had that attempt,
+        // and does not start a second one of its own (a target that never answers took two).
+        let connectDeadline = Deadline.after(seconds: settings.connectTimeoutSeconds).capped(at: deadline)
         do {
-            let snapshot = try target.withState(until: deadline) { state in try read(&state, deadline: deadline) }
+            let snapshot = try target.withState(until: deadline) { state in
+                try read(&state, deadline: deadline, connectDeadline: connectDeadline)
+            }
             noteUp(snapshot)
             var w = ExpositionWriter()
             SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), options: options).write(into: &w)
@@ -101,8 +107,8 @@ public final class Collector: Sendable {
 
     /// One snapshot on the target's connection, opening (and preparing) it first when needed.
     /// A connection error or a timeout drops the connection and everything learnt on it.
-    private func read(_ state: inout TargetConnection.State?, deadline: Deadline) throws -> ActivitySnapshot {
-        if state?.connection.isHealthy != true { try connect(&state, deadline: deadline) }
+    private func read(_ state: inout TargetConnection.State?, deadline: Deadline, connectDeadline: Deadline) throws -> ActivitySnapshot {
+        if state?.connection.isHealthy != true { try connect(&state, deadline: deadline, connectDeadline: connectDeadline) }
         let connection = state!.connection
         // The server-side timeout fits in what is left once the connection is ready, so the
         // server cancels a slow statement itself and the connection survives; the client
@@ -126,10 +132,11 @@ public final class Collector: Sendable {
         }
     }
 
-    /// Opens (and prepares) a new connection in place of whatever `state` held.
-    func connect(_ state: inout TargetConnection.State?, deadline: Deadline) throws {
+    /// Opens (by `connectDeadline`, default `deadline`) and prepares (by `deadline`) a new
+    /// connection in place of whatever `state` held.
+    func connect(_ state: inout TargetConnection.State?, deadline: Deadline, connectDeadline: Deadline? = nil) throws {
         forget(&state)
-        let opened = try PostgresConnection(settings, deadline: deadline)
+        let opened = try PostgresConnection(settings, deadline: connectDeadline ?? deadline)
         try SnapshotBatch(serverVersion: opened.serverVersion, identity: false, settings: true, roleSettings: true)
             .prepare(on: opened, deadline: deadline)
         canceller.withLock { $0 = opened.makeCanceller() }

@@ -82,8 +82,7 @@ public final class EpisodeStore: Sendable {
     /// `synchronous=NORMAL` (SQLite's advice for WAL): a commit survives the process crashing; a
     /// power loss can lose the last commits, never the file's consistency.
     public static func open(path: String, busyTimeout: Duration = defaultBusyTimeout) throws(Error) -> EpisodeStore {
-        let milliseconds = Int32(clamping: busyTimeout.components.seconds * 1000
-            + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = busyMilliseconds(busyTimeout)
         if path == ":memory:" {
             do throws(SQLiteDatabase.Failure) {
                 let database = try SQLiteDatabase.open(path: path, flags: SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
@@ -141,12 +140,22 @@ public final class EpisodeStore: Sendable {
             try database.execute("PRAGMA synchronous=NORMAL")
             try initialize(database)
             return EpisodeStore(path: path, database: database)
-        } catch let failure as SQLiteDatabase.Failure {
-            throw refuse(failure.message)
-        } catch let error as Error {
-            throw error
         } catch {
-            throw refuse("\(error)")
+            throw refusal(error, refuse)
+        }
+    }
+
+    /// `busyTimeout` as SQLite takes it.
+    private static func busyMilliseconds(_ busyTimeout: Duration) -> Int32 {
+        Int32(clamping: busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// What opening threw, as the one line `open` and `openReadOnly` refuse with.
+    private static func refusal(_ error: any Swift.Error, _ refuse: (String) -> Error) -> Error {
+        switch error {
+        case let failure as SQLiteDatabase.Failure: refuse(failure.message)
+        case let error as Error: error
+        default: refuse("\(error)")
         }
     }
 
@@ -157,8 +166,7 @@ public final class EpisodeStore: Sendable {
     /// SQLite reader of a WAL database, it may create the empty `-wal` and `-shm` files beside a
     /// store no exporter has open; the store file itself is never changed.
     public static func openReadOnly(path: String, busyTimeout: Duration = defaultBusyTimeout) throws(Error) -> EpisodeStore {
-        let milliseconds = Int32(clamping: busyTimeout.components.seconds * 1000
-            + busyTimeout.components.attoseconds / 1_000_000_000_000_000)
+        let milliseconds = busyMilliseconds(busyTimeout)
         let shown = TerminalText.excerpt(path, limit: 200)
         func refuse(_ reason: String) -> Error { Error(description: "episode store \(shown): \(reason)") }
         guard !path.isEmpty, path != ":memory:" else { throw Error(description: "episode store: name a file (:memory: is inside the exporter; use --url)") }
@@ -175,12 +183,8 @@ public final class EpisodeStore: Sendable {
                 throw refuse("not an episode store (an empty SQLite database)")
             }
             return EpisodeStore(path: path, database: database)
-        } catch let failure as SQLiteDatabase.Failure {
-            throw refuse(failure.message)
-        } catch let error as Error {
-            throw error
         } catch {
-            throw refuse("\(error)")
+            throw refusal(error, refuse)
         }
     }
 

@@ -31,6 +31,20 @@ final class TLSFixture: Sendable {
 
     func path(_ name: String) -> String { "\(directory)/\(name)" }
 
+    /// A web config asking for TLS with a verified client certificate and basic auth
+    /// (`prometheus` / `password`).
+    var mutualTLSAndBasicAuth: String {
+        """
+        tls_server_config:
+          cert_file: \(path("server.crt"))
+          key_file: \(path("server.key"))
+          client_ca_file: \(path("ca.crt"))
+          client_auth_type: RequireAndVerifyClientCert
+        basic_auth_users:
+          prometheus: '\(Self.bcryptHash)'
+        """
+    }
+
     /// Writes a web config file and returns its path.
     func webConfig(_ yaml: String) throws -> String {
         let file = path("web-\(UUID().uuidString).yml")
