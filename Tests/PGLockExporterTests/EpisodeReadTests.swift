@@ -147,6 +147,15 @@ import Testing
         #expect(markdown.contains(#"in shop\\x0aINJECTED"# + "\n"))
     }
 
+    /// Found by the `episode-api-answer` fuzz target (regression-id-del): an id from whatever a
+    /// `--url` answered went to the terminal as it was.
+    @Test func anIdFromTheAnswerIsShownTerminalSafe() {
+        var record = F.full()
+        record.id = "684f7fcbd4b3ead\u{7F}3"
+        #expect(EpisodeReportText.render(record).hasPrefix(#"Episode 684f7fcbd4b3ead\x7f3 in database app"#))
+        #expect(EpisodeReportMarkdown.render(record).hasPrefix(#"## Blocking episode `684f7fcbd4b3ead\x7f3` in app"#))
+    }
+
     @Test func markdownEscapesNamesAndFencesCode() {
         #expect(EpisodeReportMarkdown.escape("a_b*c|d<e>[f](g)") == #"a\_b\*c\|d\<e\>\[f\](g)"#)
         #expect(EpisodeReportMarkdown.code("SELECT `x` FROM t") == "``SELECT `x` FROM t``")

@@ -7,7 +7,8 @@ import PGLockExporter
 ///
 /// Invariants: only GET and HEAD reach a target; a scrape's budget lies between
 /// `ScrapeBudget.floor` and `--web.scrape-timeout` (10 s here) whatever the header says; every
-/// route that needs no target has an answer; `/probe` names only configured targets.
+/// route that needs no target has an answer; `/probe` names only configured targets; the
+/// episode API answers without a store (404).
 enum ScrapeRouteTarget {
     static let ceiling = TimeSpan.seconds(10)
 
@@ -45,6 +46,11 @@ enum ScrapeRouteTarget {
                     budget >= ScrapeBudget.floor && budget <= ceiling, "budget \(budget) for \(headers["x-prometheus-scrape-timeout-seconds"].debugDescription)")
                 if case .probe(let name, _) = route { FuzzCheck.require(name == "orders", "probe of \(name.debugDescription)") }
                 FuzzCheck.require(routes.immediateResponse(route) == nil, "a target route answered without its target")
+            case .episodes(let api):
+                // The episode API reads the store (none here: sampling off), never a target.
+                FuzzCheck.require(request.method == "GET" || request.method == "HEAD", "\(request.method.debugDescription) reached the API")
+                let response = routes.episodes.respond(to: api, now: .now())
+                FuzzCheck.require(response.status == 404, "status \(response.status) with no store")
             default:
                 guard let response = routes.immediateResponse(route) else {
                     return FuzzCheck.require(false, "no answer for \(route)")

@@ -9,7 +9,7 @@ public enum EpisodeReportMarkdown {
     }
 
     public static func render(_ record: EpisodeRecord) -> String {
-        var out = "## Blocking episode `\(record.id)` in \(escape(record.datname))\n\n"
+        var out = "## Blocking episode \(code(record.id)) in \(escape(record.datname))\n\n"
         out += "- **Target:** \(escape(record.target))\n"
         out += "- **When:** \(escape(EpisodeWording.when(record)))\n"
         out += "- **Root cause:** \(escape(EpisodeWording.who(record.root))), \(escape(EpisodeWording.rootState(record.root)))\n"

@@ -15,7 +15,7 @@ public enum EpisodeReportText {
     public static func render(_ record: EpisodeRecord) -> String {
         var out = ""
         let root = record.root
-        out += "Episode \(record.id) in database \(safe(record.datname)) (target \(safe(record.target)))\n"
+        out += "Episode \(safe(record.id)) in database \(safe(record.datname)) (target \(safe(record.target)))\n"
         out += "  \(EpisodeWording.when(record))\n"
         out += "\nRoot cause: \(EpisodeWording.who(root)), \(EpisodeWording.rootState(root)).\n"
         if let query = root.query {
