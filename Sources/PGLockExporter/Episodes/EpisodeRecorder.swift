@@ -67,14 +67,7 @@ public final class EpisodeRecorder: Sendable {
         var stopped = false
         /// Mirrors `!tracker.ongoing.isEmpty`, readable without the tracker.
         var hasOngoing = false
-        /// Episodes that ended `unobserved` (the target was out of sight), newest last, at most
-        /// `resumableLimit`: seen again with the same id (same root, same earliest waiter) they
-        /// are resumed, not started again (their record in the store is replaced by the ongoing
-        /// one, and `pg_blocking_episodes_total` counts them once).
-        var unobserved: [String] = []
     }
-
-    static let resumableLimit = 1000
 
     private let state: Mutex<State>
 
@@ -127,22 +120,14 @@ public final class EpisodeRecorder: Sendable {
             for change in changes {
                 switch change {
                 case .started(let record), .updated(let record):
-                    if case .started = change {
-                        if let resumed = state.unobserved.firstIndex(of: record.id) {
-                            state.unobserved.remove(at: resumed)
-                        } else {
-                            state.metrics.started(record)
-                        }
-                    }
+                    // A loss of sight no longer ends an episode the tracker may see again (it goes
+                    // on, blind, for `EpisodeTracker.blindGrace`), so every start is a new one.
+                    if case .started = change { state.metrics.started(record) }
                     if record.durationSeconds >= logAfter, state.logged.insert(record.id).inserted {
                         events.append(.started(record))
                     }
                 case .ended(let record):
                     state.metrics.ended(record)
-                    if record.end == .unobserved {
-                        state.unobserved.append(record.id)
-                        if state.unobserved.count > Self.resumableLimit { state.unobserved.removeFirst() }
-                    }
                     if state.logged.remove(record.id) != nil || record.durationSeconds >= logAfter {
                         events.append(.ended(record))
                     }
