@@ -18,6 +18,7 @@ struct Check: ParsableCommand {
             """)
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "PgBouncer (name the application client behind the pooler)") var pgbouncer: PgBouncerOptions
 
     @Option(name: .customLong("format"), help: "text (for people) or json (one object: server, sessions, blocking_trees, cycles).")
     var format: String = "text"
@@ -48,7 +49,7 @@ struct Check: ParsableCommand {
     func run() throws {
         let settings = try connection.settings(applicationName: "pg_lock_exporter check")
         let interruption = Interruption.install(command: "pg_lock_exporter check")
-        let snapshot: ActivitySnapshot
+        var snapshot: ActivitySnapshot
         let database: String
         do {
             let db = try PostgresConnection(settings)
@@ -60,6 +61,8 @@ struct Check: ParsableCommand {
             printError("pg_lock_exporter check: cannot read PostgreSQL: \(error)")
             throw ExitStatus.connectionOrUsage
         }
+        // Right after PostgreSQL: a backend in a transaction stays linked to its client.
+        PoolerJoin.attach(try pgbouncer.readOnce(connection: settings, command: "pg_lock_exporter check"), to: &snapshot.sessions)
         let report = BlockingReport(
             snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), database: allDatabases ? nil : database)
         if format == "json" {

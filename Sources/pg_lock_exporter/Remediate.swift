@@ -22,6 +22,7 @@ struct Remediate: ParsableCommand {
             """)
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "PgBouncer (name the application client behind the pooler)") var pgbouncer: PgBouncerOptions
     @OptionGroup var remediation: RemediationOptions
 
     @Option(name: .customLong("pid"), help: "Only this session. Refused unless idle in transaction, or --force.")
@@ -45,20 +46,22 @@ struct Remediate: ParsableCommand {
 
     func run() throws {
         if webhook.listen != nil {
-            try webhook.serve(connection: connection, remediation: remediation, logger: logging.makeLogger("pg_lock_exporter"))
+            try webhook.serve(
+                connection: connection, remediation: remediation, pgbouncer: pgbouncer, logger: logging.makeLogger("pg_lock_exporter"))
             return
         }
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let policy = try remediation.policy(pid: pid, force: force)
         let audit = try remediation.openAuditLog()
         let interruption = Interruption.install(command: "pg_lock_exporter remediate")
+        let poolers = try pgbouncer.poolers(try pgbouncer.endpoints(), connection: settings, logger: logging.makeLogger("pg_lock_exporter"))
         let decisions: [Decision]
         do {
             let db = try PostgresConnection(settings)
             interruption.watch(db)
             decisions = try Remediator(
                 policy: policy, execute: remediation.execute, allDatabases: remediation.allDatabases,
-                statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds
+                statementTimeoutMilliseconds: settings.statementTimeoutMilliseconds, poolers: poolers
             ).run(on: db)
         } catch {
             printError("pg_lock_exporter remediate: cannot read PostgreSQL: \(error)")

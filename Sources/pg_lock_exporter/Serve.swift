@@ -14,6 +14,7 @@ struct Serve: ParsableCommand {
         abstract: "Serve Prometheus metrics about sessions, locks and blocking chains (the default).")
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup(title: "PgBouncer (name the application client behind the pooler)") var pgbouncer: PgBouncerOptions
     @OptionGroup var logging: LoggingOptions
     @OptionGroup var web: WebServerOptions
 
@@ -119,6 +120,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--web.scrape-timeout: must be at least 1s")
         }
         if configFile != nil && connection.dsn != nil { throw ValidationError("--dsn: not with --config.file (name targets there)") }
+        if configFile != nil && !pgbouncer.dsns.isEmpty {
+            throw ValidationError("--pgbouncer.dsn: not with --config.file (name each target's poolers there, under pgbouncers:)")
+        }
     }
 
     func run() throws {
@@ -156,16 +160,18 @@ struct Serve: ParsableCommand {
                 var settings = base
                 settings.dsn = target.dsn
                 settings.password = target.password
+                let targetLogger = logger.with(metadata: "target", name)
                 targets[name] = Collector(
                     settings: settings, options: options, sampleInterval: sampling, episodes: episodes(name),
-                    logger: logger.with(metadata: "target", name))
+                    poolers: try pgbouncer.poolers(target.pgbouncers, connection: settings, logger: targetLogger), logger: targetLogger)
             }
             routes = ExporterRoutes(
                 telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
             collectors = config.targets.map { targets[$0.name]! }
         } else {
             let collector = Collector(
-                settings: base, options: options, sampleInterval: sampling, episodes: episodes(EpisodeSettings.singleTarget), logger: logger)
+                settings: base, options: options, sampleInterval: sampling, episodes: episodes(EpisodeSettings.singleTarget),
+                poolers: try pgbouncer.poolers(try pgbouncer.endpoints(), connection: base, logger: logger), logger: logger)
             routes = ExporterRoutes(
                 telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
             collectors = [collector]

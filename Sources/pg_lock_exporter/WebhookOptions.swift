@@ -29,7 +29,7 @@ struct WebhookOptions: ParsableArguments {
     }
 
     /// Reads the token, applies the start-up rules, serves until SIGTERM/SIGINT.
-    func serve(connection: ConnectionOptions, remediation: RemediationOptions, logger: Logger) throws {
+    func serve(connection: ConnectionOptions, remediation: RemediationOptions, pgbouncer: PgBouncerOptions, logger: Logger) throws {
         ShutdownSignals.block()
         let address = try ListenAddress(parsing: listen!)
         var token: String?
@@ -44,12 +44,12 @@ struct WebhookOptions: ParsableArguments {
         let settings = try connection.settings(applicationName: "pg_lock_exporter remediate")
         let webConfig = try web.load()
         let audit = try remediation.openAuditLog()
-        let service = WebhookService(
-            configuration: .init(
-                settings: settings, policy: try remediation.policy(pid: nil, force: false), execute: remediation.execute,
-                allDatabases: remediation.allDatabases, token: token, alertNames: Set(alertNames),
-                maxTerminationsPerMinute: maxPerMinute, audit: audit),
-            logger: logger)
+        var configuration = WebhookService.Configuration(
+            settings: settings, policy: try remediation.policy(pid: nil, force: false), execute: remediation.execute,
+            allDatabases: remediation.allDatabases, token: token, alertNames: Set(alertNames),
+            maxTerminationsPerMinute: maxPerMinute, audit: audit)
+        configuration.poolers = try pgbouncer.poolers(try pgbouncer.endpoints(), connection: settings, logger: logger)
+        let service = WebhookService(configuration: configuration, logger: logger)
         // With a token the webhook has its own bearer auth (Alertmanager sends one Authorization
         // header) and basic auth guards the other paths; without one, basic auth guards all.
         let server = try web.startServer(

@@ -48,10 +48,13 @@ public struct BlockingReport: Sendable, Encodable {
         /// True when sessions wait behind this one but are not drawn: the tree is cut at
         /// `BlockingReport.maxTreeDepth` levels (the root's `blockedCount` still counts them).
         public var truncated: Bool? = nil
+        /// The application client behind a configured PgBouncer (`--pgbouncer.dsn`).
+        public var pgbouncerClient: PoolerClient? = nil
 
         enum CodingKeys: String, CodingKey {
             case pid, gid, datname, state, stateSeconds = "state_seconds", usename, applicationName = "application_name"
-            case clientAddr = "client_addr", waitSeconds = "wait_seconds", lockMode = "lock_mode", relation, lock, row, query
+            case clientAddr = "client_addr", pgbouncerClient = "pgbouncer_client", waitSeconds = "wait_seconds", lockMode = "lock_mode"
+            case relation, lock, row, query
             case blockedCount = "blocked_count", chainDepth = "chain_depth", hint, repeated, blocked, truncated
         }
     }
@@ -69,9 +72,11 @@ public struct BlockingReport: Sendable, Encodable {
         public var blockedBy: [Int32]
         public var blocking: Bool
         public var query: String?
+        public var pgbouncerClient: PoolerClient? = nil
 
         enum CodingKeys: String, CodingKey {
-            case pid, datname, usename, applicationName = "application_name", clientAddr = "client_addr", state
+            case pid, datname, usename, applicationName = "application_name", clientAddr = "client_addr"
+            case pgbouncerClient = "pgbouncer_client", state
             case stateSeconds = "state_seconds", transactionSeconds = "transaction_seconds"
             case waitingOnLock = "waiting_on_lock", blockedBy = "blocked_by", blocking, query
         }
@@ -110,7 +115,7 @@ public struct BlockingReport: Sendable, Encodable {
                 pid: s.pid, datname: s.datname, usename: s.usename, applicationName: s.applicationName,
                 clientAddr: s.clientAddr, state: s.stateLabel, stateSeconds: s.stateSeconds,
                 transactionSeconds: s.transactionSeconds, waitingOnLock: s.waitingOnLock, blockedBy: s.blockedBy.map { byPID[$0]?.displayPID ?? $0 },
-                blocking: graph.isBlocking(s.pid), query: s.query)
+                blocking: graph.isBlocking(s.pid), query: s.query, pgbouncerClient: s.poolerClient)
         }
         let builder = TreeBuilder(graph: graph, sessions: byPID, locks: snapshot.lockDetails)
         // The roots some session of the database waits behind: one walk up the graph for all.
@@ -188,7 +193,7 @@ private struct TreeBuilder {
             relation: objects.isEmpty ? nil : objects.joined(separator: "; "),
             lock: relevant.first?.target, row: row?.target,
             query: session?.query, blockedCount: nil, chainDepth: nil, hint: nil, repeated: repeated, blocked: children,
-            truncated: cut ? true : nil)
+            truncated: cut ? true : nil, pgbouncerClient: session?.poolerClient)
     }
 
     private static func unique(_ values: [String]) -> [String] {

@@ -36,7 +36,9 @@ public struct BlockingReportText {
             out += "\n" + bold("Idle in transaction, blocking nobody (yet):") + "\n"
             for s in idle {
                 out += "  pid \(s.pid)  " + yellow("\(safe(s.state)) \(DurationText.format(s.stateSeconds ?? 0))") + "  "
-                    + identity(datname: s.datname, usename: s.usename, application: s.applicationName, client: s.clientAddr) + "\n"
+                    + identity(
+                        datname: s.datname, usename: s.usename, application: s.applicationName, client: s.clientAddr,
+                        pooler: s.pgbouncerClient) + "\n"
                 if let query = s.query { out += "      " + dim("query: \(oneLine(query))") + "\n" }
             }
         }
@@ -62,7 +64,9 @@ public struct BlockingReportText {
     }
 
     private func render(_ node: BlockingReport.Node, prefix: String, childPrefix: String, isRoot: Bool, into out: inout String) {
-        let who = identity(datname: node.datname, usename: node.usename, application: node.applicationName, client: node.clientAddr)
+        let who = identity(
+            datname: node.datname, usename: node.usename, application: node.applicationName, client: node.clientAddr,
+            pooler: node.pgbouncerClient)
         var line = prefix + bold("pid \(node.pid)") + (node.gid.map { " (gid \(safe(SQLLiteral.quote($0))))" } ?? "") + "  "
         if isRoot {
             line += red("\(safe(node.state)) \(DurationText.format(node.stateSeconds ?? 0))")
@@ -92,12 +96,18 @@ public struct BlockingReportText {
         }
     }
 
-    private func identity(datname: String?, usename: String?, application: String?, client: String?) -> String {
+    /// `db=app user=u app=worker client=10.0.0.5`; behind a configured pooler, the client is the
+    /// application's (`client=10.1.4.7:51234 via pgbouncer 10.0.0.5:6432, client connected 15:02:11`).
+    private func identity(datname: String?, usename: String?, application: String?, client: String?, pooler: PoolerClient?) -> String {
         var parts: [String] = []
         if let datname { parts.append("db=\(datname)") }
         if let usename { parts.append("user=\(usename)") }
         if let application, !application.isEmpty { parts.append("app=\(application)") }
-        if let client, !client.isEmpty { parts.append("client=\(client)") }
+        if let pooler {
+            parts.append(pooler.phrase)
+        } else if let client, !client.isEmpty {
+            parts.append("client=\(client)")
+        }
         return safe(parts.joined(separator: " "))
     }
 

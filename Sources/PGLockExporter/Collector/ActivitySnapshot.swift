@@ -43,6 +43,12 @@ public struct Session: Sendable, Equatable {
     public var applicationName: String
     /// `host(client_addr)`, or `local` for a Unix-socket client.
     public var clientAddr: String
+    /// `client_port`: with `clientAddr`, the socket a pooler's server connection has
+    /// (`PoolerJoin`); nil for a Unix-socket client or a hidden row.
+    public var clientPort: Int?
+    /// The application client behind PgBouncer that this backend serves, when a configured
+    /// pooler names one (`PoolerJoin`); nil otherwise, and always without `--pgbouncer.dsn`.
+    public var poolerClient: PoolerClient?
     /// nil when hidden from a role without `pg_read_all_stats`.
     public var backendType: String?
     /// `pg_stat_activity.state`; nil when hidden.
@@ -87,9 +93,10 @@ public struct Session: Sendable, Equatable {
         backendType: String?, state: String?, stateSeconds: Double?, transactionSeconds: Double?,
         waitingOnLock: Bool, blockedBy: [Int32], lockWaitSeconds: Double?, backendStart: String?,
         stateChange: String?, query: String?, leaderPID: Int32? = nil, waitRelation: String? = nil, gid: String? = nil,
-        transactionStart: String? = nil
+        transactionStart: String? = nil, clientPort: Int? = nil
     ) {
         self.transactionStart = transactionStart
+        self.clientPort = clientPort
         self.pid = pid
         self.datname = datname
         self.usename = usename

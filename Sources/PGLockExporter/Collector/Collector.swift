@@ -36,13 +36,16 @@ public final class Collector: Sendable {
     let sampler: SamplerCounters.Box?
     /// Blocking episodes, kept from the background samples; nil when sampling is off.
     public let episodes: EpisodeRecorder?
+    /// The PgBouncers in front of the target (`--pgbouncer.dsn`); nil without any.
+    public let poolers: TargetPoolers?
 
     /// `sampleInterval` turns on the counters kept by `sample()`; `episodes` (with a sample
     /// interval) turns on episode recording.
     public init(
         settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: TimeSpan? = nil,
-        episodes: EpisodeSettings? = nil, logger: Logger
+        episodes: EpisodeSettings? = nil, poolers: TargetPoolers? = nil, logger: Logger
     ) {
+        self.poolers = poolers
         var settings = settings
         settings.cancelGate = settings.cancelGate ?? CancelGate()
         self.settings = settings
@@ -90,18 +93,29 @@ public final class Collector: Sendable {
         // connection: a scrape that waited while the sampler tried to connect has had that attempt,
         // and does not start a second one of its own (a target that never answers took two).
         let connectDeadline = Deadline.after(seconds: settings.connectTimeoutSeconds).capped(at: deadline)
+        // The poolers are read while PostgreSQL is: a slow one costs the scrape nothing more,
+        // and the two views are taken at nearly the same moment.
+        let pending = poolers?.startReading(until: deadline)
         do {
-            let snapshot = try target.withState(until: deadline) { state in
+            var snapshot = try target.withState(until: deadline) { state in
                 try read(&state, deadline: deadline, connectDeadline: connectDeadline)
             }
             noteUp(snapshot)
             var w = ExpositionWriter()
+            if let poolers, let readings = pending?.wait() {
+                poolers.remember(readings)
+                PoolerJoin.attach(readings.compactMap(\.listing), to: &snapshot.sessions)
+                poolers.write(readings, into: &w)
+            }
             SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), options: options).write(into: &w)
             return Collection(snapshot: snapshot, exposition: w.bytes, failed: false)
         } catch {
             failures.withLock { $0[CollectionFailure(error), default: 0] += 1 }
             noteDown(error)
-            return Collection(snapshot: nil, exposition: [], failed: true)
+            // The poolers' own health is reported even while PostgreSQL cannot be read.
+            var w = ExpositionWriter()
+            if let poolers, let readings = pending?.wait() { poolers.write(readings, into: &w) }
+            return Collection(snapshot: nil, exposition: w.bytes, failed: true)
         }
     }
 
@@ -208,6 +222,7 @@ public final class Collector: Sendable {
 
     /// Closes the connection (at shutdown), unless a scrape still holds it.
     public func close() {
+        poolers?.close()
         _ = target.withStateIfAvailable { $0 = nil }
         canceller.withLock { $0 = nil }
     }

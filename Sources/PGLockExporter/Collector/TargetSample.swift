@@ -88,7 +88,14 @@ final class TargetSample: @unchecked Sendable {
     private func finish(detail: (ActivitySnapshot, EpisodeRecord.Timestamp)?) {
         lease.release()
         collector.sampler?.counters.withLock { $0.record(rows, at: ContinuousClock.now) }
-        if let (snapshot, sentAt) = detail {
+        if var (snapshot, sentAt) = detail {
+            if let poolers = collector.poolers {
+                // From the latest pooler read (a scrape's, or a refresh this starts): the sample
+                // never waits on a pooler.
+                poolers.attachRecent(
+                    to: &snapshot.sessions, maximumAge: max(.seconds(2), .seconds(3 * (collector.sampler?.interval ?? 1))),
+                    refresh: snapshot.sessions.contains { $0.isBlocked })
+            }
             collector.episodes?.observe(snapshot, sentAt: sentAt)
         } else {
             collector.episodes?.observeQuiet(at: .now())

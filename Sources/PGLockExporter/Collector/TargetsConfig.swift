@@ -5,12 +5,17 @@
 ///   orders:
 ///     dsn: "host=db1 dbname=orders user=pg_lock_monitor"
 ///     password_file: /run/secrets/orders_pw     # or password_env: ORDERS_PW
+///     pgbouncers:                               # optional: the poolers in front of it
+///       - dsn: "host=pool1 port=6432 dbname=pgbouncer user=pg_lock_monitor"
+///         password_file: /run/secrets/pool_pw
 /// ```
 /// Passwords never travel in the DSN, the URL or the scrape request.
 public struct TargetsConfig: Sendable {
     public struct Target: Sendable, Equatable {
         public var dsn: String
         public var password: String?
+        /// The PgBouncers in front of this target (`pgbouncers:`).
+        public var pgbouncers: [PgBouncerEndpoint] = []
     }
 
     /// Target name → target, in name order.
@@ -53,7 +58,12 @@ public struct TargetsConfig: Sendable {
                 guard let map = spec.mapping else { throw fail(field, "expected a mapping with a dsn") }
                 var dsn: String?
                 var password: String?
+                var pgbouncers: [PgBouncerEndpoint] = []
                 for (option, v) in map {
+                    if option == "pgbouncers" {
+                        pgbouncers = try parsePoolers(v, field: "\(field).pgbouncers", fail: fail, environment: environment, readSecret: readSecret)
+                        continue
+                    }
                     guard let text = v.string else { throw fail("\(field).\(option)", "expected a string") }
                     switch option {
                     case "dsn":
@@ -74,10 +84,48 @@ public struct TargetsConfig: Sendable {
                     }
                 }
                 guard let dsn else { throw fail("\(field).dsn", "required") }
-                result.append((name, Target(dsn: dsn, password: password)))
+                result.append((name, Target(dsn: dsn, password: password, pgbouncers: pgbouncers)))
             }
         }
         guard !result.isEmpty else { throw fail("targets", "required") }
         return TargetsConfig(targets: result.sorted { $0.0 < $1.0 })
+    }
+
+    /// A target's `pgbouncers:`: a list of `{dsn, password_file | password_env}`, each an admin
+    /// console (`dbname=pgbouncer`), no pooler twice.
+    private static func parsePoolers(
+        _ node: ConfigYAML, field: String, fail: (String?, String) -> LoadError, environment: (String) -> String?,
+        readSecret: (String) throws(TextFile.ReadError) -> String
+    ) throws(LoadError) -> [PgBouncerEndpoint] {
+        guard case .sequence(let items) = node, !items.isEmpty else { throw fail(field, "expected a list of poolers, each with a dsn") }
+        var endpoints: [PgBouncerEndpoint] = []
+        for (position, item) in items.enumerated() {
+            let itemField = "\(field)[\(position)]"
+            guard let map = item.mapping, !map.isEmpty else { throw fail(itemField, "expected a mapping with a dsn") }
+            var dsn: String?
+            var password: String?
+            for (option, v) in map {
+                guard let text = v.string else { throw fail("\(itemField).\(option)", "expected a string") }
+                switch option {
+                case "dsn":
+                    dsn = text
+                case "password_file":
+                    do { password = try readSecret(text) } catch { throw fail("\(itemField).password_file", error.description) }
+                case "password_env":
+                    guard let value = environment(text), !value.isEmpty else {
+                        throw fail("\(itemField).password_env", "environment variable \(text) is not set")
+                    }
+                    password = value
+                default:
+                    throw fail("\(itemField).\(option)", "unknown key")
+                }
+            }
+            guard let dsn else { throw fail("\(itemField).dsn", "required") }
+            let endpoint: PgBouncerEndpoint
+            do { endpoint = try PgBouncerEndpoint(dsn: dsn, password: password) } catch { throw fail("\(itemField).dsn", error.message) }
+            guard !endpoints.contains(where: { $0.name == endpoint.name }) else { throw fail("\(itemField).dsn", "\(endpoint.name) is named twice") }
+            endpoints.append(endpoint)
+        }
+        return endpoints
     }
 }

@@ -43,6 +43,9 @@ public struct EpisodeRecord: Codable, Equatable, Sendable {
         public var queryReduced: Bool?
         /// The prepared transaction's global id, when the root is one.
         public var gid: String?
+        /// The application client behind PgBouncer that the root served, when a configured
+        /// pooler named it (`--pgbouncer.dsn`): where the transaction really came from.
+        public var pgbouncerClient: PoolerClient?
 
         public init(
             pid: Int32? = nil, backendStart: Timestamp? = nil, usename: String? = nil,
@@ -73,6 +76,7 @@ public struct EpisodeRecord: Codable, Equatable, Sendable {
             case clientAddr = "client_addr", clientPort = "client_port", backendType = "backend_type"
             case xactStart = "xact_start", stateChange = "state_change"
             case queryFingerprint = "query_fingerprint", queryReduced = "query_reduced"
+            case pgbouncerClient = "pgbouncer_client"
         }
     }
 

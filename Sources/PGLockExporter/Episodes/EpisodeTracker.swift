@@ -168,8 +168,9 @@ public struct EpisodeTracker: Sendable {
         var recordRoot = EpisodeRecord.Root(
             pid: session?.gid == nil ? root.pid : nil, backendStart: session?.backendStart.flatMap(Self.timestamp),
             usename: session?.usename, applicationName: session?.applicationName,
-            clientAddr: session.flatMap { $0.clientAddr.isEmpty ? nil : $0.clientAddr }, backendType: session?.backendType,
-            gid: session?.gid)
+            clientAddr: session.flatMap { $0.clientAddr.isEmpty ? nil : $0.clientAddr },
+            clientPort: session?.clientPort.map { Int32(clamping: $0) }, backendType: session?.backendType, gid: session?.gid)
+        recordRoot.pgbouncerClient = session?.poolerClient
         if session?.gid != nil { recordRoot.backendType = Session.preparedTransaction }
         // What the first waiters queue for: the direct waiter that has waited longest.
         let direct = graph.directWaiters(of: root.pid).compactMap { graph.blocked[$0] }
@@ -201,6 +202,9 @@ public struct EpisodeTracker: Sendable {
             entry.record.root.stateChange = session.stateChange.flatMap(Self.timestamp)
             entry.transactionStart = session.transactionStart
             entry.record.root.xactStart = session.transactionStart.flatMap(Self.timestamp)
+            // Named from the latest pooler read, which may come a sample after the episode's
+            // first (the sampler never waits on a pooler); once known, kept.
+            if let client = session.poolerClient { entry.record.root.pgbouncerClient = client }
             if let raw = session.query, raw != entry.rawQuery {
                 entry.rawQuery = raw
                 let rendered = QueryText.render(raw, policy: policy)

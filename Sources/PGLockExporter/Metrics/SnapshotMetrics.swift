@@ -238,13 +238,15 @@ public struct SnapshotMetrics {
         }
     }
 
-    /// `gid` names a prepared transaction (pid 0), empty for every other root: bounded, because
-    /// the series are for the top roots only.
+    /// `gid` names a prepared transaction (pid 0), empty for every other root; `pgbouncer_client`
+    /// the application client behind a configured PgBouncer (`ADDR:PORT`), empty when none is
+    /// known. Bounded, because the series are for the top roots only.
     private func rootLabels(_ root: BlockingGraph.Root) -> KeyValuePairs<String, String> {
         [
             "datname": root.datname, "pid": String(root.displayPID), "usename": root.session?.usename ?? "",
             "application_name": root.session?.applicationName ?? "", "client_addr": root.session?.clientAddr ?? "",
             "state": root.state, "gid": root.session?.gid ?? "",
+            "pgbouncer_client": root.session?.poolerClient?.endpoint ?? "",
         ]
     }
 

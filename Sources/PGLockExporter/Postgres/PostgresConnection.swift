@@ -32,14 +32,27 @@ public final class PostgresConnection {
     /// The database this connection is in (`current_database()`, right behind a pooler's alias).
     public private(set) var database = ""
 
+    /// What a new connection's session is set up for.
+    public enum Peer: Sendable {
+        /// A PostgreSQL server: the session gets its timeouts, ISO dates in UTC, and its database.
+        case postgres
+        /// PgBouncer's admin console (`dbname=pgbouncer`): it speaks only the simple query
+        /// protocol (`simpleQuery`) and has no settings to set, so nothing is sent on connect.
+        case pgbouncerConsole
+    }
+
     /// Connects and sets the session up, all before `deadline` (and within the connect timeout
     /// of the settings or the DSN's `connect_timeout`, whichever applies).
-    public init(_ settings: ConnectionSettings, deadline: Deadline? = nil) throws(PostgresError) {
+    public init(_ settings: ConnectionSettings, deadline: Deadline? = nil, peer: Peer = .postgres) throws(PostgresError) {
         self.settings = settings
         raw = try Self.connect(settings, deadline: deadline)
         serverVersion = Int(PQserverVersion(raw))
         backendPID = PQbackendPID(raw)
         canceller = PQgetCancel(raw).map { PostgresCanceller(taking: $0, gate: settings.cancelGate) }
+        if peer == .pgbouncerConsole {
+            database = "pgbouncer"
+            return
+        }
         do {
             // ISO dates in UTC: backend_start and state_change are read as text and compared back
             // by the guarded termination, which must not depend on a role's DateStyle or TimeZone.
@@ -196,6 +209,26 @@ public final class PostgresConnection {
             PQsendQueryParams(raw, sql, Int32(params.count), nil, params.baseAddress, nil, nil, 0)
         }
         guard sent == 1 else { throw lost() }
+        try flush(until: deadline)
+        var output: T?
+        var firstError: Error?
+        try drainRequest(until: deadline, &firstError) { result in
+            if output == nil { output = try body(result) }
+        }
+        if let firstError { throw firstError }
+        guard let output else { throw PostgresError(kind: .connection, message: "the server sent no result") }
+        return output
+    }
+
+    /// Runs one command over the simple query protocol (`PQsendQuery`: no parameters, one
+    /// command, the only protocol PgBouncer's admin console speaks) and hands its result to `body`.
+    @discardableResult
+    public func simpleQuery<T>(
+        _ sql: String, deadline: Deadline? = nil, _ body: (borrowing PostgresResult) throws -> T
+    ) throws -> T {
+        let deadline = deadline ?? settings.defaultStatementDeadline
+        try usable()
+        guard PQsendQuery(raw, sql) == 1 else { throw lost() }
         try flush(until: deadline)
         var output: T?
         var firstError: Error?

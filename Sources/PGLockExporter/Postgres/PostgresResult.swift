@@ -27,6 +27,11 @@ public struct PostgresResult: ~Copyable {
         return PostgresError(kind: .query, sqlState: sqlState, message: String(cString: PQresultErrorMessage(raw)))
     }
 
+    /// The name of a column, as the server sent it (`PQfname`).
+    public func columnName(_ column: Int) -> String {
+        PQfname(raw, Int32(column)).map { String(cString: $0) } ?? ""
+    }
+
     public func isNull(_ row: Int, _ column: Int) -> Bool {
         PQgetisnull(raw, Int32(row), Int32(column)) != 0
     }

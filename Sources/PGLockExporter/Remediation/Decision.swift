@@ -51,7 +51,7 @@ public struct Decision: Sendable, Encodable {
         case time, pid, datname, usename, applicationName = "application_name", clientAddr = "client_addr"
         case backendStart = "backend_start", state, stateSeconds = "state_seconds"
         case transactionSeconds = "transaction_seconds", blockedSessions = "blocked_sessions", action, result, code, reason
-        case gid
+        case gid, pgbouncerClient = "pgbouncer_client"
     }
 
     /// The pid as PostgreSQL shows it: 0 for a prepared transaction.
@@ -66,6 +66,7 @@ public struct Decision: Sendable, Encodable {
         try c.encodeIfPresent(session?.usename, forKey: .usename)
         try c.encodeIfPresent(session?.applicationName, forKey: .applicationName)
         try c.encodeIfPresent(session?.clientAddr, forKey: .clientAddr)
+        try c.encodeIfPresent(session?.poolerClient, forKey: .pgbouncerClient)
         try c.encodeIfPresent(session?.backendStart, forKey: .backendStart)
         try c.encodeIfPresent(session?.stateLabel, forKey: .state)
         try c.encodeIfPresent(session?.stateSeconds, forKey: .stateSeconds)
@@ -91,7 +92,11 @@ public struct Decision: Sendable, Encodable {
             if let d = s.datname { who.append("db \(d)") }
             if let u = s.usename { who.append("user \(u)") }
             if !s.applicationName.isEmpty { who.append("app \(s.applicationName)") }
-            if !s.clientAddr.isEmpty { who.append("client \(s.clientAddr)") }
+            if let client = s.poolerClient {
+                who.append(client.phrase)
+            } else if !s.clientAddr.isEmpty {
+                who.append("client \(s.clientAddr)")
+            }
         }
         return TerminalText.safe("\(verb) pid \(displayPID)" + (who.isEmpty ? "" : " (\(who.joined(separator: ", ")))") + ": \(reason)")
     }

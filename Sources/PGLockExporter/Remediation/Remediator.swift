@@ -7,8 +7,15 @@ public struct Remediator {
     public let statementTimeoutMilliseconds: Int
     /// Act on every database of the server, not only the one connected to.
     public let allDatabases: Bool
+    /// The PgBouncers in front of the database: each decision names the application client
+    /// behind the pooler (`PoolerJoin`). They only name; they never choose what is terminated.
+    public let poolers: TargetPoolers?
 
-    public init(policy: RemediationPolicy, execute: Bool, allDatabases: Bool = false, statementTimeoutMilliseconds: Int = 5000) {
+    public init(
+        policy: RemediationPolicy, execute: Bool, allDatabases: Bool = false, statementTimeoutMilliseconds: Int = 5000,
+        poolers: TargetPoolers? = nil
+    ) {
+        self.poolers = poolers
         self.policy = policy
         self.execute = execute
         self.allDatabases = allDatabases
@@ -49,7 +56,7 @@ public struct Remediator {
             roundPolicy.maxTerminations = max(0, policy.maxTerminations - pass.terminated.count)
             let remediator = Remediator(
                 policy: roundPolicy, execute: execute, allDatabases: allDatabases,
-                statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+                statementTimeoutMilliseconds: statementTimeoutMilliseconds, poolers: poolers)
             var decisions: [Decision]
             do {
                 decisions = try remediator.plan(on: connection, skipping: pass.terminated)
@@ -77,7 +84,10 @@ public struct Remediator {
     /// Reads the database and decides, changing nothing. Pids in `skipping` (just terminated)
     /// are no candidates and take no place under the cap.
     public func plan(on connection: PostgresConnection, skipping: Set<Int32> = []) throws -> [Decision] {
-        let snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        var snapshot = try connection.readSnapshot(statementTimeoutMilliseconds: statementTimeoutMilliseconds)
+        if let poolers {
+            PoolerJoin.attach(poolers.read(until: .after(poolers.timeout)).compactMap(\.listing), to: &snapshot.sessions)
+        }
         let graph = BlockingGraph(sessions: snapshot.sessions)
         var policy = policy
         if policy.database == nil && !allDatabases { policy.database = connection.database }

@@ -19,6 +19,8 @@ public final class WebhookService: Sendable {
         public var alertNames: Set<String>
         public var maxTerminationsPerMinute: Int
         public var audit: AuditLog?
+        /// The PgBouncers in front of the database: decisions name the client behind them.
+        public var poolers: TargetPoolers? = nil
 
         public init(
             settings: ConnectionSettings, policy: RemediationPolicy, execute: Bool, allDatabases: Bool, token: String?,
@@ -221,7 +223,7 @@ public final class WebhookService: Sendable {
             if let database { policy.database = database }
             let remediator = Remediator(
                 policy: policy, execute: configuration.execute, allDatabases: configuration.allDatabases,
-                statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds)
+                statementTimeoutMilliseconds: configuration.settings.statementTimeoutMilliseconds, poolers: configuration.poolers)
             let pass = try remediator.runUntilSettled(on: connection)
             decisions = pass.decisions
             // A delivery is done when the database has no root left that the policy would end;

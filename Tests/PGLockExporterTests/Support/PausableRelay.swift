@@ -11,12 +11,24 @@ final class PausableRelay: Sendable {
     private let paused = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
 
-    /// Relays 127.0.0.1:`port` to 127.0.0.1:`targetPort`.
-    init(to targetPort: Int) throws {
+    /// The relay's own address towards the target (`from:`), nil for the kernel's choice.
+    private let sourceAddress: String?
+    /// The source ports of the relayed connections towards the target, in accept order: with
+    /// `sourceAddress`, the client address and port the target sees.
+    private let outbound = Mutex<[Int]>([])
+
+    /// Relays 127.0.0.1:`port` to 127.0.0.1:`targetPort`; with `sourceAddress` (another loopback
+    /// address, such as 127.0.0.2), the relay binds its side to it before connecting, so the
+    /// target sees a client at that address: an application host apart from the pooler's.
+    init(to targetPort: Int, from sourceAddress: String? = nil) throws {
         self.targetPort = targetPort
+        self.sourceAddress = sourceAddress
         (listener, port) = try listenOnLoopback()
         Thread.detachNewThread { self.acceptLoop() }
     }
+
+    /// The source ports towards the target so far.
+    var outboundPorts: [Int] { outbound.withLock { $0 } }
 
     func pause() { paused.store(true, ordering: .sequentiallyConsistent) }
     func resume() { paused.store(false, ordering: .sequentiallyConsistent) }
@@ -43,6 +55,14 @@ final class PausableRelay: Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             let server = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            if let sourceAddress {
+                var source = sockaddr_in()
+                source.sin_family = sa_family_t(AF_INET)
+                source.sin_addr.s_addr = inet_addr(sourceAddress)
+                _ = withUnsafePointer(to: &source) {
+                    $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+                }
+            }
             var address = Self.loopback(port: targetPort)
             let connected = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(server, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
@@ -52,6 +72,12 @@ final class PausableRelay: Sendable {
                 close(server)
                 continue
             }
+            var local = sockaddr_in()
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(server, $0, &length) }
+            }
+            outbound.withLock { $0.append(Int(UInt16(bigEndian: local.sin_port))) }
             let pair = RelayedConnection(client: client, server: server)
             Thread.detachNewThread { self.pump(from: pair.client, to: pair.server, pair) }
             Thread.detachNewThread { self.pump(from: pair.server, to: pair.client, pair) }

@@ -13,6 +13,7 @@ struct SessionsStatement: SnapshotStatement {
     enum Column: Int, ResultColumn {
         case pid, datname, usename, applicationName, clientAddr, backendType, state
         case stateSeconds, transactionSeconds, waitingOnLock, blockedBy, backendStart, stateChange, query, leaderPID, transactionStart
+        case clientPort
     }
 
     /// Ages are computed on the server against one `now()` (the transaction's start, the same
@@ -33,7 +34,8 @@ struct SessionsStatement: SnapshotStatement {
                    date_part('epoch', now() - a.xact_start),
                    \(SessionRules.waitsOnLock("a")),
                    CASE WHEN \(SessionRules.waitsOnLock("a")) THEN pg_blocking_pids(a.pid) END,
-                   \(identityColumns), \(query), a.leader_pid, \(transactionStart)
+                   \(identityColumns), \(query), a.leader_pid, \(transactionStart),
+                   nullif(a.client_port, -1)
             FROM pg_stat_activity a
             WHERE a.pid <> pg_backend_pid()
             """
@@ -75,6 +77,7 @@ struct SessionsStatement: SnapshotStatement {
             stateChange: r.string(row, Column.stateChange),
             query: r.string(row, Column.query),
             leaderPID: r.int(row, Column.leaderPID).map { Int32($0) },
-            transactionStart: r.string(row, Column.transactionStart))
+            transactionStart: r.string(row, Column.transactionStart),
+            clientPort: r.int(row, Column.clientPort))
     }
 }
