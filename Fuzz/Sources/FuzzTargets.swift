@@ -34,6 +34,7 @@ enum FuzzTargets {
         LockFailureTarget.target,
         CommandTextTarget.target,
         EpisodeStoreFileTarget.target,
+        PgBouncerListingTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

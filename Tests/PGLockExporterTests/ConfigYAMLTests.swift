@@ -149,11 +149,43 @@ import Testing
         #expect(config.targets[1].target == .init(dsn: "host=db1 port=5432 dbname=orders user=pg_lock_monitor", password: "o-secret"))
     }
 
+    @Test func eachTargetNamesItsPoolers() throws {
+        let yaml = """
+            targets:
+              orders:
+                dsn: "host=db1 dbname=orders"
+                pgbouncers:
+                  - dsn: "host=pool1 port=6432 dbname=pgbouncer user=stats"
+                    password_env: POOL_PW
+                  - {dsn: "host=10.0.0.6 port=6433 dbname=pgbouncer user=stats"}
+              billing:
+                dsn: "host=db2 dbname=billing"
+            """
+        let config = try withFile(yaml) { path in try TargetsConfig.load(path: path) { ["POOL_PW": "p-secret"][$0] } }
+        #expect(config.targets[0].target.pgbouncers.isEmpty)
+        let poolers = config.targets[1].target.pgbouncers
+        #expect(poolers.map(\.name) == ["pool1:6432", "10.0.0.6:6433"])
+        #expect(poolers.map(\.password) == ["p-secret", nil])
+    }
+
     @Test(arguments: [
         ("targets:\n  a:\n    dsn: [host=x]\n", "config file FILE: targets.a.dsn: expected a string"),
         ("targets:\n  a: {dsn: x, dsn: y}\n", "config file FILE: not valid YAML (line 2: duplicate key \"dsn\")"),
         ("targets: [a, b]\n", "config file FILE: targets: expected a mapping of names to targets"),
         ("- targets\n", "config file FILE: expected a mapping with a \"targets\" key"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: host=p\n", "config file FILE: targets.a.pgbouncers: expected a list of poolers, each with a dsn"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [x]\n", "config file FILE: targets.a.pgbouncers[0]: expected a mapping with a dsn"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{password_env: P}]\n", "config file FILE: targets.a.pgbouncers[0].dsn: required"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{dsn: \"host=p dbname=app\"}]\n",
+         "config file FILE: targets.a.pgbouncers[0].dsn: a pooler's DSN names its admin console: dbname=pgbouncer"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{dsn: \"host=p dbname=pgbouncer password=hunter2\"}]\n",
+         "config file FILE: targets.a.pgbouncers[0].dsn: put the pooler's password in a password file or the environment, not in its DSN"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{dsn: \"host=p dbname=pgbouncer\", password_env: NOT_SET}]\n",
+         "config file FILE: targets.a.pgbouncers[0].password_env: environment variable NOT_SET is not set"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{dsn: \"host=p dbname=pgbouncer\"}, {dsn: \"dbname=pgbouncer host=p\"}]\n",
+         "config file FILE: targets.a.pgbouncers[1].dsn: p:5432 is named twice"),
+        ("targets:\n  a:\n    dsn: dbname=x\n    pgbouncers: [{dsn: \"host=p dbname=pgbouncer\", port: 1}]\n",
+         "config file FILE: targets.a.pgbouncers[0].port: unknown key"),
     ])
     func mistakesNameTheField(yaml: String, message: String) throws {
         let description = try withFile(yaml) { path in

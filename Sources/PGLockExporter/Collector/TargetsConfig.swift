@@ -102,25 +102,23 @@ public struct TargetsConfig: Sendable {
         for (position, item) in items.enumerated() {
             let itemField = "\(field)[\(position)]"
             guard let map = item.mapping, !map.isEmpty else { throw fail(itemField, "expected a mapping with a dsn") }
-            var dsn: String?
-            var password: String?
+            var options: [String: String] = [:]
             for (option, v) in map {
+                guard ["dsn", "password_file", "password_env"].contains(option) else { throw fail("\(itemField).\(option)", "unknown key") }
                 guard let text = v.string else { throw fail("\(itemField).\(option)", "expected a string") }
-                switch option {
-                case "dsn":
-                    dsn = text
-                case "password_file":
-                    do { password = try readSecret(text) } catch { throw fail("\(itemField).password_file", error.description) }
-                case "password_env":
-                    guard let value = environment(text), !value.isEmpty else {
-                        throw fail("\(itemField).password_env", "environment variable \(text) is not set")
-                    }
-                    password = value
-                default:
-                    throw fail("\(itemField).\(option)", "unknown key")
-                }
+                options[option] = text
             }
-            guard let dsn else { throw fail("\(itemField).dsn", "required") }
+            guard let dsn = options["dsn"] else { throw fail("\(itemField).dsn", "required") }
+            var password: String?
+            if let file = options["password_file"] {
+                do { password = try readSecret(file) } catch { throw fail("\(itemField).password_file", error.description) }
+            }
+            if let variable = options["password_env"] {
+                guard let value = environment(variable), !value.isEmpty else {
+                    throw fail("\(itemField).password_env", "environment variable \(variable) is not set")
+                }
+                password = value
+            }
             let endpoint: PgBouncerEndpoint
             do { endpoint = try PgBouncerEndpoint(dsn: dsn, password: password) } catch { throw fail("\(itemField).dsn", error.message) }
             guard !endpoints.contains(where: { $0.name == endpoint.name }) else { throw fail("\(itemField).dsn", "\(endpoint.name) is named twice") }

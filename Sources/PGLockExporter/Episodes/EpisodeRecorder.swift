@@ -51,7 +51,8 @@ public struct EpisodeSettings: Sendable {
 ///   `--episodes.log-after` is not logged at all: it is in the store and the metrics, and the
 ///   log stays free of the sub-second lock queues a busy server has all day.
 /// Fields: `id`, `target`, `datname`, `started_at`, `root_pid` (0 and `root_gid` for a prepared
-/// transaction), `root_usename`, `root_application_name`, `root_client_addr`, `query` (as
+/// transaction), `root_usename`, `root_application_name`, `root_client_addr` (and behind a
+/// configured PgBouncer `root_pgbouncer_client`, `ADDR:PORT`, and `root_pgbouncer`), `query` (as
 /// `--episodes.query-text` renders it; absent under `none`), `blocked` (the most sessions blocked
 /// at once so far), `blocked_total`, `duration_seconds`, and at the end `end` and `end_cause`.
 public final class EpisodeRecorder: Sendable {
@@ -172,6 +173,10 @@ public final class EpisodeRecorder: Sendable {
             if let usename = record.root.usename { fields["root_usename"] = "\(usename)" }
             if let application = record.root.applicationName { fields["root_application_name"] = "\(application)" }
             if let client = record.root.clientAddr { fields["root_client_addr"] = "\(client)" }
+            if let pooled = record.root.pgbouncerClient {
+                fields["root_pgbouncer_client"] = "\(pooled.endpoint)"
+                fields["root_pgbouncer"] = "\(pooled.pgbouncer)"
+            }
             if let query = record.root.query { fields["query"] = "\(query)" }
             return fields
         }

@@ -65,13 +65,17 @@ enum EpisodeWording {
         return "from \(time(record.startedAt)) to \(end) (\(lasted), \(samples))"
     }
 
-    /// `pid 65365 (user app, application "worker", client 10.0.0.5:51234)`.
+    /// `pid 65365 (user app, application "worker", client 10.0.0.5:51234)`; behind PgBouncer
+    /// `… client=10.1.4.7:51234 via pgbouncer 10.0.0.5:6432, client connected 15:02:11)`.
     static func who(_ root: EpisodeRecord.Root) -> String {
         if let gid = root.gid { return "prepared transaction \"\(TerminalText.safe(gid))\"" + (root.usename.map { " of user \(TerminalText.safe($0))" } ?? "") }
         var details: [String] = []
         if let user = root.usename { details.append("user \(TerminalText.safe(user))") }
         if let application = root.applicationName, !application.isEmpty { details.append("application \"\(TerminalText.safe(application))\"") }
-        if let client = root.clientAddr, !client.isEmpty {
+        if let pooled = root.pgbouncerClient {
+            // Behind PgBouncer, the backend's own client is the pooler: the application's is named.
+            details.append(TerminalText.safe(pooled.phrase))
+        } else if let client = root.clientAddr, !client.isEmpty {
             details.append("client \(TerminalText.safe(client))" + (root.clientPort.map { $0 > 0 ? ":\($0)" : "" } ?? ""))
         }
         if let type = root.backendType, type != "client backend" { details.append(TerminalText.safe(type)) }
