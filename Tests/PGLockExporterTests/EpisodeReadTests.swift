@@ -131,6 +131,22 @@ import Testing
         #expect(EpisodeReportText.render([]) == "No blocking episodes.\n")
     }
 
+    /// Behind PgBouncer the root cause names the application client, not the pooler; a client
+    /// address from the pooler is outside text like any other.
+    @Test func behindPgBouncerTheRootCauseNamesTheApplicationClient() {
+        var record = F.full()
+        record.root.clientAddr = "10.0.0.5"
+        record.root.pgbouncerClient = PoolerClient(
+            pgbouncer: "10.0.0.5:6432", addr: "10.1.4.7", port: 51234, usename: "app", database: "app",
+            applicationName: "features-worker", connectTime: "2026-12-04 15:02:11 UTC")
+        let text = EpisodeReportText.render(record)
+        #expect(text.contains(
+            #"Root cause: pid 65365 (user app, application "features-worker", client=10.1.4.7:51234 via pgbouncer 10.0.0.5:6432, client connected 15:02:11), idle in"#))
+        record.root.pgbouncerClient?.addr = "10.1.4.7\u{1B}[2J"
+        #expect(!EpisodeReportText.render(record).unicodeScalars.contains { $0.value == 0x1B })
+        #expect(EpisodeReportMarkdown.render(record).contains(#"client=10.1.4.7\\x1b\[2J:51234 via pgbouncer"#))
+    }
+
     @Test func hostileTextNeverReachesTheTerminal() {
         var record = F.full()
         record.root.applicationName = "\u{1B}]0;pwned\u{07}worker"
