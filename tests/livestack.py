@@ -14,6 +14,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -877,3 +878,81 @@ class _Missing:
 
 
 MISSING = _Missing()
+
+
+# --------------------------------------------------------------------- PgBouncer
+
+class PgBouncer:
+    """Debian's pgbouncer (never the system service) on 127.0.0.1 and a free port, in a
+    directory of its own, as the sandbox server's unprivileged user when we are root. Database
+    `app` points at `datname` on the sandbox over TCP. Users (plain passwords; the sandbox trusts
+    every login): `postgres`/`app-secret`, `pgb_stats`/`stats-secret` (stats_users)."""
+
+    STATS_PASSWORD = "stats-secret"
+    APP_PASSWORD = "app-secret"
+
+    def __init__(self, directory, pg, datname, pool_mode="session", pool_size=5):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        ini = self.directory / "pgbouncer.ini"
+        ini.write_text(f"""[databases]
+app = host=127.0.0.1 port={pg.port} dbname={datname}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = plain
+auth_file = {self.directory}/users.txt
+stats_users = pgb_stats
+pool_mode = {pool_mode}
+default_pool_size = {pool_size}
+logfile = {self.directory}/pgbouncer.log
+pidfile = {self.directory}/pgbouncer.pid
+""")
+        (self.directory / "users.txt").write_text(
+            f'"postgres" "{self.APP_PASSWORD}"\n"pgb_stats" "{self.STATS_PASSWORD}"\n')
+        self.password_file = self.directory / "stats.pw"
+        self.password_file.write_text(self.STATS_PASSWORD + "\n")
+        self.password_file.chmod(0o600)
+        owner = []
+        if os.geteuid() == 0:
+            user = os.environ.get("PG_SANDBOX_USER", "postgres")
+            subprocess.run(["chown", "-R", user, str(self.directory)], check=True)
+            owner = ["runuser", "-u", user, "--"]
+        out = subprocess.run([*owner, shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "-d", str(ini)],
+                             capture_output=True, text=True, timeout=30, env=clean_env())
+        self.log_path = self.directory / "pgbouncer.log"
+        wait_until("pgbouncer to listen",
+                   lambda: self.log_path.exists() and f"listening on 127.0.0.1:{self.port}" in self.log_path.read_text(),
+                   timeout=10)
+        self.pid = int((self.directory / "pgbouncer.pid").read_text().split()[0])
+        assert out.returncode == 0, out.stderr
+
+    @property
+    def name(self):
+        return f"127.0.0.1:{self.port}"
+
+    def admin_dsn(self):
+        return f"host=127.0.0.1 port={self.port} dbname=pgbouncer user=pgb_stats"
+
+    def url(self, driver="psycopg2"):
+        return f"postgresql+{driver}://postgres:{self.APP_PASSWORD}@127.0.0.1:{self.port}/app"
+
+    def dsn(self):
+        return f"host=127.0.0.1 port={self.port} dbname=app user=postgres password={self.APP_PASSWORD}"
+
+    def stop(self):
+        for sig, wait in ((signal.SIGTERM, 5), (signal.SIGKILL, 2)):
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                return
+            deadline = time.monotonic() + wait
+            while time.monotonic() < deadline:
+                try:
+                    os.kill(self.pid, 0)
+                except ProcessLookupError:
+                    return
+                time.sleep(0.05)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import FoundationEssentials
 import PGLockExporter
 
@@ -27,6 +28,8 @@ struct Migrate: ParsableCommand {
             """)
 
     @OptionGroup var connection: ConnectionOptions
+
+    @OptionGroup(title: "PgBouncer (the migration connects through it)") var pgbouncer: PgBouncerOptions
 
     @Option(name: .customLong("lock-timeout"), help: "The migration's lock_timeout (sent in PGOPTIONS).")
     var lockTimeout: String = "1s"
@@ -129,7 +132,10 @@ struct Migrate: ParsableCommand {
         guard settings.lockTimeout <= MigrationSettings.maximumServerTimeout else {
             throw ValidationError("--lock-timeout: at most 2147483647ms (PostgreSQL's limit, about 24.8 days)")
         }
-        settings.setPGOptions = !noPGOptions
+        // PgBouncer refuses the startup parameter `options` ("unsupported startup parameter:
+        // options"): a child that connects through it would not connect at all with PGOPTIONS set.
+        settings.poolers = try pgbouncer.poolers(try pgbouncer.endpoints(), connection: settings.connection, logger: Logger(label: "migrate") { _ in SwiftLogNoOpLogHandler() })
+        settings.setPGOptions = !noPGOptions && settings.poolers == nil
         settings.statementTimeout = try statementTimeout.map { try parseTimeSpan($0, "--statement-timeout") }
         if let s = settings.statementTimeout, s < .milliseconds(1) { throw ValidationError("--statement-timeout: must be at least 1ms") }
         if let s = settings.statementTimeout, s > MigrationSettings.maximumServerTimeout {

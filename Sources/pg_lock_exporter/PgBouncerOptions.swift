@@ -78,9 +78,4 @@ struct PgBouncerOptions: ParsableArguments {
         }
         return readings.compactMap(\.listing)
     }
-
-    func validate() throws {
-        _ = try timeSpan()
-        _ = try endpoints()
-    }
 }

@@ -46,18 +46,28 @@ final class GuardDatabase {
     /// is the local end of a connected socket of the migration's processes, or whose
     /// `application_name` is this run's random `tag`. A port alone proves nothing: the same
     /// port number is any other host's or address's to use.
-    func migrationSessions(tag: String?, endpoints: Set<ProcessTreePorts.Endpoint>, since: String) throws -> Set<Int32> {
-        let sorted = endpoints.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
-        let addresses = "{" + sorted.map { "\"\($0.address)\"" }.joined(separator: ",") + "}"
-        let ports = "{" + sorted.map { String($0.port) }.joined(separator: ",") + "}"
+    ///
+    /// `pooled` are the `(client_addr, client_port)` of server connections that PgBouncer said
+    /// serve the migration's sockets now (`PoolerJoin.backendEndpoints`): a pooled backend may
+    /// have started long before the attempt, so those are not held to `since`.
+    func migrationSessions(
+        tag: String?, endpoints: Set<ProcessTreePorts.Endpoint>, pooled: Set<ProcessTreePorts.Endpoint> = [], since: String
+    ) throws -> Set<Int32> {
+        func arrays(_ set: Set<ProcessTreePorts.Endpoint>) -> (String, String) {
+            let sorted = set.sorted { ($0.address, $0.port) < ($1.address, $1.port) }
+            return ("{" + sorted.map { "\"\($0.address)\"" }.joined(separator: ",") + "}", "{" + sorted.map { String($0.port) }.joined(separator: ",") + "}")
+        }
+        let (addresses, ports) = arrays(endpoints)
+        let (pooledAddresses, pooledPorts) = arrays(pooled)
         return try connection.execute(
             """
             SELECT pid FROM pg_stat_activity
             WHERE pid <> pg_backend_pid() AND backend_type = 'client backend' AND datname = current_database()
-              AND backend_start >= $4::timestamptz
-              AND (application_name = $1
-                   OR (client_addr, client_port) IN (SELECT * FROM unnest($2::inet[], $3::int[])))
-            """, [tag, addresses, ports, since]
+              AND ((backend_start >= $4::timestamptz
+                    AND (application_name = $1
+                         OR (client_addr, client_port) IN (SELECT * FROM unnest($2::inet[], $3::int[]))))
+                   OR (client_addr, client_port) IN (SELECT * FROM unnest($5::inet[], $6::int[])))
+            """, [tag, addresses, ports, since, pooledAddresses, pooledPorts]
         ) { r in Set((0..<r.rowCount).compactMap { r.int($0, 0).map(Int32.init) }) }
     }
 

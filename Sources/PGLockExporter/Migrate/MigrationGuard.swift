@@ -140,6 +140,8 @@ public final class MigrationGuard {
         if settings.setPGOptions {
             parts.append("lock_timeout \(MigrationEvent.duration(settings.lockTimeout))")
             if let s = settings.statementTimeout { parts.append("statement_timeout \(MigrationEvent.duration(s))") }
+        } else if settings.poolers != nil {
+            parts.append("PGOPTIONS left alone (PgBouncer refuses the startup parameter options)")
         } else {
             parts.append("PGOPTIONS left alone (--no-pgoptions)")
         }
@@ -213,7 +215,14 @@ public final class MigrationGuard {
         guard let db = connectedDatabase() else { return nil }
         do {
             let endpoints = processTree.clientEndpoints(below: getpid())
-            let pids = try db.migrationSessions(tag: tag, endpoints: endpoints, since: since)
+            // Through PgBouncer the child's sockets are the pooler's clients: the pooler, read
+            // before PostgreSQL, says which server connection serves each now.
+            let pooledRead = ContinuousClock.now
+            let pooled = settings.poolers.map { poolers in
+                PoolerJoin.backendEndpoints(
+                    servingClientsAt: endpoints, in: poolers.read(until: .after(poolers.timeout)).compactMap(\.listing))
+            } ?? []
+            let pids = try db.migrationSessions(tag: tag, endpoints: endpoints, pooled: pooled, since: since)
             guard !pids.isEmpty else {
                 watchdog.noteNoSessions()
                 return nil
@@ -222,6 +231,10 @@ public final class MigrationGuard {
             var plan = watchdog.observe(snapshot, migration: pids)
             plan.events.forEach(output.emit)
             for (session, waited) in plan.cancel {
+                // A wait found through the pooler is cut only when it began before the pooler was
+                // read: the server was then inside the waiting transaction, so linked to the
+                // client of that transaction, which the pooler said is the migration's.
+                if !pooled.isEmpty && waited <= TimeSpan(clamping: ContinuousClock.now - pooledRead).seconds { continue }
                 guard let start = session.backendStart, try db.cancelLockWait(pid: session.pid, backendStart: start) else { continue }
                 watchdog.noteCancelled()
                 var event = MigrationEvent(

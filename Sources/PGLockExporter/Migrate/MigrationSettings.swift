@@ -10,8 +10,11 @@ public struct MigrationSettings: Sendable {
     public var lockTimeout: TimeSpan = .seconds(1)
     /// The child's `statement_timeout`, when asked (`--statement-timeout`).
     public var statementTimeout: TimeSpan?
-    /// Put the timeouts in the child's PGOPTIONS (not with `--no-pgoptions`).
+    /// Put the timeouts in the child's PGOPTIONS (not with `--no-pgoptions`, nor through PgBouncer).
     public var setPGOptions = true
+    /// The PgBouncers the child connects through (`--pgbouncer.dsn`): its sessions are found
+    /// through them (`PoolerJoin.backendEndpoints`).
+    public var poolers: TargetPoolers?
     /// A wait longer than this is cancelled (`--max-lock-wait`; default lock_timeout + 1s).
     public var maxLockWait: TimeSpan?
     public var pollInterval: TimeSpan = .milliseconds(200)

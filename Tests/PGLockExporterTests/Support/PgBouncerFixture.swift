@@ -43,7 +43,6 @@ final class PgBouncerFixture {
                 stats_users = pgb_stats
                 pool_mode = \(poolMode)
                 default_pool_size = \(poolSize)
-                server_reset_query =
                 logfile = \(directory)/pgbouncer.log
                 pidfile = \(directory)/pgbouncer.pid
 
