@@ -73,12 +73,19 @@ def bodies(exporter_bin, pg_server, incident, workdir):
     directory = workdir / "contract"
     directory.mkdir(exist_ok=True)
     processes = []
+    # A PgBouncer in front of the server, named by both exporters: its families and labels are
+    # part of the contract too.
+    bouncer = livestack.PgBouncer(directory / "pgbouncer", pg_server, "postgres")
+    processes.append(bouncer)
+    livestack.psql(bouncer.dsn(), "SELECT 1")  # the pool exists once a client has used it
     try:
         one = livestack.start_exporter(exporter_bin, pg_server.dsn, directory / "one.log",
-                                       extra_args=["--sample.interval", "1s"])
+                                       extra_args=["--sample.interval", "1s", "--pgbouncer.dsn", bouncer.admin_dsn(),
+                                                   "--pgbouncer.password-file", bouncer.password_file])
         processes.append(one)
         config = directory / "targets.yml"
-        config.write_text(f'targets:\n  main:\n    dsn: "{pg_server.dsn}"\n')
+        config.write_text(f'targets:\n  main:\n    dsn: "{pg_server.dsn}"\n    pgbouncers:\n'
+                          f'      - dsn: "{bouncer.admin_dsn()}"\n        password_file: {bouncer.password_file}\n')
         multi = livestack.ManagedProcess("pg_lock_exporter multi-target", [
             exporter_bin, "serve", "--config.file", config, "--web.listen-address", "127.0.0.1:0", "--sample.interval", "1s"],
             directory / "multi.log")
@@ -115,6 +122,8 @@ def bodies(exporter_bin, pg_server, incident, workdir):
         }
         assert livestack.sample(livestack.parse_metrics(out["one"]), "pg_up") == 1
         assert livestack.sample(livestack.parse_metrics(out["probe"]), "pg_up") == 1
+        for endpoint in ("one", "probe"):
+            assert livestack.sample(livestack.parse_metrics(out[endpoint]), "pg_pgbouncer_up", pgbouncer=bouncer.name) == 1, endpoint
         yield out
     finally:
         for p in reversed(processes):
@@ -140,7 +149,7 @@ def test_the_incident_gives_the_label_comparison_something_to_compare(bodies):
     """Families whose labels are only checked when they have samples: the incident provides them."""
     for endpoint, families in (("one", ["pg_blocking_root_blocked_sessions", "pg_blocking_root_state_seconds",
                                          "pg_transaction_age_seconds_max", "pg_locks", "pg_role_setting_seconds",
-                                         "pg_blocked_session_seconds_total"]),
+                                         "pg_blocked_session_seconds_total", "pg_pgbouncer_clients_waiting"]),
                                ("probe", ["pg_blocking_root_blocked_sessions", "pg_role_setting_seconds",
                                           "pg_lock_exporter_build_info"]),
                                ("remediator", ["pg_lock_remediator_decisions_total",
