@@ -33,6 +33,7 @@ FIRING_TIMEOUT = 60
 QUIET = {
     "PostgresExporterDown": "the exporter is scraped and reaches PostgreSQL",
     "PostgresExporterScrapeErrors": "every collection succeeds",
+    "PgBouncerAdminConsoleUnreadable": "no --pgbouncer.dsn is configured, so there is no pg_pgbouncer_up",
     "PostgresDeadlocks": "the incident is a lock queue, not a deadlock",
     "PostgresBlockingEpisodesRepeatedlyLong": "the incident is one blocking episode, still going on: none has ended",
     "PostgresConnectionsNearLimit": "a handful of sessions against max_connections=200",
