@@ -183,3 +183,8 @@ resources:
   requests:
     storage: {{ .Values.episodes.persistence.size | quote }}
 {{- end }}
+
+{{- /* "true" when some config.targets entry names PgBouncers (multi-target mode). */ -}}
+{{- define "pgle.anyTargetPooler" -}}
+{{- range .Values.config.targets }}{{ if .pgbouncers }}true{{ end }}{{ end -}}
+{{- end -}}
