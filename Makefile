@@ -46,7 +46,7 @@ test-alerts: $(BINARY)
 # The Dockerfile and docker-compose.yml by their ecosystems' own checkers, then the wiring no
 # schema covers (mounted files exist, roles, promtool/amtool on the mounted configs).
 test-packaging:
-	hadolint Dockerfile
+	hadolint Dockerfile deploy/pgbouncer/Dockerfile
 	check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	python3 scripts/check_compose.py
 
