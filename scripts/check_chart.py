@@ -264,6 +264,19 @@ def check_poolers(docs, values, where):
     for flag in password_flags:
         if flag.removeprefix("/etc/pg-lock-exporter/") not in mounted:
             problem(where, f"exporter: --pgbouncer.password-file {flag} is not mounted")
+    remediator = next((c for d in docs if d["kind"] == "Deployment"
+                       for c in d["spec"]["template"]["spec"]["containers"] if c["name"] == "remediator"), None)
+    if remediator is not None:
+        pb = chart_values(values)["remediator"]["config"]["pgbouncer"]
+        got = [a.split("=", 1)[1] for a in remediator["args"] if a.startswith("--pgbouncer.dsn=")]
+        if got != list(pb.get("dsns") or []):
+            problem(where, f"remediator: --pgbouncer.dsn {got} instead of {pb.get('dsns')}")
+        workload = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-remediator"))
+        paths = {item["path"] for v in workload["spec"]["template"]["spec"].get("volumes") or []
+                 for src in (v.get("projected") or {}).get("sources") or [] for item in (src.get("secret") or {}).get("items") or []}
+        for flag in (a.split("=", 1)[1] for a in remediator["args"] if a.startswith("--pgbouncer.password-file=")):
+            if flag.removeprefix("/etc/pg-lock-remediator/") not in paths:
+                problem(where, f"remediator: --pgbouncer.password-file {flag} is not mounted")
     for t in config.get("targets") or []:
         for index, pooler in enumerate(t.get("pgbouncers") or []):
             path = f"pgbouncers/{t['name']}-{index}"
