@@ -37,7 +37,7 @@ extension IntegrationTests {
             #expect(
                 root.first?.labels == [
                     "datname": db, "pid": String(incident.holderPID), "usename": "postgres", "application_name": "worker",
-                    "client_addr": "local", "state": "idle in transaction", "gid": "",
+                    "client_addr": "local", "state": "idle in transaction", "gid": "", "pgbouncer_client": "",
                 ])
             #expect(root.first?.value == 3)
             #expect(metrics.value("pg_sessions", ["datname": db, "application_name": "worker", "state": "idle in transaction"]) == 1)

@@ -234,6 +234,11 @@ extension IntegrationTests {
 
             // SIGSTOP: the read ends at --pgbouncer.timeout; PostgreSQL is still read.
             bouncer.pause()
+            // The harm the bound prevents: a reader without one (psql, no connect_timeout) is
+            // still waiting on the stopped pooler 3 s later.
+            #expect(throws: TestFailure.self) {
+                try Shell.run(["psql", "-X", "-c", "SHOW CLIENTS", bouncer.adminDSN() + " password=\(PgBouncerFixture.statsPassword)"], timeout: 3)
+            }
             let (stopped, stoppedSeconds) = try scrape("SIGSTOP")
             #expect(stopped.value("pg_up") == 1)
             #expect(stopped.value("pg_pgbouncer_up", ["pgbouncer": bouncer.name]) == 0)
