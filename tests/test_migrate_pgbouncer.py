@@ -87,7 +87,8 @@ def test_through_pgbouncer_the_watchdog_finds_the_childs_session_and_cuts_its_wa
     try:
         waiting = wait_until("alembic's ALTER to wait behind the worker", lambda: psql(
             pg_server.dsn_for(database),
-            "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'ALTER TABLE features%'"), timeout=20)
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' "
+            "AND query LIKE 'ALTER TABLE features%'"), timeout=20)
         assert [[str(warmed)]] == waiting, f"the child did not get the warm server connection {warmed}: {waiting}"
         time.sleep(MAX_WAIT + 3)
         assert harm.poll() is None, "the migration ended although nothing should have cut its wait"
