@@ -68,6 +68,13 @@ struct Serve: ParsableCommand {
     var episodesLogAfter: String = "1s"
 
     @Option(
+        name: .customLong("web.tree.query-text"),
+        help: ArgumentHelp(
+            "How /tree shows statements: normalized (constants replaced by $n, comments removed), full (as written) or none.",
+            valueName: "policy"))
+    var treeQueryText: String = QueryText.Policy.normalized.rawValue
+
+    @Option(
         name: .customLong("web.scrape-timeout"),
         help: ArgumentHelp(
             "A scrape's timeout when the request carries no X-Prometheus-Scrape-Timeout-Seconds, and the most that header may ask for; the answer comes 0.5s before it (at least 250ms after the request).",
@@ -116,6 +123,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--episodes.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(episodesQueryText, limit: 64))\"")
         }
         _ = try parseDuration(episodesLogAfter, "--episodes.log-after")
+        guard QueryText.Policy(rawValue: treeQueryText) != nil else {
+            throw ValidationError("--web.tree.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(treeQueryText, limit: 64))\"")
+        }
         guard try parseDuration(scrapeTimeout, "--web.scrape-timeout") >= 1 else {
             throw ValidationError("--web.scrape-timeout: must be at least 1s")
         }
@@ -148,7 +158,7 @@ struct Serve: ParsableCommand {
             writer.map { EpisodeSettings(target: target, queryText: queryText, logAfter: logAfter, writer: $0) }
         }
 
-        let routes: ExporterRoutes
+        var routes: ExporterRoutes
         let collectors: [Collector]
         if let configFile {
             let config: TargetsConfig
@@ -177,11 +187,13 @@ struct Serve: ParsableCommand {
             collectors = [collector]
         }
 
+        routes.treeQueryText = QueryText.Policy(rawValue: treeQueryText)!
+        let routesServed = routes
         let targets = configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ",")
         let server = try web.startServer(
             webConfig, address: try ListenAddress(parsing: listenAddress), logger: logger, details: ["targets": "\(targets)"],
-            preflight: { routes.preflight($0) }
-        ) { routes.handle($0) }
+            preflight: { routesServed.preflight($0) }
+        ) { routesServed.handle($0) }
         if configFile == nil {
             // Connect once at start so a wrong DSN shows in the log at once; a server that is
             // down is not fatal: scrapes answer pg_up 0 until it is back. In the background:

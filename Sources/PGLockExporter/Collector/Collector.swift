@@ -15,7 +15,16 @@ public final class Collector: Sendable {
         /// The session metrics in exposition format (empty when the collection failed).
         var exposition: [UInt8]
         var failed: Bool
+        /// Read for a page (`/tree`): the snapshot also has statements and the locks on contended
+        /// objects. A scrape that joins such a collection uses its metrics like any other.
+        var detailed = false
+        /// When the collection was read (wall clock), and why it failed, for the page.
+        var readAt = EpisodeRecord.Timestamp.now()
+        var failure: String?
     }
+
+    /// Characters of each statement a page's collection reads (a page shows them; scrapes never do).
+    static let pageQueryCharacters = 1024
 
     public let settings: ConnectionSettings
     public let options: MetricOptions
@@ -86,8 +95,20 @@ public final class Collector: Sendable {
         DetachedThread.start { _ = self.scrape(budget: budget) }
     }
 
+    /// The snapshot a page draws (`/tree`), within `budget`: with statements and lock details,
+    /// shared with concurrent scrapes (single-flight, on the target's one connection). A page that
+    /// arrives while a scrape's collection runs waits for it, then reads its own detailed one.
+    public func pageSnapshot(budget: TimeSpan) -> (snapshot: ActivitySnapshot?, readAt: EpisodeRecord.Timestamp, failure: String?) {
+        let deadline = Deadline.after(budget)
+        for _ in 0..<2 {
+            guard let collection = flight.run(timeout: deadline.remaining, { collect(until: deadline, detailed: true) }) else { break }
+            if collection.detailed || collection.failed { return (collection.snapshot, collection.readAt, collection.failure) }
+        }
+        return (nil, .now(), "PostgreSQL could not be read within \(budget)")
+    }
+
     /// Collects now, before `deadline` (the single-flight leader runs this).
-    func collect(until deadline: Deadline) -> Collection {
+    func collect(until deadline: Deadline, detailed: Bool = false) -> Collection {
         collections.add(1, ordering: .relaxed)
         // Connecting is bounded by the connect timeout from when the scrape asked for the
         // connection: a scrape that waited while the sampler tried to connect has had that attempt,
@@ -97,8 +118,9 @@ public final class Collector: Sendable {
         // and the two views are taken at nearly the same moment.
         let pending = poolers?.startReading(until: deadline)
         do {
+            let readAt = EpisodeRecord.Timestamp.now()
             var snapshot = try target.withState(until: deadline) { state in
-                try read(&state, deadline: deadline, connectDeadline: connectDeadline)
+                try read(&state, deadline: deadline, connectDeadline: connectDeadline, detailed: detailed)
             }
             noteUp(snapshot)
             var w = ExpositionWriter()
@@ -108,20 +130,22 @@ public final class Collector: Sendable {
                 poolers.write(readings, into: &w)
             }
             SnapshotMetrics(snapshot: snapshot, graph: BlockingGraph(sessions: snapshot.sessions), options: options).write(into: &w)
-            return Collection(snapshot: snapshot, exposition: w.bytes, failed: false)
+            return Collection(snapshot: snapshot, exposition: w.bytes, failed: false, detailed: detailed, readAt: readAt)
         } catch {
             failures.withLock { $0[CollectionFailure(error), default: 0] += 1 }
             noteDown(error)
             // The poolers' own health is reported even while PostgreSQL cannot be read.
             var w = ExpositionWriter()
             if let poolers, let readings = pending?.wait() { poolers.write(readings, into: &w) }
-            return Collection(snapshot: nil, exposition: w.bytes, failed: true)
+            return Collection(snapshot: nil, exposition: w.bytes, failed: true, detailed: detailed, failure: PostgresError.oneLine("\(error)"))
         }
     }
 
     /// One snapshot on the target's connection, opening (and preparing) it first when needed.
     /// A connection error or a timeout drops the connection and everything learnt on it.
-    private func read(_ state: inout TargetConnection.State?, deadline: Deadline, connectDeadline: Deadline) throws -> ActivitySnapshot {
+    private func read(
+        _ state: inout TargetConnection.State?, deadline: Deadline, connectDeadline: Deadline, detailed: Bool
+    ) throws -> ActivitySnapshot {
         if state?.connection.isHealthy != true { try connect(&state, deadline: deadline, connectDeadline: connectDeadline) }
         let connection = state!.connection
         // The server-side timeout fits in what is left once the connection is ready, so the
@@ -130,9 +154,19 @@ public final class Collector: Sendable {
         let statementTimeoutMilliseconds = min(settings.statementTimeoutMilliseconds, deadline.remaining.milliseconds)
         let cached = state!.settingsRead.map { ContinuousClock.now - $0 < Self.settingsMaxAge } == true ? state!.settings : nil
         do {
-            var snapshot = try SnapshotBatch(
-                serverVersion: connection.serverVersion, identity: false, settings: cached == nil, roleSettings: true)
-                .readPrepared(on: connection, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
+            var snapshot: ActivitySnapshot
+            if detailed {
+                // A page's: the same statements with the statements' text and the locks on
+                // contended objects (what `check` reads), sent as text: they are not prepared.
+                snapshot = try SnapshotBatch(
+                    serverVersion: connection.serverVersion, queryCharacters: Self.pageQueryCharacters, lockDetails: true, identity: false,
+                    settings: cached == nil, roleSettings: true
+                ).read(on: connection, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
+            } else {
+                snapshot = try SnapshotBatch(
+                    serverVersion: connection.serverVersion, identity: false, settings: cached == nil, roleSettings: true)
+                    .readPrepared(on: connection, statementTimeoutMilliseconds: statementTimeoutMilliseconds, deadline: deadline)
+            }
             if let cached {
                 snapshot.settings = cached
             } else {

@@ -1,6 +1,7 @@
 /// The exporter's HTTP surface: a landing page at `/`, the metrics at the telemetry path, the
-/// blocking episodes at `/api/v1/episodes` (`EpisodeAPI`), 404 elsewhere, 405 for anything but
-/// GET and HEAD.
+/// blocking episodes at `/api/v1/episodes` (`EpisodeAPI`), the pages for people (`/tree`,
+/// `/episodes`, `/episodes/{id}`, their stylesheet), 404 elsewhere, 405 for anything but GET and
+/// HEAD.
 ///
 /// With one target, the telemetry path serves it. With named targets (`--config.file`),
 /// `/probe?target=NAME` serves one of them (the multi-target exporter pattern) and the telemetry
@@ -15,6 +16,8 @@ public struct ExporterRoutes: Sendable {
     public let scrapeTimeout: TimeSpan
     /// `--episodes.path`, read by the API; nil when sampling (and so episodes) is off.
     public let episodes: EpisodeAPI
+    /// How `/tree` shows statements (`--web.tree.query-text`, default normalized).
+    public var treeQueryText: QueryText.Policy = .normalized
 
     public init(
         telemetryPath: String, collector: Collector, scrapeTimeout: TimeSpan = .seconds(10), episodeStore: EpisodeStore? = nil
@@ -55,7 +58,19 @@ public struct ExporterRoutes: Sendable {
         case unknownTarget(String)
         /// `/api/v1/episodes` and `/api/v1/episodes/{id}`.
         case episodes(EpisodeAPI.Request)
+        /// `/tree` of the single target, or of `?target=NAME`; `refresh` false with `?refresh=0`.
+        case tree(target: String?, refresh: Bool, budget: TimeSpan)
+        /// `/tree` in multi-target mode without a target: the list of targets.
+        case treeTargets
+        /// `/tree?target=` naming no target: the name as sent.
+        case unknownTreeTarget(String)
+        /// `/episodes` and `/episodes/{id}`, the pages over the API's records.
+        case episodesPage(EpisodeAPI.Request)
+        case stylesheet
     }
+
+    public static let treePath = "/tree"
+    public static let episodesPagePath = "/episodes"
 
     /// The route of a request, without touching a target: pure, so a fuzz target can feed it any
     /// method, path, query and headers with no database behind the collectors.
@@ -63,6 +78,10 @@ public struct ExporterRoutes: Sendable {
         if let api = EpisodeAPI.request(request) {
             guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed }
             return .episodes(api)
+        }
+        if let page = pageRoute(request) {
+            guard request.method == "GET" || request.method == "HEAD" else { return .methodNotAllowed }
+            return page
         }
         let probe = collector == nil && request.path == Self.probePath
         guard request.path == "/" || request.path == telemetryPath || request.path == "/-/healthy" || probe else {
@@ -84,6 +103,29 @@ public struct ExporterRoutes: Sendable {
         }
     }
 
+    /// The pages' routes; nil for any other path.
+    private func pageRoute(_ request: HTTPRequest) -> Route? {
+        switch request.path {
+        case PageStyle.path:
+            return .stylesheet
+        case Self.treePath:
+            let refresh = request.query["refresh"] != "0"
+            let budget = ScrapeBudget.budget(header: nil, ceiling: scrapeTimeout)
+            if collector != nil { return .tree(target: nil, refresh: refresh, budget: budget) }
+            guard let name = request.query["target"], !name.isEmpty else { return .treeTargets }
+            guard targets[name] != nil else { return .unknownTreeTarget(name) }
+            return .tree(target: name, refresh: refresh, budget: budget)
+        default:
+            // The form sends its empty fields; they filter nothing.
+            let prefix = Self.episodesPagePath
+            guard request.path == prefix || request.path.hasPrefix(prefix + "/") else { return nil }
+            var api = request
+            api.path = EpisodeAPI.path + request.path.dropFirst(prefix.count)
+            api.queryArguments = request.queryArguments.filter { $0.value != "" }
+            return EpisodeAPI.request(api).map { .episodesPage($0) }
+        }
+    }
+
     /// The answer to a route that needs no target (everything but `metrics` and `probe`); nil for those.
     public func immediateResponse(_ route: Route) -> HTTPResponse? {
         switch route {
@@ -99,7 +141,14 @@ public struct ExporterRoutes: Sendable {
             var w = ExpositionWriter()
             Collector.writeProcessMetrics(into: &w)
             return metrics(w.bytes)
-        case .metrics, .probe, .episodes:
+        case .stylesheet:
+            return PageStyle.response
+        case .treeTargets:
+            let items = targets.keys.sorted().map { "<li><a href=\"tree?target=\(HTMLText.queryValue($0))\">\(HTMLText.escape($0))</a></li>" }
+            return PageDocument(title: "Blocking trees", body: "<h1>Blocking trees</h1>\n<p>Pick a target:</p>\n<ul>\(items.joined())</ul>\n").response
+        case .unknownTreeTarget(let name):
+            return PageDocument.error(404, "unknown target \"\(name.prefix(100))\"; known: \(targets.keys.sorted().joined(separator: ", "))")
+        case .metrics, .probe, .episodes, .tree, .episodesPage:
             return nil
         }
     }
@@ -110,8 +159,9 @@ public struct ExporterRoutes: Sendable {
     public func preflight(_ request: HTTPRequest) -> HTTPResponse? {
         let route = route(request)
         switch route {
-        case .notFound, .methodNotAllowed, .missingTarget, .unknownTarget: return immediateResponse(route)
-        case .landingPage, .healthy, .metrics, .processMetrics, .probe, .episodes: return nil
+        case .notFound, .methodNotAllowed, .missingTarget, .unknownTarget, .unknownTreeTarget: return immediateResponse(route)
+        case .landingPage, .healthy, .metrics, .processMetrics, .probe, .episodes, .tree, .treeTargets, .episodesPage, .stylesheet:
+            return nil
         }
     }
 
@@ -126,7 +176,61 @@ public struct ExporterRoutes: Sendable {
         if case .episodes(let api) = route {
             return episodes.respond(to: api, now: .now())
         }
+        if case .tree(let name, let refresh, let budget) = route, let target = name.flatMap({ targets[$0] }) ?? collector {
+            return treePage(target, name: name, refresh: refresh, budget: budget)
+        }
+        if case .episodesPage(let api) = route {
+            return episodesPage(api)
+        }
         return immediateResponse(route) ?? .notFound()
+    }
+
+    /// `/tree`: the target's blocking trees now, from a collection shared with scrapes.
+    func treePage(_ collector: Collector, name: String?, refresh: Bool, budget: TimeSpan) -> HTTPResponse {
+        let read = collector.pageSnapshot(budget: budget)
+        guard var snapshot = read.snapshot else {
+            return PageDocument.error(503, "cannot read PostgreSQL: \(read.failure ?? "unknown error")")
+        }
+        let graph = BlockingGraph(sessions: snapshot.sessions)
+        // Statements as the policy shows them, rendered only for the sessions the page draws.
+        for index in snapshot.sessions.indices {
+            let s = snapshot.sessions[index]
+            guard let raw = s.query else { continue }
+            let drawn = s.isBlocked || graph.isBlocking(s.pid) || s.isIdleInTransaction
+            snapshot.sessions[index].query = drawn ? QueryText.render(raw, policy: treeQueryText)?.text : nil
+        }
+        let report = BlockingReport(snapshot: snapshot, graph: graph)
+        let page = TreePage(
+            report: report, target: name, server: ConnectionString.redacted(collector.settings.dsn), readAt: read.readAt,
+            refreshSeconds: refresh ? TreePage.defaultRefreshSeconds : nil)
+        return page.document.response
+    }
+
+    /// `/episodes` and `/episodes/{id}`.
+    func episodesPage(_ request: EpisodeAPI.Request) -> HTTPResponse {
+        let depth: Int
+        if case .one = request { depth = 1 } else { depth = 0 }
+        guard let store = episodes.store else {
+            return PageDocument.error(404, "blocking episodes are off: serve runs with --sample.interval 0", depth: depth)
+        }
+        do {
+            switch request {
+            case .badQuery(let line):
+                return PageDocument.error(400, line)
+            case .noSuchEpisode:
+                return PageDocument.error(404, "no such episode", depth: 1)
+            case .one(let id):
+                guard let record = try store.episode(id: id) else { return PageDocument.error(404, "no such episode", depth: 1) }
+                return EpisodesPage.one(record).response
+            case .list(let query):
+                let records = try store.episodes(
+                    since: query.sinceTimestamp(now: .now()), datname: query.datname, target: query.target, ongoing: query.ongoing,
+                    limit: query.limit)
+                return EpisodesPage.list(records, query: query).response
+            }
+        } catch {
+            return PageDocument.error(503, error.description, depth: depth)
+        }
     }
 
     private func metrics(_ body: [UInt8]) -> HTTPResponse {
@@ -152,7 +256,7 @@ public struct ExporterRoutes: Sendable {
         <h1>pg_lock_exporter \(BuildInfo.version)</h1>
         <p>Prometheus exporter for PostgreSQL sessions, locks and blocking chains.</p>
         \(targetsHTML)
-        <ul><li><a href="\(Self.html(telemetryPath))">Metrics</a></li>\(episodes.store == nil ? "" : "<li><a href=\"\(EpisodeAPI.path)\">Blocking episodes</a> (JSON)</li>")</ul>
+        <ul><li><a href="tree">Blocking trees now</a></li>\(episodes.store == nil ? "" : "<li><a href=\"episodes\">Blocking episodes</a> (<a href=\"\(EpisodeAPI.path.dropFirst())\">JSON</a>)</li>")<li><a href="\(Self.html(telemetryPath))">Metrics</a></li></ul>
         </body></html>
 
         """
