@@ -80,14 +80,16 @@ def bodies(exporter_bin, pg_server, incident, workdir):
     livestack.psql(bouncer.dsn(), "SELECT 1")  # the pool exists once a client has used it
     try:
         one = livestack.start_exporter(exporter_bin, pg_server.dsn, directory / "one.log",
-                                       extra_args=["--sample.interval", "1s", "--pgbouncer.dsn", bouncer.admin_dsn(),
+                                       extra_args=["--sample.interval", "1s", "--web.external-url", "https://pg.example.com/locks",
+                                                   "--pgbouncer.dsn", bouncer.admin_dsn(),
                                                    "--pgbouncer.password-file", bouncer.password_file])
         processes.append(one)
         config = directory / "targets.yml"
         config.write_text(f'targets:\n  main:\n    dsn: "{pg_server.dsn}"\n    pgbouncers:\n'
                           f'      - dsn: "{bouncer.admin_dsn()}"\n        password_file: {bouncer.password_file}\n')
         multi = livestack.ManagedProcess("pg_lock_exporter multi-target", [
-            exporter_bin, "serve", "--config.file", config, "--web.listen-address", "127.0.0.1:0", "--sample.interval", "1s"],
+            exporter_bin, "serve", "--config.file", config, "--web.listen-address", "127.0.0.1:0", "--sample.interval", "1s",
+            "--web.external-url", "https://pg.example.com/locks/"],
             directory / "multi.log")
         processes.append(multi)
         multi_address = livestack.wait_listening(multi, "the multi-target exporter")
@@ -124,6 +126,10 @@ def bodies(exporter_bin, pg_server, incident, workdir):
         assert livestack.sample(livestack.parse_metrics(out["probe"]), "pg_up") == 1
         for endpoint in ("one", "probe"):
             assert livestack.sample(livestack.parse_metrics(out[endpoint]), "pg_pgbouncer_up", pgbouncer=bouncer.name) == 1, endpoint
+        for endpoint, tree in (("one", "tree"), ("probe", "tree?target=main")):
+            assert livestack.sample(livestack.parse_metrics(out[endpoint]), "pg_lock_exporter_web_info",
+                                    external_url="https://pg.example.com/locks/",
+                                    tree_url=f"https://pg.example.com/locks/{tree}") == 1, endpoint
         yield out
     finally:
         for p in reversed(processes):

@@ -68,6 +68,13 @@ struct Serve: ParsableCommand {
     var episodesLogAfter: String = "1s"
 
     @Option(
+        name: .customLong("web.external-url"),
+        help: ArgumentHelp(
+            "The URL under which the exporter is reached from outside (e.g. behind a proxy): alerts and the dashboard link each target's /tree from it.",
+            valueName: "url"))
+    var externalURL: String?
+
+    @Option(
         name: .customLong("web.tree.query-text"),
         help: ArgumentHelp(
             "How /tree shows statements: normalized (constants replaced by $n, comments removed), full (as written) or none.",
@@ -123,6 +130,9 @@ struct Serve: ParsableCommand {
             throw ValidationError("--episodes.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(episodesQueryText, limit: 64))\"")
         }
         _ = try parseDuration(episodesLogAfter, "--episodes.log-after")
+        if let externalURL {
+            do { _ = try PageLinks.parse(externalURL) } catch { throw ValidationError("--web.external-url: \(error.description)") }
+        }
         guard QueryText.Policy(rawValue: treeQueryText) != nil else {
             throw ValidationError("--web.tree.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(treeQueryText, limit: 64))\"")
         }
@@ -158,6 +168,8 @@ struct Serve: ParsableCommand {
             writer.map { EpisodeSettings(target: target, queryText: queryText, logAfter: logAfter, writer: $0) }
         }
 
+        // Checked in validate(): here it only gets its trailing slash.
+        let external = externalURL.flatMap { try? PageLinks.parse($0) }
         var routes: ExporterRoutes
         let collectors: [Collector]
         if let configFile {
@@ -173,7 +185,8 @@ struct Serve: ParsableCommand {
                 let targetLogger = logger.with(metadata: "target", name)
                 targets[name] = Collector(
                     settings: settings, options: options, sampleInterval: sampling, episodes: episodes(name),
-                    poolers: try pgbouncer.poolers(target.pgbouncers, connection: settings, logger: targetLogger), logger: targetLogger)
+                    poolers: try pgbouncer.poolers(target.pgbouncers, connection: settings, logger: targetLogger),
+                    pageLinks: external.map { PageLinks(externalURL: $0, target: name) }, logger: targetLogger)
             }
             routes = ExporterRoutes(
                 telemetryPath: telemetryPath, targets: targets, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
@@ -181,7 +194,8 @@ struct Serve: ParsableCommand {
         } else {
             let collector = Collector(
                 settings: base, options: options, sampleInterval: sampling, episodes: episodes(EpisodeSettings.singleTarget),
-                poolers: try pgbouncer.poolers(try pgbouncer.endpoints(), connection: base, logger: logger), logger: logger)
+                poolers: try pgbouncer.poolers(try pgbouncer.endpoints(), connection: base, logger: logger),
+                pageLinks: external.map { PageLinks(externalURL: $0, target: nil) }, logger: logger)
             routes = ExporterRoutes(
                 telemetryPath: telemetryPath, collector: collector, scrapeTimeout: scrapeCeiling, episodeStore: writer?.store)
             collectors = [collector]

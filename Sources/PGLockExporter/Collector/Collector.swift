@@ -47,14 +47,17 @@ public final class Collector: Sendable {
     public let episodes: EpisodeRecorder?
     /// The PgBouncers in front of the target (`--pgbouncer.dsn`); nil without any.
     public let poolers: TargetPoolers?
+    /// Where people open this target's pages (`--web.external-url`): nil when it is not set.
+    public let pageLinks: PageLinks?
 
     /// `sampleInterval` turns on the counters kept by `sample()`; `episodes` (with a sample
     /// interval) turns on episode recording.
     public init(
         settings: ConnectionSettings, options: MetricOptions = MetricOptions(), sampleInterval: TimeSpan? = nil,
-        episodes: EpisodeSettings? = nil, poolers: TargetPoolers? = nil, logger: Logger
+        episodes: EpisodeSettings? = nil, poolers: TargetPoolers? = nil, pageLinks: PageLinks? = nil, logger: Logger
     ) {
         self.poolers = poolers
+        self.pageLinks = pageLinks
         var settings = settings
         settings.cancelGate = settings.cancelGate ?? CancelGate()
         self.settings = settings
@@ -85,6 +88,7 @@ public final class Collector: Sendable {
         // Every body about a target names the exporter, so the alerting rules can tell its pg_up
         // from other exporters' in both modes; process_* describe the process, not the target.
         if processMetrics { Self.writeProcessMetrics(into: &w) } else { Self.writeBuildInfo(into: &w) }
+        pageLinks?.write(into: &w)
         return w.bytes
     }
 
