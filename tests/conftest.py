@@ -34,6 +34,9 @@ import yaml
 import livestack
 from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, PROBE_JOB, REPO, STOPPED_TARGET, TIME_SCALE
 
+# The `exporter` fixture's --web.external-url: the alerts' tree_url annotations start with it.
+EXTERNAL_URL = "https://pg-lock.example.com/"
+
 
 
 def pytest_sessionstart(session):
@@ -123,7 +126,8 @@ def incident(start_incident):
 
 @pytest.fixture(scope="session")
 def exporter(exporter_bin, pg_server, workdir):
-    exp = livestack.start_exporter(exporter_bin, pg_server.dsn, workdir / "exporter.log")
+    exp = livestack.start_exporter(exporter_bin, pg_server.dsn, workdir / "exporter.log",
+                                   extra_args=["--web.external-url", EXTERNAL_URL])
     yield exp
     exp.stop()
 

@@ -260,6 +260,9 @@ def test_time_scaled_alerts_fire_with_the_incident_labels(incident, exporter, pr
     assert f"pid {incident.worker_pid} (user postgres, application \"worker\", client local)" in description
     [wait] = by_name[("PostgresLockWaitTooLong", "critical")]
     assert f"Top root blocker: pid {incident.worker_pid} " in wait["annotations"]["description"]
+    # --web.external-url reaches the alerts: each that names a root or a database links the page.
+    assert blocker["annotations"]["tree_url"] == "https://pg-lock.example.com/tree"
+    assert wait["annotations"]["tree_url"] == "https://pg-lock.example.com/tree"
 
     # Each alert with a `for` went through pending first (ALERTS keeps the history).
     pending = prometheus.query(f'max_over_time(ALERTS{{alertstate="pending",{OVERLAY_LABEL[0]}="{OVERLAY_LABEL[1]}",'
