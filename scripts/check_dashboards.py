@@ -98,7 +98,7 @@ def live_contract(binary):
         pg = livestack.start_pg_sandbox(os.path.join(work, "pg"))
         incident = livestack.start_incident(pg, CONTRACT_DATABASE, 1, os.path.join(work, "incident"))
         exporter = livestack.start_exporter(binary, pg.dsn, os.path.join(work, "exporter.log"),
-                                            ["--sample.interval", "100ms"])
+                                            ["--sample.interval", "100ms", "--web.external-url", "https://pg.example.com/"])
 
         def scraped():
             body = livestack.http_get(exporter.url)[1].decode()
