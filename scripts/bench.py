@@ -753,6 +753,78 @@ def run_sampling(pg: Sandbox, workdir: str, binary: str, size: int, window: floa
     return row
 
 
+def run_pages(pg: Sandbox, workdir: str, binary: str, size: int, rounds: int) -> dict:
+    """`/tree` at `size` sessions in the long shape (a third blocked in chains): in interleaved
+    rounds, a scrape of /metrics and a load of /tree, each on its own; the page's own
+    `Server-Timing` splits its time into the collection (`collect`, what a scrape that joins it
+    shares) and the drawing (`render`); and the page's weight."""
+    plan = workload.plan("long", size)
+    load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
+                         os.path.join(workdir, f"load-pages-{size}.log"))
+    ours = None
+    try:
+        pg.restart()
+        log(f"pages {size}: opening {size} client sessions")
+        workload.open_load(load, plan)
+        blocked = int(pg.psql(VERIFY_SQL)[0][4])
+        port = free_port()
+        env = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
+        ours = Exporter("pg_lock_exporter", [binary, "serve", "--dsn", pg.conninfo("app", OURS_ROLE), "--web.listen-address",
+                                             f"127.0.0.1:{port}", "--sample.interval", "0"],
+                        env, port, os.path.join(workdir, f"pages-{size}.log"))
+        ours.wait_ready()
+        scrapes, pages, collect, render, sizes = [], [], [], [], []
+        for index in range(rounds + WARMUP_SCRAPES):
+            scrape_ms, _ = ours.scrape()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            started = time.perf_counter()
+            conn.request("GET", "/tree?refresh=0")
+            response = conn.getresponse()
+            body = response.read()
+            page_ms = (time.perf_counter() - started) * 1000
+            timing = response.getheader("Server-Timing") or ""
+            conn.close()
+            if response.status != 200 or b'class="tree"' not in body:
+                raise Failure(f"pages {size}: /tree answered {response.status} without a tree")
+            if index < WARMUP_SCRAPES:
+                continue
+            parts = dict(re.findall(r"(\w+);dur=([0-9.]+)", timing))
+            scrapes.append(scrape_ms)
+            pages.append(page_ms)
+            collect.append(float(parts["collect"]))
+            render.append(float(parts["render"]))
+            sizes.append(len(body))
+        row = dict(size=size, blocked=blocked, scrape=statistics.median(scrapes), page=statistics.median(pages),
+                   collect=statistics.median(collect), render=statistics.median(render),
+                   render_p95=percentile(render, 95), bytes=statistics.median(sizes),
+                   gzip_bytes=len(gzip.compress(body)), rounds=rounds)
+        log(f"pages {size}: scrape {row['scrape']:.2f} ms, /tree {row['page']:.2f} ms (collect {row['collect']:.2f}, "
+            f"render {row['render']:.2f}), {row['bytes'] / 1024:.0f} KiB")
+        return row
+    finally:
+        if ours:
+            ours.stop()
+        load.close()
+
+
+def pages_report(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    out = ["", "## `/tree`: a page of blocking trees, beside the scrape that reads the same server", "",
+           "The long shape (a third of the sessions blocked in chains). Medians over the rounds, each round a scrape of "
+           "`/metrics` then a load of `/tree`, one at a time. `collect` is the page's collection (it also reads the "
+           "statements and the locks on contended objects, as `check` does; a scrape that arrives meanwhile shares it), "
+           "`render` the drawing: the blocking graph, the normalized statements of the sessions drawn, the HTML "
+           "(`Server-Timing`). Weight: the HTML, then gzipped (the stylesheet is a second, cached request).", "",
+           "| sessions | blocked | scrape ms | /tree ms | collect ms | render ms (p95) | HTML KiB | gzipped KiB |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        out.append(f"| {r['size']} | {r['blocked']} | {r['scrape']:.2f} | {r['page']:.2f} | {r['collect']:.2f} | "
+                   f"{r['render']:.2f} ({r['render_p95']:.2f}) | {r['bytes'] / 1024:.0f} | {r['gzip_bytes'] / 1024:.0f} |")
+    out.append("")
+    return "\n".join(out)
+
+
 def sampling_report(rows: list[dict], window: float) -> str:
     if not rows:
         return ""
@@ -1157,7 +1229,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--targets", help="targets served by one exporter in the scale check, comma-separated "
                    "(default 200,1000; --quick: 20; 0 skips it)")
     p.add_argument("--only", help="sections to run, comma-separated: cases (side by side with postgres_exporter), "
-                   "sampling (sampling's cost, quiet and blocking), fleet (the scale check); default all")
+                   "sampling (sampling's cost, quiet and blocking), fleet (the scale check), pages (/tree's render time "
+                   "and weight); default all")
     p.add_argument("--targets-window", type=float, help="seconds each scale measurement lasts (default 45; --quick: 6)")
     p.add_argument("--targets-interval", type=float, help="seconds between two probes of one target (default 15; --quick: 2)")
     args = p.parse_args(argv)
@@ -1179,9 +1252,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.targets = [int(t) for t in args.targets.split(",") if t.strip() and int(t) > 0]
     except ValueError:
         p.error("--targets: comma-separated integers")
-    args.only = {s.strip() for s in (args.only or "cases,sampling,fleet").split(",") if s.strip()}
-    if not args.only or not args.only <= {"cases", "sampling", "fleet"}:
-        p.error("--only: a comma-separated list of cases, sampling, fleet")
+    args.only = {s.strip() for s in (args.only or "cases,sampling,fleet,pages").split(",") if s.strip()}
+    if not args.only or not args.only <= {"cases", "sampling", "fleet", "pages"}:
+        p.error("--only: a comma-separated list of cases, sampling, fleet, pages")
     args.shapes = [s.strip() for s in args.shapes.split(",") if s.strip()]
     if not args.shapes or any(s not in SHAPES for s in args.shapes):
         p.error(f"--shapes: a comma-separated list of {', '.join(SHAPES)}")
@@ -1257,6 +1330,8 @@ def main(argv: list[str]) -> int:
                     for size in args.sizes] if "sampling" in args.only else []
         scales = [run_scale(pg, workdir, ours_binary, count, args.targets_window, args.targets_interval)
                   for count in args.targets] if "fleet" in args.only else []
+        page_rows = [run_pages(pg, workdir, ours_binary, size, min(args.scrapes, 50))
+                     for size in args.sizes] if "pages" in args.only else []
 
         mirror_ok = None
         if pg.has_statements and rows:
@@ -1267,7 +1342,8 @@ def main(argv: list[str]) -> int:
             per_scrape = {words(st) for st in exporter_statements(pg.version_num) if not is_settings(st)}
             mirror_ok = per_scrape <= ran <= set(statements)
         text = (report(args, pg, rows, info, their_version, mirror_ok) if rows else f"# pg_lock_exporter benchmark ({', '.join(sorted(args.only))})\n") \
-            + sampling_report(sampling, args.cost_window) + "".join(scale_report(scale) for scale in scales)
+            + sampling_report(sampling, args.cost_window) + "".join(scale_report(scale) for scale in scales) \
+            + pages_report(page_rows)
         os.makedirs(os.path.dirname(args.output), exist_ok=True)
         with open(args.output, "w") as f:
             f.write(text)

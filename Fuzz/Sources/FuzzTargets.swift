@@ -35,6 +35,7 @@ enum FuzzTargets {
         CommandTextTarget.target,
         EpisodeStoreFileTarget.target,
         PgBouncerListingTarget.target,
+        HTMLTextTarget.target,
     ]
 
     /// The target `PG_LOCK_EXPORTER_FUZZ_TARGET` names, read once; `list` prints the names.

@@ -186,8 +186,14 @@ public struct ExporterRoutes: Sendable {
     }
 
     /// `/tree`: the target's blocking trees now, from a collection shared with scrapes.
+    ///
+    /// `Server-Timing` says how long the collection (`collect`, shared with scrapes) and the
+    /// drawing (`render`: the graph, the normalized statements, the HTML) took: what `make bench`
+    /// reads.
     func treePage(_ collector: Collector, name: String?, refresh: Bool, budget: TimeSpan) -> HTTPResponse {
+        let started = ContinuousClock.now
         let read = collector.pageSnapshot(budget: budget)
+        let collected = ContinuousClock.now
         guard var snapshot = read.snapshot else {
             return PageDocument.error(503, "cannot read PostgreSQL: \(read.failure ?? "unknown error")")
         }
@@ -203,7 +209,15 @@ public struct ExporterRoutes: Sendable {
         let page = TreePage(
             report: report, target: name, server: ConnectionString.redacted(collector.settings.dsn), readAt: read.readAt,
             refreshSeconds: refresh ? TreePage.defaultRefreshSeconds : nil)
-        return page.document.response
+        var response = page.document.response
+        let milliseconds = { (d: Duration) -> String in
+            let microseconds = max(0, TimeSpan(clamping: d).nanoseconds / 1000)
+            let fraction = String(microseconds % 1000)
+            return "\(microseconds / 1000)." + String(repeating: "0", count: 3 - fraction.count) + fraction
+        }
+        response.headers.append(
+            ("Server-Timing", "collect;dur=\(milliseconds(collected - started)), render;dur=\(milliseconds(ContinuousClock.now - collected))"))
+        return response
     }
 
     /// `/episodes` and `/episodes/{id}`.

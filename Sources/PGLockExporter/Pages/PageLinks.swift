@@ -33,7 +33,7 @@ public struct PageLinks: Sendable, Equatable {
         return text.hasSuffix("/") ? text : text + "/"
     }
 
-    public struct ParseError: Error, Sendable, CustomStringConvertible {
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
         public let description: String
     }
 
