@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 
 @testable import PGLockExporter
@@ -38,6 +39,36 @@ extension IntegrationTests {
             let off = try exporter.get("/episodes")
             #expect(off.status == 404)
             #expect(off.body.contains("<p class=\"error\">blocking episodes are off: serve runs with --sample.interval 0</p>"))
+        }
+
+        /// A scrape that arrives while a page's collection runs shares it: one collection for
+        /// both. The relay holds the page's collection until the scrape has joined.
+        @Test func aPageAndAConcurrentScrapeShareOneCollection() throws {
+            let db = try cluster.createDatabase("shared")
+            let relay = try PausableRelay(to: cluster.port)
+            defer { relay.stop() }
+            let exporter = try ExporterProcess([
+                "--dsn", "host=127.0.0.1 port=\(relay.port) user=postgres dbname=\(db)", "--sample.interval", "0",
+            ])
+            func collections() throws -> Double { try exporter.metrics().value("pg_lock_exporter_collections_total") ?? -1 }
+            let before = try collections()  // this scrape's own collection is counted in it
+            relay.pause()
+            let page = Mutex<HTTPReply?>(nil), scrape = Mutex<HTTPReply?>(nil)
+            let port = exporter.port
+            let pageThread = Thread { page.withLock { $0 = try? HTTPClient.request(port: port, method: "GET", path: "/tree", headers: [:]) } }
+            pageThread.start()
+            usleep(300_000)  // the page leads
+            let scrapeThread = Thread { scrape.withLock { $0 = try? HTTPClient.request(port: port, method: "GET", path: "/metrics", headers: [:]) } }
+            scrapeThread.start()
+            usleep(300_000)  // the scrape joins
+            relay.resume()
+            try eventually("both answers") { page.withLock { $0 != nil } && scrape.withLock { $0 != nil } }
+            #expect(page.withLock { $0?.status } == 200)
+            #expect(page.withLock { $0?.body.contains("No session is blocked.") } == true)
+            let scraped = try Exposition(parsing: scrape.withLock { $0!.body })
+            #expect(scraped.value("pg_up") == 1)
+            // The joined scrape reports the page's collection: one more than before, not two.
+            #expect(scraped.value("pg_lock_exporter_collections_total") == before + 1)
         }
 
         @Test func pagesAnswer401WithoutCredentials() throws {
