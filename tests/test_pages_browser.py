@@ -180,6 +180,8 @@ def test_hostile_text_is_shown_literally_and_injects_nothing(pages):
     assert HOSTILE_COLUMN.replace("\x1b", "\\x1b").replace('"', '""') in query, query
     assert "\x1b" not in dom_text
     assert not csp_violations(console), csp_violations(console)
+    print(f"\npages: hostile reader pid {hostile_pid}: shown as {line_text(hostile)!r} / {query!r}; "
+          f"0 script/img elements, 0 event handlers, 0 CSP violations")
 
 
 def test_the_same_text_unescaped_would_inject_and_the_browser_would_say_so(tmp_path):
@@ -207,8 +209,10 @@ def test_the_same_text_unescaped_would_inject_and_the_browser_would_say_so(tmp_p
     finally:
         server.shutdown()
     dom = DOM(dom_text)
-    assert dom.root.find(lambda e: e.tag == "img") and dom.root.find(lambda e: e.tag == "script")
+    injected = [e.tag for e in dom.root.find(lambda e: e.tag in ("img", "script"))]
+    assert "img" in injected and "script" in injected
     assert len(csp_violations(console)) >= 2, console[-2000:]
+    print(f"\npages: the same text unescaped: elements {injected}, {len(csp_violations(console))} CSP violations reported")
 
 
 def test_after_remediation_the_episode_pages_name_the_root_and_how_it_ended(exporter_bin, pages):
