@@ -9,6 +9,19 @@ import Testing
 
     // MARK: - Parsed by libpg_query
 
+    /// `render(all:)` (one parser thread for many statements, what `/tree` uses) gives what
+    /// `render` gives each: parsed, reduced by the scanner, oversized, empty, under every policy.
+    @Test func renderingManyAtOnceIsRenderingEach() {
+        let statements = [
+            "SELECT * FROM orders WHERE id = 17", "SELECT 'it''s' /* note */ FROM t", "SELECT 'a\\' , 'b'", "not sql at all 'x",
+            String(repeating: "x", count: QueryText.parserInputLimit + 1) + " 'secret'", "", "SELECT \"<script>\" FROM t -- 'c'",
+        ]
+        for policy in QueryText.Policy.allCases {
+            #expect(QueryText.render(all: statements, policy: policy) == statements.map { QueryText.render($0, policy: policy) })
+        }
+        #expect(QueryText.render(all: [], policy: .normalized).isEmpty)
+    }
+
     @Test func replacesConstantsWithParameters() {
         #expect(Self.normalized("SELECT * FROM features WHERE email = 'a@b.c'")
             == QueryText.Result(text: "SELECT * FROM features WHERE email = $1", fingerprint: "697c806cdb287ec8", reduced: false))

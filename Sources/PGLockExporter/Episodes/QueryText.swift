@@ -80,19 +80,55 @@ public enum QueryText {
         render(String(decoding: Array(bytes), as: UTF8.self), policy: policy)
     }
 
-    private static func normalized(_ statement: String) -> Result {
+    /// Many statements at once, each as `render` would give it: under `normalized` every parse
+    /// runs in one `ParserThread` (a thread is created per call: one per statement made a page of
+    /// 500 statements spend most of its time creating threads).
+    public static func render(all statements: [String], policy: Policy = .normalized) -> [Result?] {
+        guard policy == .normalized else { return statements.map { render($0, policy: policy) } }
+        let prepared = statements.map(prepare)
+        let parseable = prepared.indices.filter { if case .parse = prepared[$0] { true } else { false } }
+        let parsed: [(String, String?)?] = parseable.isEmpty ? [] : ParserThread.run({
+            parseable.map { index in PGQueryParser.normalize(statements[index]).map { ($0, PGQueryParser.fingerprint(statements[index])) } }
+        }) ?? Array(repeating: nil, count: parseable.count)
+        var results = prepared.map { finish($0, parsed: nil) }
+        for (position, index) in parseable.enumerated() { results[index] = finish(prepared[index], parsed: parsed[position]) }
+        return results
+    }
+
+    /// What `normalized` needs before the parser: nothing more (a placeholder), or the scans.
+    private enum Prepared {
+        case placeholder
+        case parse(bytes: [UInt8], scans: (SQLLiteralScanner.Scan, SQLLiteralScanner.Scan))
+        case scanned(bytes: [UInt8], scans: (SQLLiteralScanner.Scan, SQLLiteralScanner.Scan))
+    }
+
+    private static func prepare(_ statement: String) -> Prepared {
         let bytes = Array(statement.utf8)
-        guard bytes.count <= maximumStatementBytes, !bytes.contains(0) else {
-            return Result(text: placeholder, fingerprint: nil, reduced: true)
-        }
+        guard bytes.count <= maximumStatementBytes, !bytes.contains(0) else { return .placeholder }
         let conforming = SQLLiteralScanner.scan(bytes, backslashEscapesInPlainStrings: false)
         let escaping = SQLLiteralScanner.scan(bytes, backslashEscapesInPlainStrings: true)
-        if conforming.spans == escaping.spans, bytes.count <= parserInputLimit,
-           let parsed = ParserThread.run({ PGQueryParser.normalize(statement).map { ($0, PGQueryParser.fingerprint(statement)) } }),
-           let (normalized, fingerprint) = parsed {
-            return Result(text: removingConstantsAndComments(Array(normalized.utf8)), fingerprint: fingerprint, reduced: false)
+        // The parser only where both readings of the backslash agree and the stack bound holds.
+        return conforming.spans == escaping.spans && bytes.count <= parserInputLimit
+            ? .parse(bytes: bytes, scans: (conforming, escaping)) : .scanned(bytes: bytes, scans: (conforming, escaping))
+    }
+
+    private static func finish(_ prepared: Prepared, parsed: (String, String?)?) -> Result {
+        switch prepared {
+        case .placeholder:
+            return Result(text: placeholder, fingerprint: nil, reduced: true)
+        case .parse(let bytes, let scans), .scanned(let bytes, let scans):
+            if let (normalized, fingerprint) = parsed {
+                return Result(text: removingConstantsAndComments(Array(normalized.utf8)), fingerprint: fingerprint, reduced: false)
+            }
+            return Result(text: removingConstantsAndComments(bytes, scans: scans), fingerprint: nil, reduced: true)
         }
-        return Result(text: removingConstantsAndComments(bytes, scans: (conforming, escaping)), fingerprint: nil, reduced: true)
+    }
+
+    private static func normalized(_ statement: String) -> Result {
+        let prepared = prepare(statement)
+        guard case .parse = prepared else { return finish(prepared, parsed: nil) }
+        let parsed = ParserThread.run({ PGQueryParser.normalize(statement).map { ($0, PGQueryParser.fingerprint(statement)) } }) ?? nil
+        return finish(prepared, parsed: parsed)
     }
 
     /// Whether libpg_query may be given the statement: no NUL, at most `parserInputLimit` bytes.

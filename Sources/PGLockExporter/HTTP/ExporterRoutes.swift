@@ -198,13 +198,27 @@ public struct ExporterRoutes: Sendable {
             return PageDocument.error(503, "cannot read PostgreSQL: \(read.failure ?? "unknown error")")
         }
         let graph = BlockingGraph(sessions: snapshot.sessions)
-        // Statements as the policy shows them, rendered only for the sessions the page draws.
+        // Statements as the policy shows them, rendered only for the sessions the page draws, and
+        // each distinct text once: sessions of one application run the same few statements, and
+        // normalizing (a parse by libpg_query) is most of a page's drawing.
+        var drawn: [Int] = []
+        var distinct: [String: Int] = [:]
+        var texts: [String] = []
         for index in snapshot.sessions.indices {
             let s = snapshot.sessions[index]
             guard let raw = s.query else { continue }
-            let drawn = s.isBlocked || graph.isBlocking(s.pid) || s.isIdleInTransaction
-            snapshot.sessions[index].query = drawn ? QueryText.render(raw, policy: treeQueryText)?.text : nil
+            guard s.isBlocked || graph.isBlocking(s.pid) || s.isIdleInTransaction else {
+                snapshot.sessions[index].query = nil
+                continue
+            }
+            drawn.append(index)
+            if distinct[raw] == nil {
+                distinct[raw] = texts.count
+                texts.append(raw)
+            }
         }
+        let rendered = QueryText.render(all: texts, policy: treeQueryText)
+        for index in drawn { snapshot.sessions[index].query = rendered[distinct[snapshot.sessions[index].query!]!]?.text }
         let report = BlockingReport(snapshot: snapshot, graph: graph)
         let page = TreePage(
             report: report, target: name, server: ConnectionString.redacted(collector.settings.dsn), readAt: read.readAt,
