@@ -187,6 +187,7 @@ MAY_BE_EMPTY_REASONS = {
     "no-alerts": "no blocking alert is firing (or no rules are loaded)",
     "before-pg14": "the server is older than PostgreSQL 14 (pg_stat_database has no session statistics)",
     "no-ended-episode": "no blocking episode ended in the interval (a quantile of no observations is NaN)",
+    "no-external-url": "the exporter runs without --web.external-url (no page to link)",
 }
 MAY_BE_EMPTY = {
     ("pg-lock-overview", "Connections used", "A"): ["no-sessions"],
@@ -196,6 +197,7 @@ MAY_BE_EMPTY = {
     ("pg-lock-overview", "Blocked sessions and root blockers", "B"): ["blocking"],
     ("pg-lock-overview", "Current root blockers", "A"): ["blocking"],
     ("pg-lock-overview", "Current root blockers", "B"): ["blocking"],
+    ("pg-lock-overview", "Current root blockers", "C"): ["no-external-url"],
     ("pg-lock-overview", "Guard settings by database and role", "A"): ["no-sessions"],
     ("pg-lock-overview", "Sessions by state", "A"): ["no-sessions"],
     ("pg-lock-overview", "Sessions by application", "A"): ["no-sessions"],
@@ -581,6 +583,20 @@ def check_dashboard(path, problems, uids, rate_interval, range_, contract):
             records.append({"kind": "panel", "panel": title, "panel_id": pid, "refId": ref, "raw": t["expr"],
                             "instant": bool(t.get("instant")) and not t.get("range", False),
                             "where": f"{where} query {ref}"})
+    # The root-blocker table links each pid to its target's page (issue 22): the link reads the
+    # tree_url that pg_lock_exporter_web_info carries (--web.external-url), merged into the rows.
+    for p in all_panels(dash.get("panels")):
+        if p.get("title") != "Current root blockers":
+            continue
+        where = f"{rel}: panel 'Current root blockers'"
+        if not any("pg_lock_exporter_web_info" in (t.get("expr") or "") and "tree_url" in (t.get("expr") or "")
+                   for t in p.get("targets") or []):
+            problems.add(where, "no query of pg_lock_exporter_web_info by tree_url: the pid links have no URL")
+        links = [link for o in (p.get("fieldConfig") or {}).get("overrides") or []
+                 if (o.get("matcher") or {}).get("options") == "pid"
+                 for prop in o.get("properties") or [] if prop.get("id") == "links" for link in prop.get("value") or []]
+        if not any(link.get("url") == "${__data.fields.tree_url}" for link in links):
+            problems.add(where, "the pid column has no data link to ${__data.fields.tree_url}")
     for a in (dash.get("annotations") or {}).get("list") or []:
         if a.get("builtIn") == 1 or not a.get("expr"):
             continue
