@@ -126,6 +126,23 @@ public struct BlockingReport: Sendable, Encodable {
         cycles = graph.cycles.filter { cycle in cycle.contains { byPID[$0].map(inScope) ?? false } }
     }
 
+    /// How `check` and `/tree` name a session: `db=app user=u app=worker client=10.0.0.5`; behind
+    /// a configured pooler, the application's client
+    /// (`client=10.1.4.7:51234 via pgbouncer 10.0.0.5:6432, client connected 15:02:11`). Raw text:
+    /// each caller makes it safe for where it goes (a terminal, a page).
+    public static func identity(datname: String?, usename: String?, application: String?, client: String?, pooler: PoolerClient?) -> String {
+        var parts: [String] = []
+        if let datname { parts.append("db=\(datname)") }
+        if let usename { parts.append("user=\(usename)") }
+        if let application, !application.isEmpty { parts.append("app=\(application)") }
+        if let pooler {
+            parts.append(pooler.phrase)
+        } else if let client, !client.isEmpty {
+            parts.append("client=\(client)")
+        }
+        return parts.joined(separator: " ")
+    }
+
     /// Client sessions idle in transaction that block nobody (yet), oldest first.
     public var idleInTransactionNotBlocking: [SessionEntry] {
         sessions.filter { Session.isIdleInTransaction($0.state) && !$0.blocking }

@@ -96,19 +96,8 @@ public struct BlockingReportText {
         }
     }
 
-    /// `db=app user=u app=worker client=10.0.0.5`; behind a configured pooler, the client is the
-    /// application's (`client=10.1.4.7:51234 via pgbouncer 10.0.0.5:6432, client connected 15:02:11`).
     private func identity(datname: String?, usename: String?, application: String?, client: String?, pooler: PoolerClient?) -> String {
-        var parts: [String] = []
-        if let datname { parts.append("db=\(datname)") }
-        if let usename { parts.append("user=\(usename)") }
-        if let application, !application.isEmpty { parts.append("app=\(application)") }
-        if let pooler {
-            parts.append(pooler.phrase)
-        } else if let client, !client.isEmpty {
-            parts.append("client=\(client)")
-        }
-        return safe(parts.joined(separator: " "))
+        safe(BlockingReport.identity(datname: datname, usename: usename, application: application, client: client, pooler: pooler))
     }
 
     private func safe(_ text: String) -> String { TerminalText.safe(text) }

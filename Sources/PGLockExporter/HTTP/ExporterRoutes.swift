@@ -267,11 +267,11 @@ public struct ExporterRoutes: Sendable {
 
     private var targetsHTML: String {
         if let collector {
-            return "<p>Target: <code>\(Self.html(ConnectionString.redacted(collector.settings.dsn)))</code></p>"
+            return "<p>Target: <code>\(HTMLText.escape(ConnectionString.redacted(collector.settings.dsn)))</code></p>"
         } else {
             return "<p>Targets:</p><ul>"
                 + targets.keys.sorted().map { name in
-                    "<li><a href=\"\(Self.probePath)?target=\(Self.html(name))\">\(Self.html(name))</a>: <code>\(Self.html(ConnectionString.redacted(targets[name]!.settings.dsn)))</code></li>"
+                    "<li><a href=\"\(Self.probePath)?target=\(HTMLText.escape(name))\">\(HTMLText.escape(name))</a>: <code>\(HTMLText.escape(ConnectionString.redacted(targets[name]!.settings.dsn)))</code></li>"
                 }.joined() + "</ul>"
         }
     }
@@ -284,23 +284,9 @@ public struct ExporterRoutes: Sendable {
         <h1>pg_lock_exporter \(BuildInfo.version)</h1>
         <p>Prometheus exporter for PostgreSQL sessions, locks and blocking chains.</p>
         \(targetsHTML)
-        <ul><li><a href="tree">Blocking trees now</a></li>\(episodes.store == nil ? "" : "<li><a href=\"episodes\">Blocking episodes</a> (<a href=\"\(EpisodeAPI.path.dropFirst())\">JSON</a>)</li>")<li><a href="\(Self.html(telemetryPath))">Metrics</a></li></ul>
+        <ul><li><a href="tree">Blocking trees now</a></li>\(episodes.store == nil ? "" : "<li><a href=\"episodes\">Blocking episodes</a> (<a href=\"\(EpisodeAPI.path.dropFirst())\">JSON</a>)</li>")<li><a href="\(HTMLText.escape(telemetryPath))">Metrics</a></li></ul>
         </body></html>
 
         """
-    }
-
-    static func html(_ text: String) -> String {
-        var out = ""
-        for ch in text {
-            switch ch {
-            case "<": out += "&lt;"
-            case ">": out += "&gt;"
-            case "&": out += "&amp;"
-            case "\"": out += "&quot;"
-            default: out.append(ch)
-            }
-        }
-        return out
     }
 }

@@ -112,17 +112,8 @@ public struct TreePage {
         out += "</li>"
     }
 
-    /// `db=app user=u app=worker client=10.0.0.5`, or the client behind PgBouncer.
+    /// `BlockingReport.identity`, escaped for the page.
     static func who(datname: String?, usename: String?, application: String?, client: String?, pooler: PoolerClient?) -> String {
-        var parts: [String] = []
-        if let datname { parts.append("db=\(datname)") }
-        if let usename { parts.append("user=\(usename)") }
-        if let application, !application.isEmpty { parts.append("app=\(application)") }
-        if let pooler {
-            parts.append(pooler.phrase)
-        } else if let client, !client.isEmpty {
-            parts.append("client=\(client)")
-        }
-        return HTMLText.escape(parts.joined(separator: " "))
+        HTMLText.escape(BlockingReport.identity(datname: datname, usename: usename, application: application, client: client, pooler: pooler))
     }
 }
