@@ -214,6 +214,40 @@ def test_guard_keeps_readers_answering_and_retries_until_the_worker_commits(expo
     assert alembic_current(pg_server, database) == "0001 (head)"
 
 
+def django_env(pg, datname):
+    return clean_env({"DJANGO_DB_NAME": datname, "DJANGO_DB_HOST": "127.0.0.1", "DJANGO_DB_PORT": str(pg.port)})
+
+
+DJANGO = [sys.executable, str(REPO / "tests" / "django_project" / "manage.py")]
+
+
+def test_django_migrate_under_the_guard_with_the_alembic_tests_bounds(exporter_bin, pg_server, database, workloads):
+    """The README's Django line, proven: a real Django project (PyPI's Django on psycopg2) under
+    the guard against the forgotten transaction, held to the same bounds as the Alembic test."""
+    w = Workload(pg_server, database)
+    workloads.append(w)
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT, "--statement-timeout", "15m"],
+                               [*DJANGO, "migrate", "--noinput"], django_env(pg_server, database))
+    done_at = time.monotonic() - w.started
+    time.sleep(0.3)
+    w.stop()
+    assert rc == 0, stderr
+    worst = w.worst()
+    LATENCIES["with the guard (migrate --lock-timeout 500ms -- python manage.py migrate --noinput)"] = worst
+    assert worst < READER_BOUND, f"a reader waited {worst:.2f}s under the guard:\n{stderr}"
+    assert re.search(rf"^migrate: pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker "
+                     r"client=127\.0\.0\.1$", stderr, re.M), stderr
+    assert "canceling statement due to lock timeout" in stderr  # Django's own error, passed through
+    assert w.committed_at is not None and done_at > w.committed_at, (w.committed_at, done_at)
+    n = attempts(stderr)
+    assert len(n) >= 2 and n == list(range(1, len(n) + 1)), stderr
+    assert re.search(rf"^migrate: done: succeeded; exit status 0; {len(n)} attempts in ", stderr, re.M), stderr
+    assert column_exists(pg_server, database)
+    shown = subprocess.run([*DJANGO, "showmigrations", "features"], capture_output=True, text=True, timeout=60,
+                           env=django_env(pg_server, database))
+    assert shown.returncode == 0 and "[X] 0001_signature" in shown.stdout, shown.stdout + shown.stderr
+
+
 # --------------------------------------------------------------------- 3. ending the forgotten transaction
 
 def test_terminate_idle_after_ends_exactly_the_worker(exporter_bin, pg_server, database, workloads, tmp_path):
