@@ -33,7 +33,9 @@ Usage:
   scripts/check_dashboards.py --list-exprs [--rate-interval 1m] [--range 1h] [DASHBOARD.json ...]
 
 Needs the built binary (.build/debug/pg_lock_exporter or --exporter), PostgreSQL's server and
-psql for the sandbox, tests/livestack.py's harness (PyYAML), and promtool for the parse check.
+psql for the sandbox, tests/livestack.py's harness (PyYAML), promtool for the parse check, and
+PyPI's promql-parser, which reads each expression's selectors and ranges (no PromQL is parsed
+here by hand).
 """
 
 import argparse
@@ -165,16 +167,6 @@ KNOWN_UNITS = {
     "cps", "cpm", "ops", "opm", "reqps", "rps", "wps", "iops", "bytes", "decbytes", "Bps",
 }
 BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval", "__range_s", "__interval_ms", "__range_ms"}
-RANGE_FUNCTIONS = {"rate", "irate", "increase", "delta", "idelta", "deriv", "changes", "resets", "predict_linear",
-                   "holt_winters", "avg_over_time", "min_over_time", "max_over_time", "sum_over_time",
-                   "count_over_time", "quantile_over_time", "stddev_over_time", "stdvar_over_time",
-                   "last_over_time", "present_over_time", "absent_over_time"}
-AGGREGATORS = {"sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
-               "quantile"}
-KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right",
-            "start", "end", "inf", "nan"}
-LABEL_LIST_KEYWORDS = {"by", "without", "on", "ignoring", "group_left", "group_right"}
-
 # Expressions that may legitimately return nothing, keyed by (dashboard uid, panel
 # title, refId); "variable:<name>" and "annotation:<name>" stand for those queries.
 MAY_BE_EMPTY_REASONS = {
@@ -236,116 +228,78 @@ class Problems:
         self.lines.append(f"{where}: {message}")
 
 
-# --------------------------------------------------------------------- PromQL lexer
+# --------------------------------------------------------------------- PromQL, by a real parser
 
-TOKEN_RE = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<comment>\#[^\n]*)
-  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`[^`]*`)
-  | (?P<range>\[[^\]]*\])
-  | (?P<var>\$\{\w+(?::[^}]*)?\}|\$\w+)
-  | (?P<number>0x[0-9a-fA-F]+|(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?:ms|s|m|h|d|w|y)?(?:\d+(?:ms|s|m|h|d|w|y))*)
-  | (?P<ident>[A-Za-z_:][A-Za-z0-9_:]*)
-  | (?P<op>=~|!~|!=|==|>=|<=|[-+*/%^<>=,{}()@])
-""", re.X)
+# Grafana's range variables are not PromQL: each becomes a duration no dashboard writes, which the
+# parser accepts and the walk below turns back into the variable.
+RANGE_VARIABLES = {"$__rate_interval": 1001, "${__rate_interval}": 1001, "$__range": 1002, "${__range}": 1002,
+                   "$__interval": 1003, "${__interval}": 1003}
+SENTINELS = {1001: "$__rate_interval", 1002: "$__range", 1003: "$__interval"}
+MATCH_OPS = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
 
 
-def tokenize(expr):
-    tokens, pos = [], 0
-    while pos < len(expr):
-        m = TOKEN_RE.match(expr, pos)
-        if not m:
-            raise ValueError(f"cannot tokenize at {expr[pos:pos + 20]!r}")
-        kind = m.lastgroup
-        if kind not in ("ws", "comment"):
-            tokens.append((kind, m.group()))
-        pos = m.end()
-    return tokens
+def parse_promql(expr):
+    """The expression's syntax tree, by promql-parser (PyPI: the Rust promql-parser crate, which
+    follows Prometheus's grammar); ValueError when it is not PromQL."""
+    import promql_parser
+    text = expr
+    for variable, milliseconds in RANGE_VARIABLES.items():
+        text = text.replace(f"[{variable}", f"[{milliseconds}ms").replace(f":{variable}]", f":{milliseconds}ms]")
+    try:
+        return promql_parser.parse(text)
+    except Exception as e:  # noqa: BLE001 - the parser raises its own error types
+        raise ValueError(str(e).splitlines()[0] if str(e) else type(e).__name__) from None
 
 
-def unquote(s):
-    if s[0] == "`":
-        return s[1:-1]
-    return re.sub(r"\\(.)", r"\1", s[1:-1])
+def range_text(delta):
+    """A range as the dashboard wrote it: the variable it stood for, else a plain duration."""
+    milliseconds = round(delta.total_seconds() * 1000)
+    if milliseconds in SENTINELS:
+        return SENTINELS[milliseconds]
+    return f"{milliseconds // 60000}m" if milliseconds % 60000 == 0 else f"{milliseconds / 1000:g}s"
+
+
+def _walk(node, enclosing, selectors_out, ranges_out):
+    kind = type(node).__name__
+
+    def matchers(vector):
+        return {m.name: (MATCH_OPS[str(m.op).split(".")[-1]], m.value) for m in vector.matchers.matchers}
+
+    if kind == "VectorSelector":
+        selectors_out.append((node.name or "", matchers(node), None, enclosing))
+    elif kind == "MatrixSelector":
+        vector, rng = node.vector_selector, range_text(node.range)
+        selectors_out.append((vector.name or "", matchers(vector), rng, enclosing))
+        ranges_out.append((enclosing, rng))
+    elif kind == "SubqueryExpr":
+        _walk(node.expr, enclosing, selectors_out, ranges_out)
+        ranges_out.append((enclosing, range_text(node.range)))
+    elif kind == "Call":
+        for arg in node.args:
+            _walk(arg, node.func.name, selectors_out, ranges_out)
+    elif kind == "AggregateExpr":
+        _walk(node.expr, enclosing, selectors_out, ranges_out)
+        if node.param is not None:
+            _walk(node.param, enclosing, selectors_out, ranges_out)
+    elif kind == "BinaryExpr":
+        _walk(node.lhs, enclosing, selectors_out, ranges_out)
+        _walk(node.rhs, enclosing, selectors_out, ranges_out)
+    elif kind in ("ParenExpr", "UnaryExpr"):
+        _walk(node.expr, enclosing, selectors_out, ranges_out)
 
 
 def selectors(expr):
-    """Yield (metric, {label: (op, value)}, range_or_None, enclosing_range_function) for each
-    vector selector, plus ('', ...) entries for nameless selectors."""
-    tokens = tokenize(expr)
+    """(metric, {label: (op, value)}, range or None, enclosing function) for each selector;
+    metric '' for a selector without a name."""
     out = []
-    func_stack = []  # stack of function names (or None) for each open parenthesis
-    i = 0
-    while i < len(tokens):
-        kind, text = tokens[i]
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
-        if kind == "ident" and text in LABEL_LIST_KEYWORDS and nxt[1] == "(":
-            depth, i = 0, i + 1
-            while i < len(tokens):
-                if tokens[i][1] == "(":
-                    depth += 1
-                elif tokens[i][1] == ")":
-                    depth -= 1
-                    if depth == 0:
-                        break
-                i += 1
-            i += 1
-            continue
-        if kind == "ident" and nxt[1] == "(":
-            func_stack.append(text)
-            i += 2
-            continue
-        if kind == "op" and text == "(":
-            func_stack.append(None)
-            i += 1
-            continue
-        if kind == "op" and text == ")":
-            if func_stack:
-                func_stack.pop()
-            i += 1
-            continue
-        if (kind == "ident" and text not in AGGREGATORS and text not in KEYWORDS) or (kind == "op" and text == "{"):
-            metric = text if kind == "ident" else ""
-            matchers = {}
-            j = i + 1 if kind == "ident" else i
-            if j < len(tokens) and tokens[j][1] == "{":
-                j += 1
-                while j < len(tokens) and tokens[j][1] != "}":
-                    if tokens[j][0] == "ident" and j + 2 < len(tokens) and tokens[j + 2][0] == "string":
-                        matchers[tokens[j][1]] = (tokens[j + 1][1], unquote(tokens[j + 2][1]))
-                        j += 3
-                    else:
-                        j += 1
-                j += 1
-            rng = None
-            if j < len(tokens) and tokens[j][0] == "range":
-                rng = tokens[j][1][1:-1].strip()
-                j += 1
-            enclosing = next((f for f in reversed(func_stack) if f is not None), None)
-            if metric or matchers:
-                out.append((metric, matchers, rng, enclosing))
-            i = j
-            continue
-        i += 1
+    _walk(parse_promql(expr), None, out, [])
     return out
 
 
 def range_functions(expr):
-    """Yield (function, range) for every range selector, with the innermost named function around it."""
-    tokens = tokenize(expr)
-    stack, out = [], []
-    for idx, (kind, text) in enumerate(tokens):
-        if kind == "ident" and idx + 1 < len(tokens) and tokens[idx + 1][1] == "(" and text not in LABEL_LIST_KEYWORDS:
-            stack.append(text)
-        elif kind == "op" and text == "(":
-            if not (idx > 0 and tokens[idx - 1][0] == "ident" and tokens[idx - 1][1] not in LABEL_LIST_KEYWORDS):
-                stack.append(None)
-        elif kind == "op" and text == ")":
-            if stack:
-                stack.pop()
-        elif kind == "range":
-            fn = next((f for f in reversed(stack) if f is not None), None)
-            out.append((fn, text[1:-1].strip()))
+    """(function, range) for every range selector and subquery, with the function around it."""
+    out = []
+    _walk(parse_promql(expr), None, [], out)
     return out
 
 
