@@ -3,7 +3,7 @@
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
 #   make chart-sync   copy alerts/ and dashboards/ into the Helm chart (after changing them)
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each
-.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers test-fuzz fuzz bench demo clean
+.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers test-fuzz fuzz bench demo clean package
 PG_VERSIONS ?= 16 17 18
 
 deps:
@@ -31,6 +31,11 @@ test: deps
 	$(MAKE) test-versions
 	$(MAKE) test-sanitizers
 	$(MAKE) test-fuzz
+
+# The Debian package and the release tarball (scripts/package): .build/package/. tests/test_package.py
+# (in test-e2e) builds them, runs lintian and systemd-analyze, installs, upgrades and purges.
+package: deps
+	scripts/package
 
 test-swift: deps
 	swift test
