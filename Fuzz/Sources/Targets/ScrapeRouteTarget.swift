@@ -7,8 +7,8 @@ import PGLockExporter
 ///
 /// Invariants: only GET and HEAD reach a target; a scrape's budget lies between
 /// `ScrapeBudget.floor` and `--web.scrape-timeout` (10 s here) whatever the header says; every
-/// route that needs no target has an answer; `/probe` names only configured targets; the
-/// episode API answers without a store (404).
+/// route that needs no target has an answer; `/probe` and `/tree` name only configured targets;
+/// the episode API and the episode pages answer without a store (404).
 enum ScrapeRouteTarget {
     static let ceiling = TimeSpan.seconds(10)
 
@@ -51,6 +51,17 @@ enum ScrapeRouteTarget {
                 FuzzCheck.require(request.method == "GET" || request.method == "HEAD", "\(request.method.debugDescription) reached the API")
                 let response = routes.episodes.respond(to: api, now: .now())
                 FuzzCheck.require(response.status == 404, "status \(response.status) with no store")
+            case .episodesPage(let api):
+                // The episode pages read the same store: none here, so 404 whatever the request.
+                FuzzCheck.require(request.method == "GET" || request.method == "HEAD", "\(request.method.debugDescription) reached the pages")
+                let response = routes.episodesPage(api)
+                FuzzCheck.require(response.status == 404, "status \(response.status) with no store")
+            case .tree(let name, _, let budget):
+                // /tree reads a target, like a scrape, within the same ceiling; only a configured one.
+                FuzzCheck.require(request.method == "GET" || request.method == "HEAD", "\(request.method.debugDescription) reached a tree")
+                FuzzCheck.require(budget >= ScrapeBudget.floor && budget <= ceiling, "tree budget \(budget)")
+                FuzzCheck.require(name == nil || name == "orders", "tree of \(name.debugDescription)")
+                FuzzCheck.require(routes.immediateResponse(route) == nil, "a tree answered without its target")
             default:
                 guard let response = routes.immediateResponse(route) else {
                     return FuzzCheck.require(false, "no answer for \(route)")

@@ -235,7 +235,7 @@ public struct ExporterRoutes: Sendable {
     }
 
     /// `/episodes` and `/episodes/{id}`.
-    func episodesPage(_ request: EpisodeAPI.Request) -> HTTPResponse {
+    public func episodesPage(_ request: EpisodeAPI.Request) -> HTTPResponse {
         let depth: Int
         if case .one = request { depth = 1 } else { depth = 0 }
         guard let store = episodes.store else {
