@@ -189,27 +189,39 @@ def test_baseline_without_guard_stalls_readers(pg_server, database, workloads):
 
 # --------------------------------------------------------------------- 2. the guard, lock_timeout reaching the driver
 
-def test_guard_keeps_readers_answering_and_retries_until_the_worker_commits(exporter_bin, pg_server, database,
-                                                                            workloads):
+def guarded_migration_keeps_readers_answering(exporter_bin, pg_server, database, workloads, args, command, env, scenario,
+                                              tool):
+    """Runs `command` under the guard against the incident (the worker commits at ~4s) and checks
+    the bounds every driver that honours PGOPTIONS is held to: readers never wait past
+    READER_BOUND, the worker is named in the tree, the tool's own lock-timeout error passes
+    through, and the attempts, at least two, end after the worker committed. Returns stderr and
+    the workload."""
     w = Workload(pg_server, database)
     workloads.append(w)
-    rc, stdout, stderr, seconds = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT],
-                                          [*ALEMBIC, "upgrade", "head"], alembic_env(pg_server, database))
+    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, args, command, env)
     done_at = time.monotonic() - w.started
     time.sleep(0.3)
     w.stop()
     assert rc == 0, stderr
     worst = w.worst()
-    LATENCIES["with the guard (migrate --lock-timeout 500ms -- alembic upgrade head)"] = worst
+    LATENCIES[scenario] = worst
     assert worst < READER_BOUND, f"a reader waited {worst:.2f}s under the guard:\n{stderr}"
     # The worker, named with pid, state and application in the tree the migration waited in.
     assert re.search(rf"^migrate: pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker "
                      r"client=127\.0\.0\.1$", stderr, re.M), stderr
-    assert "canceling statement due to lock timeout" in stderr  # alembic's own error, passed through
+    assert "canceling statement due to lock timeout" in stderr, f"{tool}'s own error, passed through:\n{stderr}"
     assert w.committed_at is not None and done_at > w.committed_at, (w.committed_at, done_at)
     n = attempts(stderr)
     assert len(n) >= 2 and n == list(range(1, len(n) + 1)), stderr
     assert re.search(rf"^migrate: done: succeeded; exit status 0; {len(n)} attempts in ", stderr, re.M), stderr
+    return stderr, w
+
+
+def test_guard_keeps_readers_answering_and_retries_until_the_worker_commits(exporter_bin, pg_server, database,
+                                                                            workloads):
+    stderr, w = guarded_migration_keeps_readers_answering(
+        exporter_bin, pg_server, database, workloads, ["--lock-timeout", LOCK_TIMEOUT], [*ALEMBIC, "upgrade", "head"],
+        alembic_env(pg_server, database), "with the guard (migrate --lock-timeout 500ms -- alembic upgrade head)", "alembic")
     assert re.search(rf"blockers seen: pid {w.worker_pid} \(idle in transaction", stderr), stderr
     assert alembic_current(pg_server, database) == "0001 (head)"
 
@@ -224,24 +236,10 @@ DJANGO = [sys.executable, str(REPO / "tests" / "django_project" / "manage.py")]
 def test_django_migrate_under_the_guard_with_the_alembic_tests_bounds(exporter_bin, pg_server, database, workloads):
     """The README's Django line, proven: a real Django project (PyPI's Django on psycopg2) under
     the guard against the forgotten transaction, held to the same bounds as the Alembic test."""
-    w = Workload(pg_server, database)
-    workloads.append(w)
-    rc, _, stderr, _ = migrate(exporter_bin, pg_server, database, ["--lock-timeout", LOCK_TIMEOUT, "--statement-timeout", "15m"],
-                               [*DJANGO, "migrate", "--noinput"], django_env(pg_server, database))
-    done_at = time.monotonic() - w.started
-    time.sleep(0.3)
-    w.stop()
-    assert rc == 0, stderr
-    worst = w.worst()
-    LATENCIES["with the guard (migrate --lock-timeout 500ms -- python manage.py migrate --noinput)"] = worst
-    assert worst < READER_BOUND, f"a reader waited {worst:.2f}s under the guard:\n{stderr}"
-    assert re.search(rf"^migrate: pid {w.worker_pid}  idle in transaction \S+  db={database} user=postgres app=worker "
-                     r"client=127\.0\.0\.1$", stderr, re.M), stderr
-    assert "canceling statement due to lock timeout" in stderr  # Django's own error, passed through
-    assert w.committed_at is not None and done_at > w.committed_at, (w.committed_at, done_at)
-    n = attempts(stderr)
-    assert len(n) >= 2 and n == list(range(1, len(n) + 1)), stderr
-    assert re.search(rf"^migrate: done: succeeded; exit status 0; {len(n)} attempts in ", stderr, re.M), stderr
+    guarded_migration_keeps_readers_answering(
+        exporter_bin, pg_server, database, workloads, ["--lock-timeout", LOCK_TIMEOUT, "--statement-timeout", "15m"],
+        [*DJANGO, "migrate", "--noinput"], django_env(pg_server, database),
+        "with the guard (migrate --lock-timeout 500ms -- python manage.py migrate --noinput)", "Django")
     assert column_exists(pg_server, database)
     shown = subprocess.run([*DJANGO, "showmigrations", "features"], capture_output=True, text=True, timeout=60,
                            env=django_env(pg_server, database))

@@ -126,16 +126,12 @@ struct Serve: ParsableCommand {
             throw ValidationError("--episodes.retention: must be more than 0")
         }
         guard episodesRetentionCount >= 1 else { throw ValidationError("--episodes.retention.count: must be 1 or more") }
-        guard QueryText.Policy(rawValue: episodesQueryText) != nil else {
-            throw ValidationError("--episodes.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(episodesQueryText, limit: 64))\"")
-        }
+        _ = try queryTextPolicy(episodesQueryText, "--episodes.query-text")
         _ = try parseDuration(episodesLogAfter, "--episodes.log-after")
         if let externalURL {
             do { _ = try PageLinks.parse(externalURL) } catch { throw ValidationError("--web.external-url: \(error.description)") }
         }
-        guard QueryText.Policy(rawValue: treeQueryText) != nil else {
-            throw ValidationError("--web.tree.query-text: must be normalized, full or none, not \"\(TerminalText.excerpt(treeQueryText, limit: 64))\"")
-        }
+        _ = try queryTextPolicy(treeQueryText, "--web.tree.query-text")
         guard try parseDuration(scrapeTimeout, "--web.scrape-timeout") >= 1 else {
             throw ValidationError("--web.scrape-timeout: must be at least 1s")
         }
@@ -162,7 +158,7 @@ struct Serve: ParsableCommand {
         let base = try connection.settings()
         let scrapeCeiling = try parseTimeSpan(scrapeTimeout, "--web.scrape-timeout")
         let writer = try sampling.map { _ in try openEpisodeStore(logger: logger) }
-        let queryText = QueryText.Policy(rawValue: episodesQueryText)!
+        let queryText = try queryTextPolicy(episodesQueryText, "--episodes.query-text")
         let logAfter = try parseTimeSpan(episodesLogAfter, "--episodes.log-after")
         func episodes(_ target: String) -> EpisodeSettings? {
             writer.map { EpisodeSettings(target: target, queryText: queryText, logAfter: logAfter, writer: $0) }
@@ -201,7 +197,7 @@ struct Serve: ParsableCommand {
             collectors = [collector]
         }
 
-        routes.treeQueryText = QueryText.Policy(rawValue: treeQueryText)!
+        routes.treeQueryText = try queryTextPolicy(treeQueryText, "--web.tree.query-text")
         let routesServed = routes
         let targets = configFile == nil ? ConnectionString.redacted(base.dsn) : routes.targets.keys.sorted().joined(separator: ",")
         let server = try web.startServer(
@@ -229,6 +225,14 @@ struct Serve: ParsableCommand {
             writer?.store.close()
             collectors.forEach { $0.close() }
         }
+    }
+
+    /// A statement policy flag (`--episodes.query-text`, `--web.tree.query-text`), or one line naming it.
+    private func queryTextPolicy(_ text: String, _ flag: String) throws -> QueryText.Policy {
+        guard let policy = QueryText.Policy(rawValue: text) else {
+            throw ValidationError("\(flag): must be normalized, full or none, not \"\(TerminalText.excerpt(text, limit: 64))\"")
+        }
+        return policy
     }
 
     /// `--sample.interval`: nil when sampling is off (`0`, `0s`).
