@@ -3,7 +3,7 @@
 #   make test    everything CI runs: unit + integration tests (real PostgreSQL), alert and dashboard checks
 #   make chart-sync   copy alerts/ and dashboards/ into the Helm chart (after changing them)
 #   make fuzz    every libFuzzer target for FUZZ_SECONDS (default 300) each
-.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers test-fuzz fuzz bench demo clean package
+.PHONY: deps build release test test-swift test-alerts test-packaging test-chart chart-sync test-e2e test-versions test-sanitizers test-fuzz fuzz bench demo clean package mixin
 PG_VERSIONS ?= 16 17 18
 
 deps:
@@ -60,6 +60,15 @@ test-packaging:
 # binary starting with the targets file and web config the chart renders.
 test-chart: $(BINARY)
 	python3 scripts/check_chart.py
+
+# alerts/ and dashboards/ are the monitoring mixin's output with its defaults (mixin/); after
+# changing mixin/, this renders them again and copies them into the chart. check_alerts.sh fails
+# while they differ from what the mixin renders.
+mixin:
+	scripts/render-mixin .build/mixin
+	cp .build/mixin/*.rules.yml alerts/
+	cp .build/mixin/*.json dashboards/
+	$(MAKE) chart-sync
 
 # Helm reads files only from inside the chart: it keeps copies of the rules and dashboards,
 # which test-chart fails on when they differ from alerts/ and dashboards/.

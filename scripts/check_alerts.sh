@@ -6,7 +6,7 @@
 # 0.25+) and python3 with PyYAML (python3-yaml).
 #
 #   scripts/check_alerts.sh                      the repo: rules, tests, runbooks, dashboards
-#   scripts/check_alerts.sh --installed FILE...  rule files as installed (scripts/render-alerts):
+#   scripts/check_alerts.sh --installed FILE...  rule files as installed (scripts/render-mixin):
 #                                                fails while a runbook_url still carries the
 #                                                __RUNBOOK_BASE_URL__ placeholder
 
@@ -34,7 +34,7 @@ for path in sys.argv[1:]:
             url = (r.get("annotations") or {}).get("runbook_url", "")
             if "__RUNBOOK_BASE_URL__" in url:
                 problems.append(f"{path}: {r['alert']}: runbook_url still has the placeholder __RUNBOOK_BASE_URL__; "
-                                "install with scripts/render-alerts --runbook-base-url URL DIR")
+                                "render with scripts/render-mixin --runbook-base-url URL DIR")
             elif not re.match(r"^https?://[^\s#]+#" + re.escape(r["alert"].lower()) + "$", url):
                 problems.append(f"{path}: {r['alert']}: runbook_url {url!r} is not http(s)://...#{r['alert'].lower()}")
 for p in problems:
@@ -58,9 +58,9 @@ run() {
     fi
 }
 
-for tool in promtool amtool python3; do
+for tool in promtool amtool python3 jsonnet; do
     if ! command -v "$tool" >/dev/null 2>&1; then
-        echo "check_alerts: $tool not found (apt-get install prometheus prometheus-alertmanager python3-yaml)" >&2
+        echo "check_alerts: $tool not found (apt-get install prometheus prometheus-alertmanager python3-yaml jsonnet)" >&2
         exit 2
     fi
 done
@@ -76,7 +76,7 @@ except ImportError:
     sys.exit(1)
 
 # In the repo every runbook_url is the placeholder plus the alert's anchor in docs/runbooks.md;
-# scripts/render-alerts replaces the placeholder where the rules are installed.
+# scripts/render-mixin --runbook-base-url replaces it where the rules are installed.
 RUNBOOK = "__RUNBOOK_BASE_URL__#"
 problems = []
 
@@ -174,27 +174,98 @@ route_remediation() {
         alertname=PostgresBlockerIdleInTransaction severity=critical instance=pg-main:9817 datname=shop 2>/dev/null
 }
 
-# The install path of the runbook links: rendered copies pass --installed; the repo's own
-# files (placeholder still in) and a bad base URL are rejected.
-runbook_links() {
+# alerts/ and dashboards/ are the mixin's rendering with its defaults, byte for byte.
+mixin_current() {
+    tmp=$(mktemp -d) || return 1
+    ok=0
+    if ! scripts/render-mixin "$tmp" >/dev/null; then
+        echo "    render-mixin failed"; ok=1
+    else
+        for f in "$tmp"/*.rules.yml "$tmp"/*.json; do
+            case "$f" in *.json) repo_file=dashboards/$(basename "$f") ;; *) repo_file=alerts/$(basename "$f") ;; esac
+            if ! cmp -s "$f" "$repo_file"; then
+                echo "    $repo_file differs from what mixin/ renders: run make mixin"; ok=1
+            fi
+        done
+    fi
+    rm -rf "$tmp"
+    return $ok
+}
+
+# A user's _config reaches what it names: the runbook links (then --installed accepts the rules),
+# the thresholds, the data source, and the extra selector in every series selector of every rule
+# and dashboard query (read by promql-parser). Bad overrides get one line and write nothing.
+mixin_config() {
     tmp=$(mktemp -d) || return 1
     ok=0
     base=https://git.example.com/ops/pg_lock_exporter/blob/main/docs/runbooks.md
-    if ! scripts/render-alerts --runbook-base-url "$base" --dashboards "$tmp/dashboards" "$tmp/rules" >/dev/null; then
-        echo "    render-alerts failed"; ok=1
-    elif ! scripts/check_alerts.sh --installed "$tmp"/rules/*.rules.yml; then
+    cat >"$tmp/overrides.libsonnet" <<'JSONNET'
+{ selector: 'cluster="prod-eu"', lockWaitSeconds+: { warning: 45 }, datasource: 'Prometheus EU', datasourceRegex: '/EU/' }
+JSONNET
+    if ! scripts/render-mixin --config "$tmp/overrides.libsonnet" --runbook-base-url "$base" "$tmp/out" >/dev/null; then
+        echo "    render-mixin with overrides failed"; ok=1
+    elif ! scripts/check_alerts.sh --installed "$tmp"/out/*.rules.yml; then
         echo "    rendered rules rejected by --installed"; ok=1
-    elif grep -q __RUNBOOK_BASE_URL__ "$tmp"/rules/*.rules.yml "$tmp"/dashboards/*.json; then
-        echo "    the placeholder is left in the rendered files"; ok=1
-    elif ! python3 -c 'import json, sys; d = json.load(open(sys.argv[1])); sys.exit(0 if [l["url"] for l in d["links"]] == [sys.argv[2]] else 1)' \
-            "$tmp/dashboards/pg-lock-overview.json" "$base"; then
-        echo "    the rendered dashboard's Runbooks link is not the base URL"; ok=1
+    elif ! python3 - "$tmp/out" "$base" <<'PY'
+import json, subprocess, sys, yaml
+sys.path.insert(0, "scripts")
+from check_dashboards import selectors  # promql-parser's tree, walked
+out, base = sys.argv[1], sys.argv[2]
+rules = [r for g in yaml.safe_load(open(f"{out}/pg_lock_exporter.rules.yml"))["groups"] for r in g["rules"]]
+dash = json.load(open(f"{out}/pg-lock-overview.json"))
+listed = json.loads(subprocess.run([sys.executable, "scripts/check_dashboards.py", "--list-exprs", f"{out}/pg-lock-overview.json"],
+                                   check=True, capture_output=True, text=True).stdout)
+exprs = [r["expr"] for r in rules] + [e["expr"] for e in listed]
+problems = []
+count = 0
+for expr in exprs:
+    found = selectors(expr)
+    if not found:
+        problems.append(f"no series selector read in {expr!r}")
+    for metric, matchers, _, _ in found:
+        count += 1
+        if matchers.get("cluster") != ("=", "prod-eu"):
+            problems.append(f"no cluster=\"prod-eu\" on {metric} in {expr!r}")
+if [r["runbook_url"] for r in (x["annotations"] for x in rules) if not r["runbook_url"].startswith(base + "#")]:
+    problems.append("a runbook_url does not start with the base URL")
+if [l["url"] for l in dash["links"]] != [base]:
+    problems.append("the dashboard's Runbooks link is not the base URL")
+warning = [r for r in rules if r["alert"] == "PostgresLockWaitTooLong" and r["labels"]["severity"] == "warning"]
+if [r["expr"] for r in warning] != ['pg_lock_wait_seconds_max{cluster="prod-eu"} > 45']:
+    problems.append(f"lock wait threshold not applied: {[r['expr'] for r in warning]}")
+ds = dash["templating"]["list"][0]
+if ds.get("current", {}).get("value") != "Prometheus EU" or ds.get("regex") != "/EU/":
+    problems.append(f"data source not applied: {ds}")
+for p in problems:
+    print("    " + p)
+if not problems:
+    print(f"    {len(exprs)} expressions, {count} series selectors, all with the extra selector")
+sys.exit(1 if problems else 0)
+PY
+    then
+        ok=1
     fi
     if scripts/check_alerts.sh --installed alerts/*.rules.yml 2>/dev/null; then
         echo "    --installed accepted rules that still carry the placeholder"; ok=1
     fi
-    if scripts/render-alerts --runbook-base-url "ftp://x/runbooks.md#a" "$tmp/bad" 2>/dev/null || [ -e "$tmp/bad" ]; then
-        echo "    render-alerts accepted a bad base URL"; ok=1
+    # The README's jsonnet-bundler example: the mixin vendored under its package name.
+    mkdir -p "$tmp/vendor" && ln -s "$repo/mixin" "$tmp/vendor/pg-lock-exporter-mixin"
+    rules=$(jsonnet -S -J "$tmp/vendor" -e "local pgLocks = (import 'pg-lock-exporter-mixin/mixin.libsonnet') + {
+        _config+:: { selector: 'cluster=\"prod-eu\"', runbookURLBase: 'https://wiki.example.com/pg/runbooks' } };
+      std.manifestYamlDoc(pgLocks.prometheusAlerts)") || rules=""
+    case "$rules" in
+        *'pg_blocked_sessions{cluster=\"prod-eu\"} > 0'*) ;;
+        *) echo "    the README's jsonnet-bundler import does not render"; ok=1 ;;
+    esac
+    for bad in "--runbook-base-url ftp://x/runbooks.md" "--runbook-base-url https://x/runbooks.md#a"; do
+        # shellcheck disable=SC2086
+        if scripts/render-mixin $bad "$tmp/bad" 2>"$tmp/err" || [ -e "$tmp/bad" ] || [ "$(wc -l <"$tmp/err")" -ne 1 ]; then
+            echo "    render-mixin accepted $bad, or said more than one line"; ok=1
+        fi
+    done
+    echo "{ selector: '{cluster=\"x\"}' }" >"$tmp/bad.libsonnet"
+    if scripts/render-mixin --config "$tmp/bad.libsonnet" "$tmp/bad" 2>/dev/null || [ -e "$tmp/bad" ]; then
+        echo "    render-mixin accepted a selector with braces"; ok=1
     fi
     rm -rf "$tmp"
     return $ok
@@ -203,7 +274,8 @@ runbook_links() {
 run "promtool check rules" promtool check rules --lint-fatal alerts/*.rules.yml
 run "promtool test rules" promtool test rules alerts/tests/*.yml
 run "alert conventions and test coverage" lint_alerts
-run "runbook links: placeholder replaced at install" runbook_links
+run "alerts/ and dashboards/ are the mixin's output" mixin_current
+run "the mixin's _config reaches selectors, thresholds, links, data source" mixin_config
 run "amtool check-config" amtool check-config alerts/alertmanager-inhibit.example.yml
 run "amtool routing of the remediation alert" route_remediation
 run "dashboards" python3 scripts/check_dashboards.py
