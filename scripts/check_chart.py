@@ -207,8 +207,9 @@ def check_promises(docs, values, where):
             if relabel.get("action") != "hashmod" or relabel.get("modulus") != values.get("replicaCount", 1):
                 problem(where, f"Probe {p['metadata']['name']}: sharding needs hashmod with modulus replicaCount")
     # The job label every scrape gets must be one the alerts select (PostgresExporterDown).
-    rules = open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")).read()
-    selectors = set(re.findall(r'job=~"(pg_lock_exporter[^"]*)"', rules))
+    rules = yaml.safe_load(open(os.path.join(REPO, "alerts", "pg_lock_exporter.rules.yml")))
+    exprs = " ".join(r["expr"] for g in rules["groups"] for r in g["rules"])
+    selectors = set(re.findall(r'job=~"(pg_lock_exporter[^"]*)"', exprs))
     for d in docs:
         if d["kind"] == "Probe":
             jobs = [d["spec"].get("jobName")]
