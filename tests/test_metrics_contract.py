@@ -15,7 +15,6 @@ import re
 import secrets
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

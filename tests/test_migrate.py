@@ -687,20 +687,6 @@ def test_neighbours_on_the_childs_ports_from_another_address_are_never_cancelled
                                                                                  tmp_path):
     done = tmp_path / "done"
     dsn = f"host=127.0.0.1 port={pg_server.port} user=postgres dbname={database}"
-    # The pid is claimed by writing ns_last_pid and forking at once: any process started on the
-    # machine in between takes it. The server's autovacuum launcher starts workers all the time
-    # on a cluster with the session's many databases (one such burst took 4 pids in a CI run):
-    # it is off for this test.
-    psql(pg_server.dsn, "ALTER SYSTEM SET autovacuum = off")
-    psql(pg_server.dsn, "SELECT pg_reload_conf()")
-    try:
-        reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn)
-    finally:
-        psql(pg_server.dsn, "ALTER SYSTEM RESET autovacuum")
-        psql(pg_server.dsn, "SELECT pg_reload_conf()")
-
-
-def reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn):
     lock, _ = holder(dsn, "LOCK TABLE features IN ACCESS EXCLUSIVE MODE")
     guard = start_guard(exporter_bin, pg_server, database,
                         ["--lock-timeout", "500ms", "--max-lock-wait", "1s", "--format", "json"],
