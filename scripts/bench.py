@@ -24,6 +24,7 @@ or measured, never because a target was missed.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import gzip
 import http.client
@@ -63,6 +64,8 @@ WARMUP_SCRAPES = 5
 WARMUP_SQL = 3
 # The roles of the measured clients (each its own, so its server backend is found by usename).
 OURS_ROLE, THEIRS_ROLE, SAMPLER_ROLE, GUARD_ROLE = "monitor", "pgexp", "sampler", "guard"
+# The environment of the processes measured: nothing of ours leaks into them.
+CHILD_ENV = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
 STARTED = time.monotonic()
 
 
@@ -477,6 +480,35 @@ class Exporter:
         self.log.close()
 
 
+def start_serve(name: str, binary: str, args: list[str], log_path: str) -> Exporter:
+    """`binary serve ARGS` listening on a free loopback port, once it accepts connections."""
+    port = free_port()
+    exporter = Exporter(name, [binary, "serve", *args, "--web.listen-address", f"127.0.0.1:{port}"], CHILD_ENV, port, log_path)
+    try:
+        exporter.wait_ready()
+    except BaseException:
+        exporter.stop()
+        raise
+    return exporter
+
+
+@contextlib.contextmanager
+def loaded(pg: Sandbox, plan: dict, workdir: str, tag: str):
+    """The client sessions of `plan` open on a freshly restarted server (so that no case inherits
+    the shared memory of the one before it); yields VERIFY_SQL's row and the setup time."""
+    load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
+                         os.path.join(workdir, f"load-{tag}.log"))
+    try:
+        pg.restart()
+        started = time.monotonic()
+        log(f"{tag}: opening {plan['size']} client sessions")
+        workload.open_load(load, plan)
+        yield pg.psql(VERIFY_SQL)[0], time.monotonic() - started
+    finally:
+        log(f"{tag}: closing the load")
+        load.close()
+
+
 def metric_value(body: bytes, name_and_labels: str) -> float | None:
     match = re.search(rb"^" + re.escape(name_and_labels.encode()) + rb" (\S+)$", body, re.M)
     return float(match.group(1)) if match else None
@@ -581,25 +613,15 @@ def machine_busy_seconds() -> float:
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
 
 
-def sampler_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: str) -> float:
-    """Server CPU per second (ms/s) of the background sampler (`sampling_cost`)."""
-    return sampling_cost(pg, workdir, binary, window, tag)[0]
-
-
 def sampling_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: str) -> tuple[float, float]:
     """Server CPU and the exporter's own CPU per second (ms/s) of the background sampler: an
     exporter with `--sample.interval 1s`, scraped once and then left alone for `window` seconds
     while its backend's CPU and its own are read. While something is blocked each sample also
     reads the episode's detail (sessions with their statements, locks, lock details)."""
-    port = free_port()
-    exporter = Exporter(
-        "pg_lock_exporter (sampler)",
-        [binary, "serve", "--dsn", pg.conninfo("app", SAMPLER_ROLE), "--web.listen-address", f"127.0.0.1:{port}",
-         "--sample.interval", "1s"],
-        dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/")), port,
-        os.path.join(workdir, f"sampler-{tag}.log"))
+    exporter = start_serve("pg_lock_exporter (sampler)", binary,
+                           ["--dsn", pg.conninfo("app", SAMPLER_ROLE), "--sample.interval", "1s"],
+                           os.path.join(workdir, f"sampler-{tag}.log"))
     try:
-        exporter.wait_ready()
         exporter.scrape()
         wait_for_backend(pg, SAMPLER_ROLE)
         time.sleep(1.5)  # the first samples
@@ -618,11 +640,10 @@ def watchdog_cost(pg: Sandbox, workdir: str, binary: str, window: float, tag: st
     """Server CPU per second (ms/s) of `migrate`'s guard polling at its default --poll-interval
     200ms, around a migration command that only sleeps (`migrate -- sleep N`): the guard's
     backend CPU over `window` seconds."""
-    env = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
     with open(os.path.join(workdir, f"migrate-{tag}.log"), "ab") as out:
         proc = subprocess.Popen(
             [binary, "migrate", "--dsn", pg.conninfo("app", GUARD_ROLE), "--poll-interval", "200ms", "--",
-             "sleep", f"{window + 4:.0f}"], env=env, stdout=out, stderr=out, start_new_session=True)
+             "sleep", f"{window + 4:.0f}"], env=CHILD_ENV, stdout=out, stderr=out, start_new_session=True)
         try:
             wait_for_backend(pg, GUARD_ROLE)
             time.sleep(1)
@@ -651,84 +672,58 @@ def run_case(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
     shape, size = plan["shape"], plan["size"]
     tag = f"{shape}-{size}"
     row: dict = dict(plan=plan)
-    load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
-                         os.path.join(workdir, f"load-{tag}.log"))
+    log(f"{tag}: {SHAPE_LABELS[shape]}: {plan['idle']} idle, {plan['idle_tx'] + plan['chains']} idle in transaction "
+        f"incl. {plan['chains']} roots, {plan['active']} active, {plan['blocked']} blocked in {plan['chains']} chains")
     ours = theirs = timer = None
-    try:
-        pg.restart()
-        started = time.monotonic()
-        log(f"{tag}: opening {size} client sessions ({SHAPE_LABELS[shape]}: {plan['idle']} idle, "
-            f"{plan['idle_tx'] + plan['chains']} idle in transaction incl. {plan['chains']} roots, "
-            f"{plan['active']} active, {plan['blocked']} blocked in {plan['chains']} chains)")
-        workload.open_load(load, plan)
-        row["setup_s"] = time.monotonic() - started
-        verified = pg.psql(VERIFY_SQL)[0]
-        row["verified"] = verified
-        log(f"{tag}: load verified in {row['setup_s']:.1f}s: {verified[0]} client sessions, {verified[4]} blocked")
+    with loaded(pg, plan, workdir, tag) as (verified, setup):
+        try:
+            row["verified"], row["setup_s"] = verified, setup
+            log(f"{tag}: load verified in {setup:.1f}s: {verified[0]} client sessions, {verified[4]} blocked")
+            ours = start_serve("pg_lock_exporter", ours_binary, ["--dsn", pg.conninfo("app", OURS_ROLE)],
+                               os.path.join(workdir, f"pg_lock_exporter-{tag}.log"))
+            port = free_port()
+            theirs = Exporter("postgres_exporter", [THEIR_BINARY, f"--web.listen-address=127.0.0.1:{port}"],
+                              dict(CHILD_ENV, DATA_SOURCE_NAME=pg.conninfo("app", THEIRS_ROLE) + " sslmode=disable"),
+                              port, os.path.join(workdir, f"postgres_exporter-{tag}.log"))
+            theirs.wait_ready()
+            timer = PsqlTimer(pg)
 
-        env = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
-        port = free_port()
-        ours = Exporter(
-            "pg_lock_exporter",
-            [ours_binary, "serve", "--dsn", pg.conninfo("app", OURS_ROLE), "--web.listen-address", f"127.0.0.1:{port}"],
-            env, port, os.path.join(workdir, f"pg_lock_exporter-{tag}.log"),
-        )
-        port = free_port()
-        theirs = Exporter(
-            "postgres_exporter", [THEIR_BINARY, f"--web.listen-address=127.0.0.1:{port}"],
-            dict(env, DATA_SOURCE_NAME=pg.conninfo("app", THEIRS_ROLE) + " sslmode=disable"),
-            port, os.path.join(workdir, f"postgres_exporter-{tag}.log"),
-        )
-        ours.wait_ready()
-        theirs.wait_ready()
-        timer = PsqlTimer(pg)
+            log(f"{tag}: {args.scrapes} rounds of: a scrape of each exporter, {', '.join(CHEAPEST_CANDIDATES)} SQL in psql")
+            row.update(measure(pg, ours, theirs, timer, args.scrapes))
+            row["reported_blocked"] = metric_value(row["ours"]["body"], 'pg_blocked_sessions{datname="app"}')
+            up = (metric_value(row["ours"]["body"], "pg_up"), metric_value(row["theirs"]["body"], "pg_up"))
+            if up != (1, 1):
+                raise Failure(f"{tag}: pg_up is {up[0]} (ours) and {up[1]} (postgres_exporter)")
+            o, t = row["ours"], row["theirs"]
+            log(f"{tag}: p50 ours {o['p50']:.2f} ms, theirs {t['p50']:.2f} ms, cheapest {cheapest(row)[1]:.2f} ms; "
+                f"server CPU/scrape ours {o['server_cpu_ms']:.2f} ms, theirs {t['server_cpu_ms']:.2f} ms; "
+                f"other jobs kept {row['other_cpus']:.2f} CPUs busy")
+            theirs.stop()
+            # The HTTP round trip alone (this script's client included): the exporter's health check.
+            row["http_floor"] = statistics.median(ours.scrape("/-/healthy")[0] for _ in range(50))
+            row["breakdown"] = smaps_breakdown(ours.pid)
+            if soak:
+                row["soak"] = run_soak(ours, soak)
+            ours.stop()
 
-        log(f"{tag}: {args.scrapes} rounds of: a scrape of each exporter, {', '.join(CHEAPEST_CANDIDATES)} SQL in psql")
-        row.update(measure(pg, ours, theirs, timer, args.scrapes))
-        body = row["ours"]["body"]
-        row["reported_blocked"] = metric_value(body, 'pg_blocked_sessions{datname="app"}')
-        row["reported_up"] = metric_value(body, "pg_up")
-        row["theirs_up"] = metric_value(row["theirs"]["body"], "pg_up")
-        if row["reported_up"] != 1 or row["theirs_up"] != 1:
-            raise Failure(f"{tag}: pg_up is {row['reported_up']} (ours) and {row['theirs_up']} (postgres_exporter)")
-        o, t = row["ours"], row["theirs"]
-        log(f"{tag}: p50 ours {o['p50']:.2f} ms, theirs {t['p50']:.2f} ms, cheapest {cheapest(row)[1]:.2f} ms; "
-            f"server CPU/scrape ours {o['server_cpu_ms']:.2f} ms, theirs {t['server_cpu_ms']:.2f} ms; "
-            f"other jobs kept {row['other_cpus']:.2f} CPUs busy")
-        theirs.stop()
-        theirs = None
-        # The HTTP round trip alone (this script's client included): the exporter's health check.
-        row["http_floor"] = statistics.median(ours.scrape("/-/healthy")[0] for _ in range(50))
-        row["breakdown"] = smaps_breakdown(ours.pid)
-        if soak:
-            row["soak"] = run_soak(ours, soak)
-        ours.stop()
-        ours = None
+            row["sampler_ms_per_s"] = sampling_cost(pg, workdir, ours_binary, args.cost_window, tag)[0]
+            row["watchdog_ms_per_s"] = watchdog_cost(pg, workdir, ours_binary, args.cost_window, tag)
+            log(f"{tag}: server CPU of the sampler {row['sampler_ms_per_s']:.2f} ms/s, of the watchdog "
+                f"{row['watchdog_ms_per_s']:.2f} ms/s")
 
-        row["sampler_ms_per_s"] = sampler_cost(pg, workdir, ours_binary, args.cost_window, tag)
-        row["watchdog_ms_per_s"] = watchdog_cost(pg, workdir, ours_binary, args.cost_window, tag)
-        log(f"{tag}: server CPU of the sampler {row['sampler_ms_per_s']:.2f} ms/s, of the watchdog "
-            f"{row['watchdog_ms_per_s']:.2f} ms/s")
-
-        # The pieces, one after the other (informational).
-        for key, sql in piece_sql(exporter_statements(pg.version_num)).items():
-            times = timer.repeat(sql, args.sql_reps)
-            row["sql"][key] = dict(p50=statistics.median(times), p99=percentile(times, 99))
-        timer.close()
-        timer = None
-
-        row["after"] = pg.psql(VERIFY_SQL)[0]
-        if row["after"] != verified:
-            log(f"warning: {tag}: the load changed during the measurements: {verified} -> {row['after']}")
-        return row
-    finally:
-        for exporter in (ours, theirs):
-            if exporter is not None:
-                exporter.stop()
-        if timer is not None:
-            timer.close()
-        log(f"{tag}: closing the load")
-        load.close()
+            # The pieces, one after the other (informational).
+            for key, sql in piece_sql(exporter_statements(pg.version_num)).items():
+                times = timer.repeat(sql, args.sql_reps)
+                row["sql"][key] = dict(p50=statistics.median(times), p99=percentile(times, 99))
+            if pg.psql(VERIFY_SQL)[0] != verified:
+                log(f"warning: {tag}: the load changed during the measurements")
+            return row
+        finally:
+            for exporter in (ours, theirs):
+                if exporter is not None:
+                    exporter.stop()
+            if timer is not None:
+                timer.close()
 
 
 def run_sampling(pg: Sandbox, workdir: str, binary: str, size: int, window: float) -> dict:
@@ -738,18 +733,10 @@ def run_sampling(pg: Sandbox, workdir: str, binary: str, size: int, window: floa
     row: dict = dict(size=size)
     quiet = dict(shape="quiet", size=size, chains=0, blocked=0, readers=0, idle_tx=0, active=0, idle=size)
     for label, plan in (("quiet", quiet), ("blocking", workload.plan("long", size))):
-        load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
-                             os.path.join(workdir, f"load-sampling-{label}-{size}.log"))
-        try:
-            pg.restart()
-            log(f"sampling {label} {size}: opening {size} client sessions")
-            workload.open_load(load, plan)
-            verified = pg.psql(VERIFY_SQL)[0]
+        with loaded(pg, plan, workdir, f"sampling-{label}-{size}") as (verified, _):
             server, own = sampling_cost(pg, workdir, binary, window, f"{label}-{size}")
             row[label] = dict(server=server, own=own, blocked=int(verified[4]))
             log(f"sampling {label} {size}: server CPU {server:.2f} ms/s, exporter CPU {own:.2f} ms/s ({verified[4]} blocked)")
-        finally:
-            load.close()
     return row
 
 
@@ -758,53 +745,38 @@ def run_pages(pg: Sandbox, workdir: str, binary: str, size: int, rounds: int) ->
     rounds, a scrape of /metrics and a load of /tree, each on its own; the page's own
     `Server-Timing` splits its time into the collection (`collect`, what a scrape that joins it
     shares) and the drawing (`render`); and the page's weight."""
-    plan = workload.plan("long", size)
-    load = workload.Load(pg.conninfo, lambda sql, user="postgres": pg.psql(sql, user=user),
-                         os.path.join(workdir, f"load-pages-{size}.log"))
-    ours = None
-    try:
-        pg.restart()
-        log(f"pages {size}: opening {size} client sessions")
-        workload.open_load(load, plan)
-        blocked = int(pg.psql(VERIFY_SQL)[0][4])
-        port = free_port()
-        env = dict(PATH=os.environ.get("PATH", "/usr/bin:/bin"), HOME=os.environ.get("HOME", "/"))
-        ours = Exporter("pg_lock_exporter", [binary, "serve", "--dsn", pg.conninfo("app", OURS_ROLE), "--web.listen-address",
-                                             f"127.0.0.1:{port}", "--sample.interval", "0"],
-                        env, port, os.path.join(workdir, f"pages-{size}.log"))
-        ours.wait_ready()
-        scrapes, pages, collect, render, sizes = [], [], [], [], []
-        for index in range(rounds + WARMUP_SCRAPES):
-            scrape_ms, _ = ours.scrape()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-            started = time.perf_counter()
-            conn.request("GET", "/tree?refresh=0")
-            response = conn.getresponse()
-            body = response.read()
-            page_ms = (time.perf_counter() - started) * 1000
-            timing = response.getheader("Server-Timing") or ""
-            conn.close()
-            if response.status != 200 or b'class="tree"' not in body:
-                raise Failure(f"pages {size}: /tree answered {response.status} without a tree")
-            if index < WARMUP_SCRAPES:
-                continue
-            parts = dict(re.findall(r"(\w+);dur=([0-9.]+)", timing))
-            scrapes.append(scrape_ms)
-            pages.append(page_ms)
-            collect.append(float(parts["collect"]))
-            render.append(float(parts["render"]))
-            sizes.append(len(body))
-        row = dict(size=size, blocked=blocked, scrape=statistics.median(scrapes), page=statistics.median(pages),
+    with loaded(pg, workload.plan("long", size), workdir, f"pages-{size}") as (verified, _):
+        ours = start_serve("pg_lock_exporter", binary, ["--dsn", pg.conninfo("app", OURS_ROLE), "--sample.interval", "0"],
+                           os.path.join(workdir, f"pages-{size}.log"))
+        try:
+            scrapes, pages, collect, render, sizes = [], [], [], [], []
+            for index in range(rounds + WARMUP_SCRAPES):
+                scrape_ms, _ = ours.scrape()
+                conn = http.client.HTTPConnection("127.0.0.1", ours.port, timeout=30)
+                started = time.perf_counter()
+                conn.request("GET", "/tree?refresh=0")
+                response = conn.getresponse()
+                body = response.read()
+                page_ms = (time.perf_counter() - started) * 1000
+                timing = dict(re.findall(r"(\w+);dur=([0-9.]+)", response.getheader("Server-Timing") or ""))
+                conn.close()
+                if response.status != 200 or b'class="tree"' not in body:
+                    raise Failure(f"pages {size}: /tree answered {response.status} without a tree")
+                if index >= WARMUP_SCRAPES:
+                    scrapes.append(scrape_ms)
+                    pages.append(page_ms)
+                    collect.append(float(timing["collect"]))
+                    render.append(float(timing["render"]))
+                    sizes.append(len(body))
+        finally:
+            ours.stop()
+        row = dict(size=size, blocked=int(verified[4]), scrape=statistics.median(scrapes), page=statistics.median(pages),
                    collect=statistics.median(collect), render=statistics.median(render),
                    render_p95=percentile(render, 95), bytes=statistics.median(sizes),
                    gzip_bytes=len(gzip.compress(body)), rounds=rounds)
         log(f"pages {size}: scrape {row['scrape']:.2f} ms, /tree {row['page']:.2f} ms (collect {row['collect']:.2f}, "
             f"render {row['render']:.2f}), {row['bytes'] / 1024:.0f} KiB")
         return row
-    finally:
-        if ours:
-            ours.stop()
-        load.close()
 
 
 def pages_report(rows: list[dict]) -> str:
@@ -863,13 +835,9 @@ def run_scale(pg: Sandbox, workdir: str, binary: str, targets: int, window: floa
             f.write(f"  {n}:\n    dsn: \"{pg.conninfo(databases[i % len(databases)], 'monitor')}\"\n")
     results = []
     for label, extra in (("probes only", ["--sample.interval", "0"]), ("probes + sampler 1s", ["--sample.interval", "1s"])):
-        port = free_port()
-        exporter = Exporter(
-            "pg_lock_exporter (scale)",
-            [binary, "serve", "--config.file", config, "--web.listen-address", f"127.0.0.1:{port}", *extra],
-            dict(os.environ), port, os.path.join(workdir, "scale.log"))
+        exporter = start_serve("pg_lock_exporter (scale)", binary, ["--config.file", config, *extra],
+                               os.path.join(workdir, "scale.log"))
         try:
-            exporter.wait_ready()
             if extra[-1] == "0":
                 for n in names:  # every target connected and warm before measuring
                     exporter.scrape(f"/probe?target={n}")
