@@ -29,10 +29,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
-import yaml
 
 import livestack
-from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, PROBE_JOB, REPO, STOPPED_TARGET, TIME_SCALE
+from livestack import EXPORTER_JOB, INCIDENT_DB, INCIDENT_READERS, PROBE_JOB, REPO, STOPPED_TARGET
 
 # The `exporter` fixture's --web.external-url: the alerts' tree_url annotations start with it.
 EXTERNAL_URL = "https://pg-lock.example.com/"
@@ -148,22 +147,15 @@ def shipped_rule_files():
 
 
 @pytest.fixture(scope="session")
-def rule_overlay(shipped_rule_files, workdir):
-    """{shipped path: (overlay path, changes)} for every shipped rule file."""
-    out = {}
-    for path in shipped_rule_files:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        scaled, changes = livestack.time_scale_rules(doc, TIME_SCALE)
-        target = workdir / "rules" / path.name.replace(".rules.yml", ".time-scaled.rules.yml")
-        target.parent.mkdir(exist_ok=True)
-        livestack.write_rules(scaled, target)
-        out[path] = (target, changes)
-    return out
+def rule_overlay(workdir):
+    """The time-scaled rules (livestack.render_time_scaled_rules), beside the shipped ones."""
+    (workdir / "rules").mkdir(exist_ok=True)
+    return livestack.render_time_scaled_rules(workdir / "rules" / "pg_lock_exporter.time-scaled.rules.yml")
 
 
 @pytest.fixture(scope="session")
 def rule_files(shipped_rule_files, rule_overlay):
-    return list(shipped_rule_files) + [rule_overlay[p][0] for p in shipped_rule_files]
+    return list(shipped_rule_files) + [rule_overlay]
 
 
 @pytest.fixture(scope="session")

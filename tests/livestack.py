@@ -38,9 +38,9 @@ EXPORTER_JOB = "pg_lock_exporter"
 # The multi-target job of the session's Prometheus: one /probe target whose PostgreSQL is down.
 PROBE_JOB = "pg_lock_exporter_probe"
 STOPPED_TARGET = "stopped"
-# Time in the rule overlay runs this much faster: 1m of a shipped `for:` becomes 0.5s, the
+# Time in the time-scaled rules runs this much faster: 1m of a shipped `for:` becomes 0.5s, the
 # 60s idle threshold of PostgresBlockerIdleInTransaction 0.5s, the 1h threshold of
-# PostgresLongRunningTransaction 30s. See time_scale_rules below and docs/testing.md.
+# PostgresLongRunningTransaction 30s. See render_time_scaled_rules below and docs/testing.md.
 TIME_SCALE = 120
 
 
@@ -565,109 +565,19 @@ def prometheus_targets(config):
     return out
 
 
-# --------------------------------------------------------------------- the time-scaled rule overlay
+# --------------------------------------------------------------------- the time-scaled rules
 
-# Gauges whose value is the age of something in seconds (a session idle, a lock wait, a
-# transaction, a root blocker's state): the incident makes them grow one second per second,
-# so thresholds compared against them are time thresholds. Nothing else is rewritten: counts
-# (>= 1 waiting sessions, >= 5 deadlocks), ratios (> 0.8 of max_connections), rates, and the
-# `== 0` of pg_role_setting_seconds keep their values.
-AGE_METRICS = (
-    "pg_idle_in_transaction_seconds",
-    "pg_transaction_age_seconds_max",
-    "pg_lock_wait_seconds_max",
-    "pg_blocking_root_state_seconds",
-    "pg_blocking_root_idle_in_transaction_seconds_max",
-)
-_LABELS = r'\{(?:[^{}"]|"(?:[^"\\]|\\.)*")*\}'
-_NUMBER = r"\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
-_THRESHOLD_RE = re.compile(
-    rf"(?<![A-Za-z0-9_:])(?P<metric>{'|'.join(AGE_METRICS)})(?P<labels>{_LABELS})?"
-    rf"(?P<op>\s*(?:>=|<=|==|!=|>|<)\s*(?:bool\s+)?)(?P<num>{_NUMBER})(?![A-Za-z0-9_.])")
-_AGE_METRIC_RE = re.compile(rf"(?<![A-Za-z0-9_:])(?:{'|'.join(AGE_METRICS)})(?![A-Za-z0-9_:])")
-_DURATION_RE = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 OVERLAY_LABEL = ("rule_set", "time-scaled")
 
 
-def parse_duration(text):
-    """Prometheus duration ("1m", "1h30m", "500ms") in seconds."""
-    text = str(text).strip()
-    parts = _DURATION_RE.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"not a Prometheus duration: {text!r}")
-    return sum(int(n) * _DURATION_UNITS[u] for n, u in parts)
-
-
-def format_duration(seconds):
-    ms = round(seconds * 1000)
-    return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
-
-
-def format_number(value):
-    return repr(int(value)) if float(value).is_integer() else repr(float(value))
-
-
-def time_scale_rules(doc, scale):
-    """The overlay: a copy of a rule-file document in which time runs `scale` times faster.
-
-    Mechanical transformation, per alerting rule:
-      * `for` and `keep_firing_for` are divided by `scale` (1m -> 0.5s at scale 120);
-      * in `expr`, every number compared with an AGE_METRICS selector (`metric{...} > N`,
-        any comparison operator) is divided by `scale`; an AGE_METRICS selector used in any
-        other way is an error, so a threshold cannot be missed silently;
-      * the label rule_set="time-scaled" is added, so its alerts are told apart from those of
-        the unmodified rule file loaded beside it; group names get the suffix "-time-scaled".
-    Range selectors ([5m] etc.) are left alone: they only look back over history, and the
-    test's Prometheus has less history than any of them.
-
-    Returns (new_doc, changes): changes lists (alert, severity, field, old, new)."""
-    changes = []
-    out = {"groups": []}
-    for group in doc["groups"]:
-        new_group = dict(group, name=f"{group['name']}-time-scaled", rules=[])
-        for rule in group["rules"]:
-            rule = dict(rule)
-            if "alert" in rule:
-                who = (rule["alert"], (rule.get("labels") or {}).get("severity"))
-                for key in ("for", "keep_firing_for"):
-                    if key in rule:
-                        new = format_duration(parse_duration(rule[key]) / scale)
-                        changes.append((*who, key, rule[key], new))
-                        rule[key] = new
-
-                def rewrite(m):
-                    old = float(m.group("num"))
-                    new = format_number(old / scale)
-                    if new != m.group("num"):
-                        changes.append((*who, f"expr {m.group('metric')}", m.group("num"), new))
-                    return f"{m.group('metric')}{m.group('labels') or ''}{m.group('op')}{new}"
-
-                expr = str(rule["expr"])
-                rewritten = _THRESHOLD_RE.sub(rewrite, expr)
-                compared = len(_THRESHOLD_RE.findall(expr))
-                used = len(_AGE_METRIC_RE.findall(expr))
-                if compared != used:
-                    raise ValueError(f"{who}: an age metric is used other than as `metric > N`; "
-                                     f"extend time_scale_rules before trusting the overlay: {expr}")
-                rule["expr"] = rewritten
-                rule["labels"] = dict(rule.get("labels") or {}, **{OVERLAY_LABEL[0]: OVERLAY_LABEL[1]})
-            new_group["rules"].append(rule)
-        out["groups"].append(new_group)
-    return out, changes
-
-
-class _LiteralDumper(yaml.SafeDumper):
-    pass
-
-
-_LiteralDumper.add_representer(
-    str, lambda d, s: d.represent_scalar("tag:yaml.org,2002:str", s, style="|" if "\n" in s else None))
-
-
-def write_rules(doc, path):
-    Path(path).write_text(yaml.dump(doc, Dumper=_LiteralDumper, sort_keys=False, width=1000, allow_unicode=True))
-    return path
+def render_time_scaled_rules(path, scale=TIME_SCALE):
+    """The shipped rules with time running `scale` times faster, rendered by the mixin itself
+    (tests/rules/time-scaled.jsonnet: its durations and age thresholds divided by `scale`), to path."""
+    out = subprocess.run(["jsonnet", "-S", "-J", str(REPO / "mixin"), "--tla-code", f"scale={scale}",
+                          str(REPO / "tests" / "rules" / "time-scaled.jsonnet")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, f"jsonnet: {out.stderr.strip()[:500]}"
+    Path(path).write_text(out.stdout)
+    return Path(path)
 
 
 # --------------------------------------------------------------------- metrics text
