@@ -67,7 +67,7 @@ def test_lintian_finds_no_error_and_only_the_kept_warnings(packages):
     listing = run(["tar", "-tzf", tarball]).stdout.split()
     for member in ("pg_lock_exporter", "pg_lock_exporter.1", "systemd/pg-lock-exporter.service",
                    "systemd/pg-lock-remediator.service", "default/pg-lock-exporter", "alerts/pg_lock_exporter.rules.yml",
-                   "dashboards/pg-lock-overview.json"):
+                   "dashboards/pg-lock-overview.json", "mixin/mixin.libsonnet", "mixin/config.libsonnet"):
         assert any(m.endswith("/" + member) for m in listing), member
 
 
