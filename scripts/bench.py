@@ -912,29 +912,16 @@ def run_soak(exporter: Exporter, scrapes: int) -> dict:
 
 
 def machine() -> dict:
-    model = "?"
-    memory = 0
-    with open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as f:
-        for line in f:
-            if line.startswith("MemTotal:"):
-                memory = int(line.split()[1])
-    try:
-        commit = subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "Sources"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-        commit += " (Sources/ modified)" if dirty else ""
-    except (OSError, subprocess.TimeoutExpired):
-        commit = "?"
-    return dict(
-        nproc=len(os.sched_getaffinity(0)), model=model, memory_gib=memory / 1024 / 1024, kernel=os.uname().release,
-        commit=commit, argv=sys.argv[1:],
-    )
+    def first(path, prefix):
+        with open(path) as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith(prefix)), "?")
+
+    def git(*args):
+        return subprocess.run(["git", "-C", ROOT, *args], capture_output=True, text=True, timeout=10).stdout.strip()
+    dirty = git("status", "--porcelain", "--untracked-files=no", "Sources")
+    return dict(nproc=len(os.sched_getaffinity(0)), model=first("/proc/cpuinfo", "model name"),
+                memory_gib=int(first("/proc/meminfo", "MemTotal").split()[0]) / 1024 / 1024, kernel=os.uname().release,
+                commit=git("rev-parse", "--short", "HEAD") + (" (Sources/ modified)" if dirty else ""), argv=sys.argv[1:])
 
 
 def scale_report(scale: list[dict]) -> str:
@@ -1202,16 +1189,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--targets-window", type=float, help="seconds each scale measurement lasts (default 45; --quick: 6)")
     p.add_argument("--targets-interval", type=float, help="seconds between two probes of one target (default 15; --quick: 2)")
     args = p.parse_args(argv)
-    if args.quick:
-        defaults = dict(shapes=",".join(SHAPES), sizes="60,240", scrapes=30, sql_reps=10, soak=500, cost_window=3.0,
-                        output="bench/results-quick.md", targets="20", targets_window=6.0, targets_interval=2.0)
-    else:
-        defaults = dict(shapes=",".join(SHAPES), sizes="100,750,2000", scrapes=200, sql_reps=50, soak=10000,
-                        cost_window=10.0, output="bench/results.md", targets="200,1000", targets_window=45.0,
-                        targets_interval=15.0)
-    for key, value in defaults.items():
+    # (full run, --quick) for every option left unset
+    defaults = dict(shapes=(",".join(SHAPES),) * 2, sizes=("100,750,2000", "60,240"), scrapes=(200, 30), sql_reps=(50, 10),
+                    soak=(10000, 500), cost_window=(10.0, 3.0), output=("bench/results.md", "bench/results-quick.md"),
+                    targets=("200,1000", "20"), targets_window=(45.0, 6.0), targets_interval=(15.0, 2.0))
+    for key, (full, quick) in defaults.items():
         if getattr(args, key) is None:
-            setattr(args, key, value)
+            setattr(args, key, quick if args.quick else full)
     try:
         args.sizes = sorted({int(s) for s in args.sizes.split(",") if s.strip()})
     except ValueError:
@@ -1228,9 +1212,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         p.error(f"--shapes: a comma-separated list of {', '.join(SHAPES)}")
     if not args.sizes or args.scrapes < 1 or args.sql_reps < 1 or args.soak < 0 or args.cost_window <= 0:
         p.error("sizes, --scrapes, --sql-reps and --cost-window must be positive, --soak zero or more")
-    for size in args.sizes:
-        if size < 30 or size > 10000:
-            p.error("--sizes: between 30 and 10000 sessions")
+    if not all(30 <= size <= 10000 for size in args.sizes):
+        p.error("--sizes: between 30 and 10000 sessions")
     if not os.path.isabs(args.output):
         args.output = os.path.join(ROOT, args.output)
     return args
