@@ -166,7 +166,6 @@ KNOWN_UNITS = {
     "dtdurations", "dtdurationms", "dthms", "dtdhms", "dateTimeAsIso", "dateTimeAsUS", "dateTimeFromNow",
     "cps", "cpm", "ops", "opm", "reqps", "rps", "wps", "iops", "bytes", "decbytes", "Bps",
 }
-BUILTIN_VARIABLES = {"__rate_interval", "__range", "__interval", "__range_s", "__interval_ms", "__range_ms"}
 # Expressions that may legitimately return nothing, keyed by (dashboard uid, panel
 # title, refId); "variable:<name>" and "annotation:<name>" stand for those queries.
 MAY_BE_EMPTY_REASONS = {
@@ -310,27 +309,19 @@ def is_var_ref(value, name="datasource"):
 
 
 def walk_datasources(node, path, problems, where):
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "datasource":
-                builtin = node.get("builtIn") == 1
-                if isinstance(value, str):
-                    if not is_var_ref(value) and not (builtin and value in ("-- Grafana --", "grafana")):
-                        problems.add(where, f"{path}.datasource is hard-coded ({value!r}); use {{\"type\": \"prometheus\", \"uid\": \"${{datasource}}\"}}")
-                elif isinstance(value, dict):
-                    uid = value.get("uid")
-                    if builtin and value.get("type") in ("grafana", "datasource"):
-                        pass
-                    elif not is_var_ref(uid):
-                        problems.add(where, f"{path}.datasource has a hard-coded uid ({uid!r}); use \"${{datasource}}\"")
-                    elif value.get("type") not in (None, "prometheus"):
-                        problems.add(where, f"{path}.datasource type is {value.get('type')!r}, expected prometheus")
-                elif value is not None:
-                    problems.add(where, f"{path}.datasource has an unexpected form: {value!r}")
-            walk_datasources(value, f"{path}.{key}", problems, where)
-    elif isinstance(node, list):
+    """Every data source in the dashboard is the $datasource variable (Grafana's built-in
+    annotation source excepted)."""
+    if isinstance(node, list):
         for n, value in enumerate(node):
             walk_datasources(value, f"{path}[{n}]", problems, where)
+    if not isinstance(node, dict):
+        return
+    value = node.get("datasource")
+    if value is not None and not (node.get("builtIn") == 1) and not (
+            isinstance(value, dict) and is_var_ref(value.get("uid")) and value.get("type") in (None, "prometheus")):
+        problems.add(where, f"{path}.datasource is {value!r}; use {{\"type\": \"prometheus\", \"uid\": \"${{datasource}}\"}}")
+    for key, value in node.items():
+        walk_datasources(value, f"{path}.{key}", problems, where)
 
 
 def all_panels(panels):
@@ -340,7 +331,13 @@ def all_panels(panels):
             yield from all_panels(p.get("panels"))
 
 
+def duration_seconds(d):
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return int(sum(int(num) * units[unit] for num, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d)))
+
+
 def substitute(expr, variables, rate_interval, range_, problems, where):
+    """The expression with Grafana's variables replaced by values PromQL accepts."""
     builtins = {"__rate_interval": rate_interval, "__range": range_, "__interval": rate_interval,
                 "__range_s": str(duration_seconds(range_)), "__range_ms": str(1000 * duration_seconds(range_)),
                 "__interval_ms": str(1000 * duration_seconds(rate_interval))}
@@ -349,23 +346,12 @@ def substitute(expr, variables, rate_interval, range_, problems, where):
         name = m.group(1) or m.group(2) or m.group(3)
         if m.group(3):
             problems.add(where, f"deprecated [[{name}]] syntax; use ${name}")
-        if name in builtins:
-            return builtins[name]
-        if name in variables:
-            return variables[name]
         if re.fullmatch(r"\d+", name):  # $1 in label_replace replacements
             return m.group(0)
-        problems.add(where, f"unknown template variable ${name}")
-        return ".+"
+        if name not in builtins and name not in variables:
+            problems.add(where, f"unknown template variable ${name}")
+        return builtins.get(name) or variables.get(name, ".+")
     return VAR_RE.sub(repl, expr)
-
-
-def duration_seconds(d):
-    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-    total = 0
-    for num, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d):
-        total += int(num) * units[unit]
-    return int(total)
 
 
 def check_selectors(expr, where, problems, multi_vars, contract, is_variable_query=False):
@@ -425,14 +411,9 @@ def check_dashboard(path, problems, uids, rate_interval, range_, contract):
     try:
         with open(path, encoding="utf-8") as f:
             dash = json.load(f)
-    except (OSError, ValueError) as e:
-        problems.add(rel, f"cannot read JSON: {e}")
-        return []
-    if not isinstance(dash, dict):
-        problems.add(rel, "not a dashboard object")
-        return []
-    if "dashboard" in dash and "panels" not in dash:
-        problems.add(rel, "wrapped in {\"dashboard\": ...}: store the classic dashboard JSON itself")
+        assert isinstance(dash, dict) and "panels" in dash, "not a classic dashboard object"
+    except (OSError, ValueError, AssertionError) as e:
+        problems.add(rel, f"cannot read the dashboard: {e}")
         return []
     if "__inputs" in dash:
         problems.add(rel, "has __inputs (\"export for sharing externally\"): provisioning needs the $datasource variable instead")
@@ -443,56 +424,38 @@ def check_dashboard(path, problems, uids, rate_interval, range_, contract):
         problems.add(rel, f"\"uid\" must be 1-40 characters of [A-Za-z0-9_-] (is {uid!r})")
     elif uid in uids:
         problems.add(rel, f"uid {uid!r} is also used by {uids[uid]}")
-    else:
-        uids[uid] = rel
-    if not dash.get("title"):
-        problems.add(rel, "dashboard has no title")
-    if not isinstance(dash.get("schemaVersion"), int):
-        problems.add(rel, "dashboard has no schemaVersion")
-
+    uids[uid] = rel
+    if not dash.get("title") or not isinstance(dash.get("schemaVersion"), int):
+        problems.add(rel, "dashboard has no title or no schemaVersion")
     walk_datasources(dash, "dashboard", problems, rel)
 
-    # ---- templating
-    variables, multi_vars, var_records = {}, set(), []
+    # ---- templating: the data source, then query variables, each multi-select with All
     tlist = (dash.get("templating") or {}).get("list") or []
     by_name = {v.get("name"): v for v in tlist}
-    ds = by_name.get("datasource")
-    if not ds:
-        problems.add(rel, "templating variable \"datasource\" is missing")
-    elif ds.get("type") != "datasource" or ds.get("query") != "prometheus":
-        problems.add(rel, "templating variable \"datasource\" must have type datasource and query prometheus")
+    ds = by_name.get("datasource") or {}
+    if ds.get("type") != "datasource" or ds.get("query") != "prometheus":
+        problems.add(rel, "templating variable \"datasource\" must exist, with type datasource and query prometheus")
     for name in REQUIRED_VARIABLES:
         if name not in by_name:
             problems.add(rel, f"templating variable \"{name}\" is missing")
+    variables, var_records = {}, []
     for v in tlist:
-        name = v.get("name")
-        if v.get("type") != "query":
+        name, where = v.get("name"), f"{rel}: variable ${v.get('name')}"
+        if v.get("type") == "datasource":
             continue
-        where = f"{rel}: variable ${name}"
-        if not v.get("multi") or not v.get("includeAll"):
-            problems.add(where, "must be multi-select with includeAll")
-        if v.get("allValue") in (None, ""):
-            problems.add(where, "needs an allValue (\".+\" or \".*\") so All becomes one regex")
-        if v.get("multi"):
-            multi_vars.add(name)
+        if v.get("type") != "query" or not v.get("multi") or not v.get("includeAll") or v.get("allValue") in (None, ""):
+            problems.add(where, "must be a multi-select query variable with includeAll and an allValue (\".+\" or \".*\")")
         variables[name] = v.get("allValue") or ".+"
         q = v.get("query")
         q = q.get("query") if isinstance(q, dict) else q
+        m = LABEL_VALUES_RE.match(q or "") or QUERY_RESULT_RE.match(q or "")
+        inner = m.group(1) if m else (q if q and not q.strip().startswith("label_values") else None)
         if not q:
             problems.add(where, "has no query")
-            continue
-        m = LABEL_VALUES_RE.match(q) or QUERY_RESULT_RE.match(q)
-        inner = m.group(1) if m else (q if not q.strip().startswith("label_values") else None)
-        if inner:
+        elif inner:
             var_records.append({"kind": "variable", "panel": f"variable:{name}", "panel_id": None, "refId": "query",
                                 "raw": inner, "instant": True, "where": where})
-    for v in tlist:
-        if v.get("type") == "custom" and v.get("multi"):
-            multi_vars.add(v.get("name"))
-            variables[v.get("name")] = v.get("allValue") or ".+"
-        elif v.get("type") in ("interval", "constant", "textbox", "custom") and v.get("name") not in variables:
-            cur = (v.get("current") or {}).get("value") or v.get("query") or ""
-            variables[v.get("name")] = cur if isinstance(cur, str) else ".+"
+    multi_vars = set(variables)
 
     # ---- panels
     records = []
@@ -503,73 +466,56 @@ def check_dashboard(path, problems, uids, rate_interval, range_, contract):
         if pid in seen_ids:
             problems.add(where, f"duplicate panel id (also {seen_ids[pid]!r})")
         seen_ids[pid] = title
-        if ptype != "row":
-            if title in seen_titles:
-                problems.add(where, "duplicate panel title (titles name the expressions in --list-exprs)")
-            seen_titles.add(title)
         if "gridPos" not in p:
             problems.add(where, "has no gridPos")
         if ptype == "row":
             continue
-        if not title.strip():
-            problems.add(where, "has no title")
-        if not (p.get("description") or "").strip():
-            problems.add(where, "has no description")
+        if title in seen_titles:
+            problems.add(where, "duplicate panel title (titles name the expressions in --list-exprs)")
+        seen_titles.add(title)
+        if not title.strip() or not (p.get("description") or "").strip():
+            problems.add(where, "has no title or no description")
         unit = ((p.get("fieldConfig") or {}).get("defaults") or {}).get("unit")
-        if not unit:
-            problems.add(where, "has no unit (fieldConfig.defaults.unit)")
-        elif unit not in KNOWN_UNITS:
-            problems.add(where, f"unit {unit!r} is not a Grafana unit this checker knows (add it to KNOWN_UNITS if it is)")
-        if not is_var_ref((p.get("datasource") or {}).get("uid") if isinstance(p.get("datasource"), dict) else p.get("datasource")):
-            problems.add(where, "panel datasource must be the $datasource variable")
+        if unit not in KNOWN_UNITS:
+            problems.add(where, f"unit {unit!r} (fieldConfig.defaults.unit) is missing or not a Grafana unit this "
+                                "checker knows (add it to KNOWN_UNITS if it is)")
         targets = p.get("targets") or []
         if not targets:
             problems.add(where, "has no queries")
-        refs = set()
+        refs = [t.get("refId") for t in targets]
+        if None in refs or len(set(refs)) != len(refs):
+            problems.add(where, f"query refIds {refs} missing or repeated")
         for t in targets:
-            ref = t.get("refId")
-            if not ref or ref in refs:
-                problems.add(where, f"query refId {ref!r} missing or repeated")
-            refs.add(ref)
             if not (t.get("expr") or "").strip():
-                problems.add(f"{where} query {ref}", "has no expr")
+                problems.add(f"{where} query {t.get('refId')}", "has no expr")
                 continue
-            records.append({"kind": "panel", "panel": title, "panel_id": pid, "refId": ref, "raw": t["expr"],
+            records.append({"kind": "panel", "panel": title, "panel_id": pid, "refId": t.get("refId"), "raw": t["expr"],
                             "instant": bool(t.get("instant")) and not t.get("range", False),
-                            "where": f"{where} query {ref}"})
-    # The root-blocker table links each pid to its target's page (issue 22): the link reads the
-    # tree_url that pg_lock_exporter_web_info carries (--web.external-url), merged into the rows.
-    for p in all_panels(dash.get("panels")):
-        if p.get("title") != "Current root blockers":
-            continue
-        where = f"{rel}: panel 'Current root blockers'"
-        if not any("pg_lock_exporter_web_info" in (t.get("expr") or "") and "tree_url" in (t.get("expr") or "")
-                   for t in p.get("targets") or []):
-            problems.add(where, "no query of pg_lock_exporter_web_info by tree_url: the pid links have no URL")
-        links = [link for o in (p.get("fieldConfig") or {}).get("overrides") or []
-                 if (o.get("matcher") or {}).get("options") == "pid"
-                 for prop in o.get("properties") or [] if prop.get("id") == "links" for link in prop.get("value") or []]
-        if not any(link.get("url") == "${__data.fields.tree_url}" for link in links):
-            problems.add(where, "the pid column has no data link to ${__data.fields.tree_url}")
+                            "where": f"{where} query {t.get('refId')}"})
+        # The root-blocker table links each pid to its target's page: the link reads the tree_url
+        # that pg_lock_exporter_web_info carries (--web.external-url), merged into the rows.
+        if title == "Current root blockers":
+            if not any("pg_lock_exporter_web_info" in t.get("expr", "") and "tree_url" in t.get("expr", "") for t in targets):
+                problems.add(where, "no query of pg_lock_exporter_web_info by tree_url: the pid links have no URL")
+            links = [link for o in (p.get("fieldConfig") or {}).get("overrides") or []
+                     if (o.get("matcher") or {}).get("options") == "pid"
+                     for prop in o.get("properties") or [] if prop.get("id") == "links" for link in prop.get("value") or []]
+            if not any(link.get("url") == "${__data.fields.tree_url}" for link in links):
+                problems.add(where, "the pid column has no data link to ${__data.fields.tree_url}")
     for a in (dash.get("annotations") or {}).get("list") or []:
-        if a.get("builtIn") == 1 or not a.get("expr"):
-            continue
-        name = a.get("name") or "?"
-        records.append({"kind": "annotation", "panel": f"annotation:{name}", "panel_id": None, "refId": "expr",
-                        "raw": a["expr"], "instant": False, "where": f"{rel}: annotation {name!r}"})
+        if a.get("builtIn") != 1 and a.get("expr"):
+            name = a.get("name") or "?"
+            records.append({"kind": "annotation", "panel": f"annotation:{name}", "panel_id": None, "refId": "expr",
+                            "raw": a["expr"], "instant": False, "where": f"{rel}: annotation {name!r}"})
 
     for r in records:
         check_selectors(r["raw"], r["where"], problems, multi_vars, contract)
     for r in var_records:
         check_selectors(r["raw"], r["where"], problems, multi_vars, contract, is_variable_query=True)
     records += var_records
-
     for r in records:
-        r["dashboard"] = rel
-        r["uid"] = uid
-        r["expr"] = substitute(r["raw"], variables, rate_interval, range_, problems, r["where"])
-        key = (uid, r["panel"], r["refId"])
-        r["may_be_empty"] = [MAY_BE_EMPTY_REASONS[k] for k in MAY_BE_EMPTY.get(key, [])]
+        r.update(dashboard=rel, uid=uid, expr=substitute(r["raw"], variables, rate_interval, range_, problems, r["where"]),
+                 may_be_empty=[MAY_BE_EMPTY_REASONS[k] for k in MAY_BE_EMPTY.get((uid, r["panel"], r["refId"]), [])])
     known = {(uid, r["panel"], r["refId"]) for r in records}
     for key in MAY_BE_EMPTY:
         if key[0] == uid and key not in known:
@@ -578,33 +524,28 @@ def check_dashboard(path, problems, uids, rate_interval, range_, contract):
 
 
 def promtool_check(records, promtool, problems):
+    """Every expression through one `promtool check rules`, as recording rules of one file."""
     if not records:
-        return
-    exe = shutil.which(promtool) if os.sep not in promtool else promtool
-    if not exe or not os.access(exe, os.X_OK):
-        problems.add("promtool", f"{promtool!r} not found; install the prometheus package (promtool) or pass --promtool")
         return
     with tempfile.TemporaryDirectory(prefix="check_dashboards.") as tmp:
         rule_file = os.path.join(tmp, "dashboard_exprs.rules.yml")
         with open(rule_file, "w", encoding="utf-8") as f:
             f.write("groups:\n  - name: dashboard-expressions\n    rules:\n")
-            for n, r in enumerate(records, 1):
-                f.write(f"      - record: dashboard_check:expr_{n}\n")
-                f.write(f"        expr: {json.dumps(r['expr'])}\n")
-        proc = subprocess.run([exe, "check", "rules", rule_file], capture_output=True, text=True)
-        if proc.returncode == 0:
+            f.writelines(f"      - record: dashboard_check:expr_{n}\n        expr: {json.dumps(r['expr'])}\n"
+                         for n, r in enumerate(records, 1))
+        try:
+            proc = subprocess.run([promtool, "check", "rules", rule_file], capture_output=True, text=True, timeout=60)
+        except OSError as e:
+            problems.add("promtool", f"{promtool!r}: {e} (install the prometheus package or pass --promtool)")
             return
-        output = (proc.stdout + proc.stderr).splitlines()
-        mapped = False
-        for line in output:
-            m = re.search(r"rule (\d+), \"[^\"]*\": (.*)$", line)
-            if m:
-                r = records[int(m.group(1)) - 1]
-                problems.add(r["where"], f"promtool: {m.group(2)} -- {r['expr']!r}")
-                mapped = True
-        if not mapped:
-            detail = " | ".join(l.strip() for l in output if l.strip())
-            problems.add("promtool", f"check rules failed: {detail}")
+    output = (proc.stdout + proc.stderr).splitlines()
+    for line in output if proc.returncode != 0 else []:
+        m = re.search(r"rule (\d+), \"[^\"]*\": (.*)$", line)
+        if m:
+            r = records[int(m.group(1)) - 1]
+            problems.add(r["where"], f"promtool: {m.group(2)} -- {r['expr']!r}")
+    if proc.returncode != 0 and not any(re.search(r"rule \d+, ", line) for line in output):
+        problems.add("promtool", "check rules failed: " + " | ".join(l.strip() for l in output if l.strip()))
 
 
 def main():
