@@ -128,25 +128,6 @@ def backend_cpu_seconds(pid: int) -> float:
         return proc_cpu_seconds(pid)
 
 
-def smaps_breakdown(pid: int) -> list[tuple[str, int, int]]:
-    """(mapping, Rss kB, Anonymous kB) summed per file or kind of mapping, largest first."""
-    totals: dict[str, list[int]] = {}
-    current = "?"
-    header = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
-    with open(f"/proc/{pid}/smaps") as f:
-        for line in f:
-            if header.match(line):
-                parts = line.split(None, 5)
-                name = parts[5].strip() if len(parts) > 5 else ""
-                current = os.path.basename(name) if name.startswith("/") else (name or "[anonymous]")
-                totals.setdefault(current, [0, 0])
-            elif line.startswith("Rss:"):
-                totals[current][0] += int(line.split()[1])
-            elif line.startswith("Anonymous:"):
-                totals[current][1] += int(line.split()[1])
-    return sorted(((k, v[0], v[1]) for k, v in totals.items()), key=lambda t: -t[1])
-
-
 def mib(kb: float) -> float:
     return kb / 1024
 
@@ -701,7 +682,6 @@ def run_case(args, pg: Sandbox, workdir: str, ours_binary: str, plan: dict, soak
             theirs.stop()
             # The HTTP round trip alone (this script's client included): the exporter's health check.
             row["http_floor"] = statistics.median(ours.scrape("/-/healthy")[0] for _ in range(50))
-            row["breakdown"] = smaps_breakdown(ours.pid)
             if soak:
                 row["soak"] = run_soak(ours, soak)
             ours.stop()
@@ -1087,19 +1067,6 @@ def report(args, pg: Sandbox, rows: list[dict], info: dict, their_version: str, 
             f"VmRSS {mib(s['rss_before']):.1f} → {mib(s['rss_after']):.1f} MiB (max {mib(s['rss_max']):.1f}); "
             f"scrape p50 {s['p50']:.2f} ms, p99 {s['p99']:.2f} ms; CPU {s['cpu_ms']:.2f} ms/scrape.\n"
         )
-    mem_row = soak_row or rows[0]
-    bd = mem_row["breakdown"]
-    out.append(f"Where the exporter's resident memory is ({case_label(mem_row)}, after the scrapes, "
-               "/proc/PID/smaps summed per file):\n")
-    out.append("| mapping | Rss KiB | of which anonymous KiB |")
-    out.append("|---|---:|---:|")
-    for name, rss_kb, anon_kb in bd[:10]:
-        out.append(f"| {name} | {rss_kb} | {anon_kb} |")
-    rest = bd[10:]
-    if rest:
-        out.append(f"| {len(rest)} others | {sum(r[1] for r in rest)} | {sum(r[2] for r in rest)} |")
-    out.append("")
-
     out.append(targets(rows, soak_row))
     return "\n".join(out) + "\n"
 
