@@ -2,12 +2,11 @@
 from Debian's `chromium` package, started here, against the real exporter during the seed
 incident (conftest.py's `start_incident`).
 
-Chromium loads each page, and what it built is read back (`--dump-dom`) and parsed with Python's
-own HTML parser into elements, so the checks are on the DOM, not on the bytes the server sent.
+Chromium loads each page, and what it built is read back (`--dump-dom`) and parsed with lxml's
+HTML parser into elements, so the checks are on the DOM, not on the bytes the server sent.
 Its console (`--enable-logging=stderr`) shows any Content-Security-Policy violation. Screenshots
 go to .build/test-artifacts/ (or $PG_LOCK_TESTS_ARTIFACTS)."""
 
-import html.parser
 import http.server
 import os
 import shutil
@@ -15,6 +14,8 @@ import subprocess
 import threading
 from pathlib import Path
 
+import lxml.etree
+import lxml.html
 import pytest
 
 import livestack
@@ -51,70 +52,25 @@ def csp_violations(console):
     return [line for line in console.splitlines() if "Content Security Policy" in line]
 
 
-class Element:
-    def __init__(self, tag, attrs, parent):
-        self.tag, self.attrs, self.parent, self.children, self.text = tag, dict(attrs), parent, [], ""
-
-    @property
-    def classes(self):
-        return set((self.attrs.get("class") or "").split())
-
-    def walk(self):
-        yield self
-        for child in self.children:
-            yield from child.walk()
-
-    def all_text(self):
-        return self.text + "".join(c.all_text() for c in self.children)
-
-    def find(self, predicate):
-        return [e for e in self.walk() if predicate(e)]
-
-    def children_where(self, predicate):
-        return [c for c in self.children if predicate(c)]
-
-
-class DOM(html.parser.HTMLParser):
-    """Chromium's serialised DOM as a tree of elements (void elements have no children)."""
-    VOID = {"meta", "link", "img", "input", "br", "hr", "source", "area", "base", "col", "embed", "track", "wbr"}
-
-    def __init__(self, text):
-        super().__init__(convert_charrefs=True)
-        self.root = Element("#document", [], None)
-        self.current = self.root
-        self.feed(text)
-
-    def handle_starttag(self, tag, attrs):
-        element = Element(tag, attrs, self.current)
-        self.current.children.append(element)
-        if tag not in self.VOID:
-            self.current = element
-
-    def handle_endtag(self, tag):
-        node = self.current
-        while node is not self.root and node.tag != tag:
-            node = node.parent
-        if node is not self.root:
-            self.current = node.parent
-
-    def handle_data(self, data):
-        self.current.text += data
+def elements(node, tag=None):
+    """The elements under node (itself included; comments left out), of one tag if given."""
+    return [e for e in node.iter(lxml.etree.Element) if tag is None or e.tag == tag]
 
 
 def session(dom, pid):
-    found = dom.root.find(lambda e: e.tag == "li" and "session" in e.classes and e.attrs.get("data-pid") == str(pid))
+    found = [e for e in elements(dom, "li") if "session" in e.classes and e.get("data-pid") == str(pid)]
     assert len(found) == 1, f"pid {pid}: {len(found)} session elements"
     return found[0]
 
 
 def waiters(element):
     """The pids of the sessions directly in `element`'s waiter list."""
-    lists = element.children_where(lambda c: c.tag == "ul" and "waiters" in c.classes)
-    return sorted(int(li.attrs["data-pid"]) for ul in lists for li in ul.children if "session" in li.classes)
+    return sorted(int(li.get("data-pid")) for ul in element if ul.tag == "ul" and "waiters" in ul.classes
+                  for li in ul if "session" in li.classes)
 
 
 def line_text(element):
-    return "".join(c.all_text() for c in element.children if c.tag == "div")
+    return "".join(c.text_content() for c in element if c.tag == "div")
 
 
 @pytest.fixture(scope="module")
@@ -141,20 +97,20 @@ def pages(exporter_bin, pg_server, start_incident, workdir):
 def test_tree_in_the_browser_draws_the_incident_nested_and_is_kept_as_a_screenshot(pages):
     incident, hostile_pid, base = pages
     dom_text, console = browse(f"{base}/tree?refresh=0")
-    dom = DOM(dom_text)
+    dom = lxml.html.fromstring(dom_text)
     root = session(dom, incident.worker_pid)
     assert "root" in root.classes
-    state = root.find(lambda e: "state" in e.classes)[0].all_text()
+    state = next(e for e in elements(root) if "state" in e.classes).text_content()
     assert state.startswith("idle in transaction "), state
-    assert root.find(lambda e: e.tag == "code" and "query" in e.classes)[0].all_text().startswith("SELECT")
+    assert next(e for e in elements(root, "code") if "query" in e.classes).text_content().startswith("SELECT")
     # The ALTER directly behind the worker, both readers and the hostile one behind the ALTER.
     assert waiters(root) == [incident.migration_pid]
     migration = session(dom, incident.migration_pid)
     assert "AccessExclusiveLock on features" in line_text(migration)
-    assert migration.find(lambda e: e.tag == "code")[0].all_text().startswith("ALTER TABLE features ADD COLUMN")
+    assert elements(migration, "code")[0].text_content().startswith("ALTER TABLE features ADD COLUMN")
     assert waiters(migration) == sorted(incident.reader_pids + [hostile_pid])
-    section = dom.root.find(lambda e: e.tag == "section" and e.attrs.get("id") == f"root-{incident.worker_pid}")
-    assert len(section) == 1 and f"pid {incident.worker_pid} blocks 4 sessions" in section[0].all_text()
+    section = [e for e in elements(dom, "section") if e.get("id") == f"root-{incident.worker_pid}"]
+    assert len(section) == 1 and f"pid {incident.worker_pid} blocks 4 sessions" in section[0].text_content()
     assert not csp_violations(console), csp_violations(console)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for name, size in (("tree.png", "1280,900"), ("tree-phone.png", "390,844")):
@@ -168,14 +124,14 @@ def test_tree_in_the_browser_draws_the_incident_nested_and_is_kept_as_a_screensh
 def test_hostile_text_is_shown_literally_and_injects_nothing(pages):
     incident, hostile_pid, base = pages
     dom_text, console = browse(f"{base}/tree?refresh=0")
-    dom = DOM(dom_text)
-    assert not dom.root.find(lambda e: e.tag in ("script", "img", "iframe", "object")), "an element was injected"
-    assert not dom.root.find(lambda e: any(k.startswith("on") for k in e.attrs)), "an event handler was injected"
+    dom = lxml.html.fromstring(dom_text)
+    assert not [e for e in elements(dom) if e.tag in ("script", "img", "iframe", "object")], "an element was injected"
+    assert not [e for e in elements(dom) if any(k.startswith("on") for k in e.attrib)], "an event handler was injected"
     hostile = session(dom, hostile_pid)
     # PostgreSQL keeps application_name printable ASCII; the statement keeps its escape, which
     # the page shows as the four characters \x1b.
     assert f"app={HOSTILE_APP}" in line_text(hostile), line_text(hostile)
-    query = hostile.find(lambda e: e.tag == "code")[0].all_text()
+    query = elements(hostile, "code")[0].text_content()
     assert HOSTILE_COLUMN.replace("\x1b", "\\x1b").replace('"', '""') in query, query
     assert "\x1b" not in dom_text
     assert not csp_violations(console), csp_violations(console)
@@ -207,8 +163,8 @@ def test_the_same_text_unescaped_would_inject_and_the_browser_would_say_so(tmp_p
         dom_text, console = browse(f"http://127.0.0.1:{server.server_port}/")
     finally:
         server.shutdown()
-    dom = DOM(dom_text)
-    injected = [e.tag for e in dom.root.find(lambda e: e.tag in ("img", "script"))]
+    dom = lxml.html.fromstring(dom_text)
+    injected = [e.tag for e in elements(dom) if e.tag in ("img", "script")]
     assert "img" in injected and "script" in injected
     assert len(csp_violations(console)) >= 2, console[-2000:]
     print(f"\npages: the same text unescaped: elements {injected}, {len(csp_violations(console))} CSP violations reported")
@@ -225,12 +181,12 @@ def test_after_remediation_the_episode_pages_name_the_root_and_how_it_ended(expo
         episodes = body["data"] if status == 200 else []
         return [e for e in episodes if not e["ongoing"] and e["root"].get("pid") == incident.worker_pid]
     episode = wait_until("the episode to end", ended, timeout=15)[0]
-    dom = DOM(browse(f"{base}/episodes?datname={incident.datname}")[0])
-    rows = dom.root.find(lambda e: e.tag == "tr" and "episode" in e.classes)
-    assert [r.attrs["data-id"] for r in rows] == [episode["id"]]
-    assert "root_ended" in rows[0].all_text() and f"pid {incident.worker_pid}" in rows[0].all_text()
+    dom = lxml.html.fromstring(browse(f"{base}/episodes?datname={incident.datname}")[0])
+    rows = [e for e in elements(dom, "tr") if "episode" in e.classes]
+    assert [r.get("data-id") for r in rows] == [episode["id"]]
+    assert "root_ended" in rows[0].text_content() and f"pid {incident.worker_pid}" in rows[0].text_content()
     page, console = browse(f"{base}/episodes/{episode['id']}")
-    write_up = DOM(page).root.find(lambda e: e.tag == "pre")[0].all_text()
+    write_up = elements(lxml.html.fromstring(page), "pre")[0].text_content()
     assert f"Root cause: pid {incident.worker_pid} " in write_up, write_up
     assert "How it ended: root_ended" in write_up, write_up
     assert "Prevention:" in write_up
