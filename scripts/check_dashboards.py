@@ -68,20 +68,17 @@ class Contract:
 
 
 def families(body):
-    """Prometheus text exposition -> {family: None without samples, else the label names seen}.
-    A histogram NAME is listed as the series PromQL selects: NAME_bucket (with `le`), NAME_sum
-    and NAME_count."""
+    """{series name PromQL selects: None when the scrape had no sample of it, else the label names
+    seen}, read by prometheus_client's parser (a histogram NAME gives NAME_bucket, NAME_sum and
+    NAME_count; the parser names a counter family without its _total)."""
+    from prometheus_client.parser import text_string_to_metric_families
     out = {}
-    for line in body.splitlines():
-        m = re.match(r"^# TYPE ([A-Za-z_:][A-Za-z0-9_:]*) (\w+)", line)
-        if m:
-            names = [m.group(1) + suffix for suffix in HISTOGRAM_SUFFIXES] if m.group(2) == "histogram" else [m.group(1)]
-            for name in names:
-                out.setdefault(name, None)
-            continue
-        m = re.match(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})? ", line)
-        if m and m.group(1) in out:
-            out[m.group(1)] = (out[m.group(1)] or set()) | set(re.findall(r'([A-Za-z_][A-Za-z0-9_]*)="', m.group(2) or ""))
+    for family in text_string_to_metric_families(body):
+        suffixes = HISTOGRAM_SUFFIXES if family.type == "histogram" else ("_total",) if family.type == "counter" else ("",)
+        for suffix in suffixes:
+            out.setdefault(family.name + suffix, None)
+        for s in family.samples:
+            out[s.name] = (out.get(s.name) or set()) | set(s.labels)
     return out
 
 

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPTS = REPO / "scripts"
@@ -582,24 +583,12 @@ def render_time_scaled_rules(path, scale=TIME_SCALE):
 
 # --------------------------------------------------------------------- metrics text
 
-_SAMPLE_RE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(?:\{(.*)\})?\s+(\S+)(?:\s+-?\d+)?$")
-_LABEL_PAIR_RE = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)="((?:[^"\\]|\\.)*)"')
-
-
 def parse_metrics(body):
-    """Prometheus text exposition -> {(name, frozenset of (label, value)): value}."""
+    """Prometheus text exposition, read by prometheus_client's parser ->
+    {(name, frozenset of (label, value)): value}."""
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
-    out = {}
-    for line in text.splitlines():
-        if not line.strip() or line.startswith("#"):
-            continue
-        m = _SAMPLE_RE.match(line)
-        if not m:
-            raise AssertionError(f"not a metrics sample line: {line!r}")
-        labels = frozenset((k, re.sub(r"\\(.)", lambda e: "\n" if e.group(1) == "n" else e.group(1), v))
-                           for k, v in _LABEL_PAIR_RE.findall(m.group(2) or ""))
-        out[(m.group(1), labels)] = float(m.group(3))
-    return out
+    return {(s.name, frozenset(s.labels.items())): s.value for family in text_string_to_metric_families(text)
+            for s in family.samples}
 
 
 def sample(metrics, name, **labels):
