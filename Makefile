@@ -62,9 +62,10 @@ test-chart: $(BINARY)
 	python3 scripts/check_chart.py
 
 # alerts/ and dashboards/ are the monitoring mixin's output with its defaults (mixin/); after
-# changing mixin/, this renders them again and copies them into the chart. check_alerts.sh fails
-# while they differ from what the mixin renders.
+# changing mixin/, this formats it (jsonnetfmt), renders them again and copies them into the
+# chart. check_alerts.sh fails while they differ from what the mixin renders.
 mixin:
+	jsonnetfmt -i mixin/*.libsonnet mixin/*/*.libsonnet mixin/*.jsonnet tests/rules/*.jsonnet
 	scripts/render-mixin .build/mixin
 	cp .build/mixin/*.rules.yml alerts/
 	cp .build/mixin/*.json dashboards/

@@ -48,7 +48,8 @@ local util = import 'lib/util.libsonnet';
   |||,
 
   local lockWait(severity) = alert(
-    'PostgresLockWaitTooLong', severity,
+    'PostgresLockWaitTooLong',
+    severity,
     '%s > %s' % [s('pg_lock_wait_seconds_max'), util.num(c.lockWaitSeconds[severity])],
     'A session has been waiting on a lock for too long.',
     |||
@@ -59,7 +60,8 @@ local util = import 'lib/util.libsonnet';
   ) + { 'for': c.lockWaitFor },
 
   local idleInTransaction(severity) = alert(
-    'PostgresIdleInTransactionTooLong', severity,
+    'PostgresIdleInTransactionTooLong',
+    severity,
     '%s > %s' % [s('pg_idle_in_transaction_seconds'), util.num(c.idleInTransactionSeconds[severity])],
     'A session has been idle in transaction for too long.',
     |||
@@ -71,7 +73,8 @@ local util = import 'lib/util.libsonnet';
   ) + { 'for': c.idleInTransactionFor },
 
   local transactionAge(severity) = alert(
-    'PostgresLongRunningTransaction', severity,
+    'PostgresLongRunningTransaction',
+    severity,
     '%s > %s' % [s('pg_transaction_age_seconds_max'), util.num(c.transactionAgeSeconds[severity])],
     'A transaction has been open for too long.',
     |||
@@ -83,7 +86,8 @@ local util = import 'lib/util.libsonnet';
   ) + { 'for': c.transactionAgeFor },
 
   local connections(severity) = alert(
-    'PostgresConnectionsNearLimit', severity,
+    'PostgresConnectionsNearLimit',
+    severity,
     |||
       sum without (datname, usename, application_name, state) (%s)
         / %s > %s
@@ -96,7 +100,8 @@ local util = import 'lib/util.libsonnet';
   ) + { expr: std.rstripChars(super.expr, '\n'), 'for': c.connectionsUsedFor[severity] },
 
   local deadlocks(severity, comparison) = alert(
-    'PostgresDeadlocks', severity,
+    'PostgresDeadlocks',
+    severity,
     'increase(%s[10m]) %s' % [s('pg_database_deadlocks_total'), comparison],
     'PostgreSQL detected deadlocks.',
     |||
@@ -115,7 +120,8 @@ local util = import 'lib/util.libsonnet';
           // cannot reach PostgreSQL (pg_up == 0). In multi-target mode each /probe target has its
           // own up, pg_up and build_info, so a target whose PostgreSQL is down fires by itself.
           alert(
-            'PostgresExporterDown', 'critical',
+            'PostgresExporterDown',
+            'critical',
             '%s == 0\nor (%s == 0 and %s)' % [s('up', c.exporterJobSelector), s('pg_up'), util.ofThisExporter(c)],
             'PostgreSQL or its pg_lock_exporter is down, so sessions and locks are not being watched.',
             |||
@@ -131,9 +137,10 @@ local util = import 'lib/util.libsonnet';
           // PostgreSQL is still watched, but root blockers behind that pooler are named by the
           // pooler's address instead of the application's.
           alert(
-            'PgBouncerAdminConsoleUnreadable', 'warning',
+            'PgBouncerAdminConsoleUnreadable',
+            'warning',
             '%s == 0 and %s' % [s('pg_pgbouncer_up'), util.ofThisExporter(c)],
-            'The exporter cannot read a PgBouncer\'s admin console, so root blockers behind it are not named by their application host.',
+            "The exporter cannot read a PgBouncer's admin console, so root blockers behind it are not named by their application host.",
             |||
               pg_lock_exporter at {{ $labels.instance }} (job {{ $labels.job }}) has not read the admin console of
               PgBouncer {{ $labels.pgbouncer }} for %s: the pooler is down or stopped, slower than
@@ -146,7 +153,8 @@ local util = import 'lib/util.libsonnet';
           // moment of evaluation does not reset the `for:` (only PostgreSQL down for the whole
           // 5-minute window does: that is PostgresExporterDown's case).
           alert(
-            'PostgresExporterScrapeErrors', 'warning',
+            'PostgresExporterScrapeErrors',
+            'warning',
             'rate(%s[5m]) * 60 > 0\nunless on (instance, job) max_over_time(%s[5m]) == 0' % [s('pg_lock_exporter_scrape_errors_total'), s('pg_up')],
             'The exporter keeps failing to collect session and lock data.',
             |||
@@ -166,7 +174,8 @@ local util = import 'lib/util.libsonnet';
           // blocker whatever its rank, so its `for:` does not start over when the top-K roots
           // (which only name the pids in the description) change places.
           alert(
-            'PostgresBlockerIdleInTransaction', 'critical',
+            'PostgresBlockerIdleInTransaction',
+            'critical',
             '%s > %s' % [s('pg_blocking_root_idle_in_transaction_seconds_max'), util.num(c.blockerIdleInTransactionSeconds)],
             'Sessions left idle in transaction are blocking other sessions.',
             |||
@@ -186,7 +195,8 @@ local util = import 'lib/util.libsonnet';
 
           // Lock contention that never stops, even when each single wait is short.
           alert(
-            'PostgresSessionsBlocked', 'warning',
+            'PostgresSessionsBlocked',
+            'warning',
             '%s > 0' % s('pg_blocked_sessions'),
             'Sessions have been waiting on locks without a break for %s.' % human(c.sessionsBlockedFor),
             |||
@@ -207,7 +217,8 @@ local util = import 'lib/util.libsonnet';
           // le="60" bucket (Prometheus 3 stores that le as "60.0"). increase() over 1h
           // extrapolates by a few percent at most, so "> N - 0.5" reads "at least N".
           alert(
-            'PostgresBlockingEpisodesRepeatedlyLong', 'warning',
+            'PostgresBlockingEpisodesRepeatedlyLong',
+            'warning',
             'increase(%s[1h])\n- ignoring (le) increase(%s[1h])\n> %s' % [
               s('pg_blocking_episode_duration_seconds_count'),
               s('pg_blocking_episode_duration_seconds_bucket', 'le=~"60|60\\\\.0"'),
@@ -239,7 +250,8 @@ local util = import 'lib/util.libsonnet';
           // ALTER ROLE ... IN DATABASE, ALTER ROLE, ALTER DATABASE or the server's own setting,
           // whichever applies (docs/metrics.md). Silent where any of them sets one.
           alert(
-            'PostgresIdleInTransactionTimeoutDisabled', 'info',
+            'PostgresIdleInTransactionTimeoutDisabled',
+            'info',
             '%s == 0' % s('pg_role_setting_seconds', 'name="idle_in_transaction_session_timeout"'),
             'Sessions get no idle-in-transaction timeout, so nothing ends one left idle in transaction.',
             |||
@@ -254,7 +266,8 @@ local util = import 'lib/util.libsonnet';
         name: 'pg-lock-remediation',
         rules: [
           alert(
-            'PostgresRemediationFailed', 'warning',
+            'PostgresRemediationFailed',
+            'warning',
             'increase(%s[15m]) > 0' % s('pg_lock_remediator_termination_failures_total'),
             'The remediator failed to terminate a blocking session.',
             |||
@@ -264,7 +277,8 @@ local util = import 'lib/util.libsonnet';
             |||,
           ),
           alert(
-            'PostgresRemediationExecuted', 'info',
+            'PostgresRemediationExecuted',
+            'info',
             'increase(%s[15m]) > 0' % s('pg_lock_remediator_terminations_total'),
             'The remediator terminated blocking sessions.',
             |||
@@ -273,7 +287,8 @@ local util = import 'lib/util.libsonnet';
             |||,
           ),
           alert(
-            'PostgresRemediatorWebhookRejected', 'warning',
+            'PostgresRemediatorWebhookRejected',
+            'warning',
             'increase(%s[15m]) > 0' % s('pg_lock_remediator_webhook_requests_total', 'result=~"unauthorized|bad_request|too_large"'),
             'The remediator is rejecting Alertmanager webhooks, so alert-triggered remediation does not happen.',
             |||
@@ -283,7 +298,8 @@ local util = import 'lib/util.libsonnet';
             |||,
           ),
           alert(
-            'PostgresRemediatorDown', 'warning',
+            'PostgresRemediatorDown',
+            'warning',
             '%s == 0' % s('up', c.remediatorJobSelector),
             'The remediator cannot be scraped, so alert-triggered remediation may not happen.',
             |||

@@ -5,9 +5,9 @@
 function(config={}, header=true)
   local mixin = (import 'mixin.libsonnet') + { _config+:: config };
   local note = if header then
-    '# pg_lock_exporter\'s alerting rules, rendered from its monitoring mixin (mixin/, `make mixin`).\n'
+    "# pg_lock_exporter's alerting rules, rendered from its monitoring mixin (mixin/, `make mixin`).\n"
     + '# Load them with rule_files: (Prometheus 2.42 or newer). To change selectors, thresholds or the\n'
-    + '# runbook links, override the mixin\'s _config (scripts/render-mixin) instead of editing this\n'
+    + "# runbook links, override the mixin's _config (scripts/render-mixin) instead of editing this\n"
     + '# file. What each alert means and what to do: docs/runbooks.md.\n'
   else '';
   {

@@ -174,10 +174,14 @@ route_remediation() {
         alertname=PostgresBlockerIdleInTransaction severity=critical instance=pg-main:9817 datname=shop 2>/dev/null
 }
 
-# alerts/ and dashboards/ are the mixin's rendering with its defaults, byte for byte.
+# The mixin formatted by jsonnetfmt; alerts/ and dashboards/ its rendering with its defaults, byte
+# for byte.
 mixin_current() {
     tmp=$(mktemp -d) || return 1
     ok=0
+    if ! jsonnetfmt --test mixin/*.libsonnet mixin/*/*.libsonnet mixin/*.jsonnet tests/rules/*.jsonnet; then
+        echo "    mixin/ is not formatted as jsonnetfmt formats it: run make mixin"; ok=1
+    fi
     if ! scripts/render-mixin "$tmp" >/dev/null; then
         echo "    render-mixin failed"; ok=1
     else

@@ -3,7 +3,7 @@
   local c = self._config,
   local problems = std.prune([
     if std.length(std.findSubstr('#', c.runbookURLBase)) > 0 then
-      'runbookURLBase must not have a #fragment: each rule appends its alert\'s anchor',
+      "runbookURLBase must not have a #fragment: each rule appends its alert's anchor",
     if c.runbookURLBase != '__RUNBOOK_BASE_URL__'
        && !(std.startsWith(c.runbookURLBase, 'https://') || std.startsWith(c.runbookURLBase, 'http://')) then
       'runbookURLBase must start with http:// or https://',

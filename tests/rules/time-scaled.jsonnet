@@ -18,13 +18,15 @@ function(scale)
     if ms % 1000 == 0 then '%ds' % (ms / 1000) else '%dms' % ms;
   local each(value, f) = if std.isObject(value) then std.mapWithKey(function(_, v) f(v), value) else f(value);
   local base = mixin._config;
-  local scaled = mixin + {
+  local scaled = mixin {
     _config+:: {
       [name]: each(base[name], function(d) duration(seconds(d) / scale))
-      for name in std.objectFields(base) if std.endsWith(name, 'For')
+      for name in std.objectFields(base)
+      if std.endsWith(name, 'For')
     } + {
       [name]: each(base[name], function(x) x / scale)
-      for name in std.objectFields(base) if std.endsWith(name, 'Seconds')
+      for name in std.objectFields(base)
+      if std.endsWith(name, 'Seconds')
     },
   };
   std.manifestYamlDoc({
