@@ -237,6 +237,18 @@ class Sandbox:
         return [line.split("\t") for line in done.stdout.splitlines() if line]
 
 
+def prepare(pg: Sandbox) -> None:
+    """The roles and the database the workload (scripts/workload.py) and the measured clients use."""
+    pg.psql("CREATE ROLE app LOGIN; CREATE ROLE reporting LOGIN;\n"
+            + "".join(f"CREATE ROLE {r} LOGIN IN ROLE pg_monitor;\n" for r in (OURS_ROLE, THEIRS_ROLE, SAMPLER_ROLE, GUARD_ROLE))
+            + "CREATE DATABASE app OWNER app;", db="postgres")
+    pg.psql("CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric);\n"
+            "INSERT INTO orders SELECT g, g % 97, g * 1.5 FROM generate_series(1, 10000) g;\n"
+            "GRANT SELECT ON orders TO reporting;", user="app")
+    if pg.has_statements:
+        pg.psql("CREATE EXTENSION pg_stat_statements")
+
+
 class PsqlTimer:
     """One psql session kept open on a pipe, with \\timing on and results sent to /dev/null: each
     statement (or `\\;`-joined batch, one round trip) written to it prints one `Time:` line,
@@ -1219,20 +1231,7 @@ def main(argv: list[str]) -> int:
 
         log(f"starting PostgreSQL in {pg.dir} (max_connections {max(args.sizes) + 300})")
         pg.start()
-        pg.psql(
-            "CREATE ROLE app LOGIN; CREATE ROLE reporting LOGIN;\n"
-            + "".join(f"CREATE ROLE {r} LOGIN IN ROLE pg_monitor;\n" for r in (OURS_ROLE, THEIRS_ROLE, SAMPLER_ROLE, GUARD_ROLE))
-            + "CREATE DATABASE app OWNER app;",
-            db="postgres",
-        )
-        pg.psql(
-            "CREATE TABLE orders (id int PRIMARY KEY, customer int, total numeric);\n"
-            "INSERT INTO orders SELECT g, g % 97, g * 1.5 FROM generate_series(1, 10000) g;\n"
-            "GRANT SELECT ON orders TO reporting;",
-            user="app",
-        )
-        if pg.has_statements:
-            pg.psql("CREATE EXTENSION pg_stat_statements")
+        prepare(pg)
         log(f"PostgreSQL {pg.version} on {pg.dir}, port {pg.port}; pg_stat_statements "
             f"{'on' if pg.has_statements else 'not available'}")
 
