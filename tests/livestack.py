@@ -822,12 +822,13 @@ pidfile = {self.directory}/pgbouncer.pid
             owner = ["runuser", "-u", user, "--"]
         out = subprocess.run([*owner, shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "-d", str(ini)],
                              capture_output=True, text=True, timeout=30, env=clean_env())
-        self.log_path = self.directory / "pgbouncer.log"
-        wait_until("pgbouncer to listen",
-                   lambda: self.log_path.exists() and f"listening on 127.0.0.1:{self.port}" in self.log_path.read_text(),
-                   timeout=10)
-        self.pid = int((self.directory / "pgbouncer.pid").read_text().split()[0])
         assert out.returncode == 0, out.stderr
+        self.log_path, pidfile = self.directory / "pgbouncer.log", self.directory / "pgbouncer.pid"
+        # The daemon logs "listening" and writes its pidfile in either order: wait for both.
+        wait_until("pgbouncer to listen and write its pidfile",
+                   lambda: self.log_path.exists() and f"listening on 127.0.0.1:{self.port}" in self.log_path.read_text()
+                   and pidfile.exists() and pidfile.read_text().strip(), timeout=10)
+        self.pid = int(pidfile.read_text().split()[0])
 
     @property
     def name(self):
