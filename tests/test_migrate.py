@@ -967,10 +967,22 @@ def test_a_reused_pid_is_not_the_migrations(exporter_bin, pg_server, database, t
     psql(pg_server.dsn, "ALTER SYSTEM SET autovacuum = off")
     psql(pg_server.dsn, "SELECT pg_reload_conf()")
     try:
-        reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn)
+        # Threads take numbers from the same space (a CI run lost the claimed pid to 3 of them in
+        # the microseconds between ns_last_pid and fork): a lost claim is tried again, at most 3 times.
+        for attempt in range(3):
+            try:
+                return reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn)
+            except PidTaken as lost:
+                print(f"\nmigrate: attempt {attempt + 1} to claim a pid: {lost}")
+                done.unlink(missing_ok=True)
+        pytest.fail("three attempts to claim a reused pid all lost it to another process")
     finally:
         psql(pg_server.dsn, "ALTER SYSTEM RESET autovacuum")
         psql(pg_server.dsn, "SELECT pg_reload_conf()")
+
+
+class PidTaken(Exception):
+    """Another process or thread took the pid the test meant to give its stranger."""
 
 
 def reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn):
@@ -990,7 +1002,8 @@ def reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn):
         while start_time(reused) == started:  # until the shell has reaped it
             assert time.monotonic() < deadline, f"pid {reused} was never reaped"
             time.sleep(0.001)
-        assert start_time(reused) is None, f"another process took pid {reused} first"
+        if start_time(reused) is not None:
+            raise PidTaken(f"another process took pid {reused} before ns_last_pid was written")
         with open("/proc/sys/kernel/ns_last_pid", "w") as f:
             f.write(str(reused - 1))
         os.set_inheritable(w, True)
@@ -1000,7 +1013,8 @@ def reused_pid_scenario(exporter_bin, pg_server, database, tmp_path, done, dsn):
             # fresh Python with the same pid.
             os.execv(sys.executable, [sys.executable, "-c", STRANGER, dsn, str(w)])
         os.close(w)
-        assert stranger == reused, f"another process took pid {reused} first"
+        if stranger != reused:
+            raise PidTaken(f"pid {reused} went to another process; the stranger got {stranger}")
         answers = LineReader(r)
         backend = int(answers.line(15))
         wait_lock_waits(pg_server, [backend])
